@@ -1,0 +1,56 @@
+# The only entry points. `make test` on a fresh clone installs what it needs by itself.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+PY := $(BIN)/python
+# sam and the layer's Makefile must find the venv's python3/pip first.
+export PATH := $(BIN):$(PATH)
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+ENV ?= default
+
+.PHONY: help install test unit lint build deploy clean lock
+
+help:
+	@echo "make install   create $(VENV) from the pinned requirements.txt"
+	@echo "make test      lint + template checks + all tests (what CI runs)"
+	@echo "make lint      ruff, mypy, cfn-lint, sam validate --lint"
+	@echo "make build     sam build (layer for python3.13/arm64)"
+	@echo "make deploy    sam deploy (ENV=prod for the prod environment in samconfig.toml)"
+	@echo "make clean     remove build and cache folders"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+test: lint
+	$(PY) -m pytest
+
+unit: install
+	$(PY) -m pytest tests/unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/sam validate --lint --region $(AWS_DEFAULT_REGION)
+
+build: install
+	$(BIN)/sam build --config-env $(ENV)
+
+deploy: build
+	$(BIN)/sam deploy --config-env $(ENV) $(if $(GUIDED),--guided)
+
+lock:
+	python3 -m venv .lock-venv && .lock-venv/bin/pip install --quiet -r requirements.in && \
+	  .lock-venv/bin/pip freeze > requirements.txt && rm -rf .lock-venv
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +

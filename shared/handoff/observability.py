@@ -1,0 +1,25 @@
+"""The one Logger, Metrics and Tracer every function shares.
+
+Service name, namespace and log level come from the POWERTOOLS_* variables set in the
+template's Globals. Log lines carry reference_id (appended by the code that knows it); never a
+secret, an API key or a whole vendor payload.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+logger = Logger(service="handoff")
+metrics = Metrics(namespace="Handoff", service="handoff")
+tracer = Tracer(service="handoff")
+
+
+def count(name: str, vendor: str, value: int = 1) -> None:
+    """Add a Count metric with the vendor as its dimension."""
+    from aws_lambda_powertools.metrics import single_metric
+
+    with single_metric(
+        name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace or "Handoff"
+    ) as metric:
+        metric.add_dimension(name="vendor", value=vendor)

@@ -1,0 +1,119 @@
+"""Environment -> typed settings, and vendor secrets through Powertools parameters (cached).
+
+Each function reads only what it uses: the core settings at cold start, a vendor's settings the
+first time that vendor is called. A missing or malformed variable fails loudly with its name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+
+class ConfigurationError(RuntimeError):
+    """The function's environment is missing or malformed: a deployment problem, not a request one."""
+
+
+class CoreSettings(BaseModel):
+    jobs_table_name: str = Field(min_length=1)
+    # Seconds a cached secret stays fresh; rotation reaches warm functions within this time.
+    secrets_max_age: int = Field(default=300, ge=0)
+    vendor_connect_timeout: float = Field(default=3.05, gt=0)
+    vendor_read_timeout: float = Field(default=10.0, gt=0)
+
+
+class PlaymentSettings(BaseModel):
+    """Playment's own docs disagree on host, version, paths and the routing field
+    (REFERENCE.md §1.1, gotcha 5): all of them are configuration."""
+
+    secret_name: str = Field(min_length=1)
+    base_url: str = Field(pattern=r"^https?://[^/\s]+(/\S*)?$")
+    project_id: str = Field(min_length=1)
+    default_tag: str = ""
+    routing_field: Literal["tag", "work_flow_id"] = "tag"
+    api_key_header: str = "x-api-key"
+    create_job_path: str = "/v0/projects/{project_id}/jobs"
+    get_job_path: str = "/v0/projects/{project_id}/jobs/{job_id}"
+    create_batch_path: str = "/v1/project/{project_id}/batch"
+    batch_jobs_path: str = "/v0/projects/{project_id}/batch/{batch_id}"
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("create_job_path", "get_job_path", "create_batch_path", "batch_jobs_path")
+    @classmethod
+    def _has_project_placeholder(cls, value: str) -> str:
+        if "{project_id}" not in value or not value.startswith("/"):
+            raise ValueError("must start with / and contain {project_id}")
+        return value
+
+
+def _from_env(model: type[BaseModel], names: Mapping[str, str], env: Mapping[str, str]) -> Any:
+    values = {field: env[var] for field, var in names.items() if env.get(var, "") != ""}
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{names.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else '?'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigurationError(f"invalid environment for {model.__name__}: {problems}") from None
+
+
+CORE_ENV = {
+    "jobs_table_name": "JOBS_TABLE_NAME",
+    "secrets_max_age": "SECRETS_MAX_AGE_SECONDS",
+    "vendor_connect_timeout": "VENDOR_CONNECT_TIMEOUT_SECONDS",
+    "vendor_read_timeout": "VENDOR_READ_TIMEOUT_SECONDS",
+}
+
+PLAYMENT_ENV = {
+    "secret_name": "PLAYMENT_SECRET_NAME",
+    "base_url": "PLAYMENT_BASE_URL",
+    "project_id": "PLAYMENT_PROJECT_ID",
+    "default_tag": "PLAYMENT_DEFAULT_TAG",
+    "routing_field": "PLAYMENT_ROUTING_FIELD",
+    "api_key_header": "PLAYMENT_API_KEY_HEADER",
+    "create_job_path": "PLAYMENT_CREATE_JOB_PATH",
+    "get_job_path": "PLAYMENT_GET_JOB_PATH",
+    "create_batch_path": "PLAYMENT_CREATE_BATCH_PATH",
+    "batch_jobs_path": "PLAYMENT_BATCH_JOBS_PATH",
+}
+
+
+@lru_cache(maxsize=1)
+def core_settings() -> CoreSettings:
+    return _from_env(CoreSettings, CORE_ENV, os.environ)
+
+
+@lru_cache(maxsize=1)
+def playment_settings() -> PlaymentSettings:
+    return _from_env(PlaymentSettings, PLAYMENT_ENV, os.environ)
+
+
+def secret_json(name: str) -> dict[str, Any]:
+    """A JSON secret from Secrets Manager, cached for SECRETS_MAX_AGE_SECONDS.
+
+    Powertools caches by (name, transform) only, so rotation keeps current and previous values
+    inside one JSON secret rather than reading AWSPREVIOUS (anchors.md §2.1).
+    """
+    from aws_lambda_powertools.utilities import parameters  # deferred: only functions with secrets pay for it
+
+    value = parameters.get_secret(name, transform="json", max_age=core_settings().secrets_max_age)
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"secret {name} must hold a JSON object")
+    return value
+
+
+def clear_caches() -> None:
+    """Forget settings and cached secrets (tests; a function never needs this)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    core_settings.cache_clear()
+    playment_settings.cache_clear()
+    parameters.clear_caches()

@@ -1,0 +1,254 @@
+"""JobStore: every DynamoDB read and write of a job.
+
+Writes are conditional and single-shot. `create` puts the item only if the reference_id is
+unused; `transition` moves the status with ONE UpdateItem whose condition names the allowed
+predecessor statuses. There is no read-then-write: a losing or duplicate writer learns the
+item's current state from the failed condition itself (ReturnValuesOnConditionCheckFailure).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, cast
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from handoff.lifecycle import Transition
+from handoff.models import HistoryEntry, Job, JobError, JobStatus
+
+# The history keeps the latest entries; older ones are dropped after a transition pushes past it.
+HISTORY_LIMIT = 50
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_dynamo(value: Any) -> dict[str, Any]:
+    # A JSON round trip turns floats into Decimal, which is what DynamoDB numbers must be.
+    return dict(_serializer.serialize(json.loads(json.dumps(value), parse_float=Decimal)))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def item_to_job(item: dict[str, Any]) -> Job:
+    plain = {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+    plain["request"] = json.loads(plain["request"])
+    return Job.model_validate(plain)
+
+
+@dataclass(frozen=True)
+class CreateOutcome:
+    created: bool
+    job: Job  # the new job, or the one that already held the reference_id
+
+
+@dataclass(frozen=True)
+class TransitionOutcome:
+    applied: bool
+    job: Job | None  # after the write when applied; as found when not (None: no such job)
+
+
+class JobStore:
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    def create(self, job: Job) -> CreateOutcome:
+        item = {k: to_dynamo(v) for k, v in job.model_dump(mode="json", exclude_none=True).items()}
+        item["request"] = {"S": json.dumps(job.request, sort_keys=True, separators=(",", ":"))}
+        written, existing = _conditional(
+            self.client.put_item,
+            TableName=self.table_name,
+            Item=item,
+            ConditionExpression="attribute_not_exists(reference_id)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        if written is None and existing is not None:
+            return CreateOutcome(created=False, job=item_to_job(existing))
+        return CreateOutcome(created=True, job=job)
+
+    def get(self, reference_id: str) -> Job | None:
+        response = self.client.get_item(
+            TableName=self.table_name, Key={"reference_id": {"S": reference_id}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return item_to_job(item) if item else None
+
+    def transition(
+        self,
+        reference_id: str,
+        transition: Transition,
+        *,
+        source: str,
+        detail: str | None = None,
+        set_fields: dict[str, Any] | None = None,
+        set_if_absent: dict[str, Any] | None = None,
+        remove_fields: tuple[str, ...] = (),
+        count_attempt: bool = False,
+        require_no_vendor_job: bool = False,
+    ) -> TransitionOutcome:
+        """Move the job to `transition.target` if its status is one of `transition.allowed_from`.
+
+        One UpdateItem: the status, updated_at, version, a history entry, and any extra fields
+        change together or not at all. A failed condition writes nothing and reports the job as
+        it stands.
+        """
+        now = utc_now()
+        entry = HistoryEntry(at=now, status=transition.target, source=source, detail=detail)
+        update = _Update()
+        update.set("status", transition.target.value)
+        update.set("updated_at", now)
+        update.increment("version")
+        update.append("history", entry.model_dump(mode="json", exclude_none=True))
+        if count_attempt:
+            update.increment("attempts")
+        for name, value in (set_fields or {}).items():
+            update.set(name, value)
+        for name, value in (set_if_absent or {}).items():
+            update.set_if_absent(name, value)
+        for name in remove_fields:
+            update.remove(name)
+
+        allowed = sorted(s.value for s in transition.allowed_from)
+        condition = f"attribute_exists(reference_id) AND #status IN ({', '.join(update.values_for(allowed))})"
+        if require_no_vendor_job:
+            condition += f" AND attribute_not_exists({update.name('vendor_job_id')})"
+        response, old = self._update(reference_id, update, condition)
+        if response is None:
+            return TransitionOutcome(applied=False, job=item_to_job(old) if old else None)
+        job = item_to_job(response["Attributes"])
+        if len(job.history) > HISTORY_LIMIT:
+            job = self._trim_history(reference_id, len(job.history) - HISTORY_LIMIT) or job
+        return TransitionOutcome(applied=True, job=job)
+
+    def record_failed_attempt(self, reference_id: str, error: JobError) -> Job | None:
+        """Count a submission attempt that did not reach a verdict; the job stays QUEUED."""
+        update = _Update()
+        update.set("last_error", error.model_dump(mode="json"))
+        update.set("updated_at", utc_now())
+        update.increment("attempts")
+        update.increment("version")
+        condition = f"{update.name('status')} = {update.value(JobStatus.QUEUED.value)}"
+        response, old = self._update(reference_id, update, condition)
+        if response is None:
+            return item_to_job(old) if old else None
+        return item_to_job(response["Attributes"])
+
+    def record_vendor_ids(self, reference_id: str, vendor_job_id: str, vendor_refs: dict[str, str]) -> Job | None:
+        """Record the vendor's ids without touching the status (ids already recorded are kept)."""
+        update = _Update()
+        update.set_if_absent("vendor_job_id", vendor_job_id)
+        update.set_if_absent("vendor_refs", vendor_refs)
+        response, _ = self._update(reference_id, update, "attribute_exists(reference_id)")
+        return item_to_job(response["Attributes"]) if response else None
+
+    def _update(self, reference_id: str, update: _Update, condition: str) -> tuple[Any, dict[str, Any] | None]:
+        """One conditional UpdateItem: (response, None) when applied, (None, item as found) when not."""
+        return _conditional(
+            self.client.update_item,
+            TableName=self.table_name,
+            Key={"reference_id": {"S": reference_id}},
+            UpdateExpression=update.expression(),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=update.names,
+            ExpressionAttributeValues=update.values,
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+
+    def _trim_history(self, reference_id: str, drop: int) -> Job | None:
+        # Rare (a job with more than HISTORY_LIMIT status changes): one extra write drops the oldest.
+        response = self.client.update_item(
+            TableName=self.table_name,
+            Key={"reference_id": {"S": reference_id}},
+            UpdateExpression="REMOVE " + ", ".join(f"#history[{i}]" for i in range(drop)),
+            ConditionExpression="attribute_exists(reference_id)",
+            ExpressionAttributeNames={"#history": "history"},
+            ReturnValues="ALL_NEW",
+        )
+        return item_to_job(response["Attributes"])
+
+
+def _conditional(call: Any, **request: Any) -> tuple[Any, dict[str, Any] | None]:
+    """Make a conditional write. A failed condition is an answer, not an error: it comes back as
+    (None, the item as it stands), which DynamoDB returns with the failure at no extra read."""
+    try:
+        return call(**request), None
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        item = cast(dict[str, Any], exc.response).get("Item")
+        return None, item if isinstance(item, dict) else None
+
+
+class _Update:
+    """Builds one UpdateExpression. Only names and values that a clause uses are declared:
+    DynamoDB rejects unused ones."""
+
+    def __init__(self) -> None:
+        self.sets: list[str] = []
+        self.removes: list[str] = []
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def value(self, value: Any) -> str:
+        key = f":v{len(self.values)}"
+        self.values[key] = to_dynamo(value)
+        return key
+
+    def values_for(self, values: list[Any]) -> list[str]:
+        return [self.value(v) for v in values]
+
+    def name(self, name: str) -> str:
+        key = f"#{name}"
+        self.names[key] = name
+        return key
+
+    def set(self, name: str, value: Any) -> None:
+        self.sets.append(f"{self.name(name)} = {self.value(value)}")
+
+    def set_if_absent(self, name: str, value: Any) -> None:
+        placeholder = self.name(name)
+        self.sets.append(f"{placeholder} = if_not_exists({placeholder}, {self.value(value)})")
+
+    def increment(self, name: str) -> None:
+        placeholder = self.name(name)
+        self.values[":zero"], self.values[":one"] = to_dynamo(0), to_dynamo(1)
+        self.sets.append(f"{placeholder} = if_not_exists({placeholder}, :zero) + :one")
+
+    def append(self, name: str, entry: Any) -> None:
+        placeholder = self.name(name)
+        self.values[":empty"] = to_dynamo([])
+        self.sets.append(f"{placeholder} = list_append(if_not_exists({placeholder}, :empty), {self.value([entry])})")
+
+    def remove(self, name: str) -> None:
+        self.removes.append(self.name(name))
+
+    def expression(self) -> str:
+        parts = [f"SET {', '.join(self.sets)}"]
+        if self.removes:
+            parts.append(f"REMOVE {', '.join(self.removes)}")
+        return " ".join(parts)

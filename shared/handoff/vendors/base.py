@@ -1,0 +1,121 @@
+"""What every vendor client offers, and the one way vendor failures are classified.
+
+2xx                           accepted
+400 + "already submitted"     AlreadySubmitted   (vendor-specific recognition, e.g. Playment FS_0001)
+401 / 403 auth failures       Rejected(auth_failure=True)
+other 4xx (not 408 / 429)     Rejected           will not change on retry
+408, 429, 5xx                 Transient          retry with backoff
+timeout, connection error     Transient
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import requests
+
+from handoff.models import JobError, SubmitRequest
+
+TRANSIENT_STATUSES = frozenset({408, 425, 429})
+AUTH_STATUSES = frozenset({401, 403})
+
+
+class VendorError(Exception):
+    retryable = False
+
+    def __init__(
+        self, code: str, message: str, *, http_status: int | None = None, details: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+        self.details = details or []
+
+    def as_job_error(self) -> JobError:
+        return JobError(code=self.code, message=self.message, retryable=self.retryable, details=self.details)
+
+
+class Transient(VendorError):
+    """May succeed if tried again later."""
+
+    retryable = True
+
+
+class Rejected(VendorError):
+    """The vendor refused the request; trying again will not change that."""
+
+    def __init__(self, code: str, message: str, *, auth_failure: bool = False, **kwargs: Any) -> None:
+        super().__init__(code, message, **kwargs)
+        self.auth_failure = auth_failure
+
+
+class AlreadySubmitted(VendorError):
+    """The vendor already holds a job for this reference: an earlier attempt got through."""
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    vendor_job_id: str
+    vendor_refs: dict[str, str] = field(default_factory=dict)
+
+
+class VendorClient(Protocol):
+    name: str
+
+    def submit(self, request: SubmitRequest) -> Acceptance: ...
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float
+    read: float
+
+    def as_tuple(self) -> tuple[float, float]:
+        return (self.connect, self.read)
+
+
+def send(session: requests.Session, method: str, url: str, timeouts: Timeouts, **kwargs: Any) -> requests.Response:
+    """One HTTP request with a timeout; network failures come back as Transient."""
+    try:
+        return session.request(method, url, timeout=timeouts.as_tuple(), allow_redirects=False, **kwargs)
+    except requests.Timeout as exc:
+        raise Transient("timeout", f"{method} {_path(url)} timed out: {type(exc).__name__}") from exc
+    except requests.ConnectionError as exc:
+        raise Transient("connection_error", f"{method} {_path(url)} could not connect") from exc
+    except requests.RequestException as exc:
+        raise Transient("request_error", f"{method} {_path(url)} failed: {type(exc).__name__}") from exc
+
+
+def json_or_none(response: requests.Response) -> Any:
+    """The body as JSON, or None when it is not JSON (vendors' error pages often are not)."""
+    try:
+        return response.json()
+    except (ValueError, json.JSONDecodeError):
+        return None
+
+
+def raise_for_status(response: requests.Response, code: str | None = None, message: str | None = None) -> None:
+    """Classify a non-2xx answer. `code`/`message` are what the vendor's body said, if anything."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    code = code or f"http_{status}"
+    message = message or _snippet(response)
+    if status in TRANSIENT_STATUSES or status >= 500:
+        raise Transient(code, message, http_status=status)
+    if status in AUTH_STATUSES:
+        raise Rejected(code, message, http_status=status, auth_failure=True)
+    raise Rejected(code, message, http_status=status)
+
+
+def _snippet(response: requests.Response) -> str:
+    text = (response.text or "").strip().replace("\n", " ")
+    return f"HTTP {response.status_code}" + (f": {text[:200]}" if text else "")
+
+
+def _path(url: str) -> str:
+    # Error messages keep the path only: query strings may carry tokens.
+    return url.split("?", 1)[0]

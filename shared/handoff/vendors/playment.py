@@ -1,0 +1,170 @@
+"""Playment (image, video and sensor annotation): job creation, batches, job lookup.
+
+Built from ../REFERENCE.md §1: errors are HTTP 400 with {"error": {"code", "message"}}, a repeated
+reference_id is FS_0001, 401 bodies may not be JSON, statuses differ in case between callbacks
+(PENDING) and lookups (completed). Host, paths, the auth header and the routing field (tag vs
+work_flow_id) all come from PlaymentSettings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from handoff.lifecycle import VendorUpdate
+from handoff.models import JobStatus, PlaymentSubmitRequest
+from handoff.settings import PlaymentSettings, core_settings, playment_settings, secret_json
+from handoff.vendors.base import (
+    Acceptance,
+    AlreadySubmitted,
+    Rejected,
+    Timeouts,
+    Transient,
+    json_or_none,
+    raise_for_status,
+    send,
+)
+
+NAME = "playment"
+ALREADY_SUBMITTED_CODES = frozenset({"FS_0001"})
+AUTH_CODES = frozenset({"auth-failure", "core.webutil.token_auth", "unauthorized", "core.webutil.auther"})
+# Vendor-side failures that Playment documents as "try again after some time".
+TRANSIENT_CODES = frozenset({"FS_0000", "FS_0008", "api_error"})
+
+_STATUS_MAP = {
+    "PENDING": VendorUpdate(JobStatus.IN_PROGRESS),
+    "COMPLETED": VendorUpdate(JobStatus.COMPLETED),
+    "COMPLETE": VendorUpdate(JobStatus.COMPLETED),
+    "FAILED": VendorUpdate(JobStatus.FAILED),
+}
+
+
+def status_update(vendor_status: str) -> VendorUpdate | None:
+    """Playment's status in any letter case -> what it means for the job (None: not one we know)."""
+    return _STATUS_MAP.get(vendor_status.strip().upper())
+
+
+@dataclass(frozen=True)
+class PlaymentJob:
+    job_id: str
+    reference_id: str | None
+    status: str
+    result_url: str | None
+
+
+class PlaymentClient:
+    name = NAME
+
+    def __init__(
+        self,
+        settings: PlaymentSettings,
+        api_key: Callable[[], str],
+        timeouts: Timeouts,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.settings = settings
+        self._api_key = api_key  # called per request so a rotated key is picked up from the cache
+        self.timeouts = timeouts
+        self.session = session or requests.Session()
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def submit(self, request: PlaymentSubmitRequest) -> Acceptance:
+        return self.create_job(request)
+
+    def create_job(self, request: PlaymentSubmitRequest) -> Acceptance:
+        routing = request.tag or self.settings.default_tag
+        if not routing:
+            raise Rejected("missing_tag", "no tag in the request and no PlaymentDefaultTag configured")
+        body: dict[str, Any] = {
+            "reference_id": request.reference_id,
+            "data": request.vendor_data(),
+            self.settings.routing_field: routing,
+            "priority_weight": request.priority_weight,
+        }
+        if request.batch_id:
+            body["batch_id"] = request.batch_id
+        project_id = request.project_id or self.settings.project_id
+        data = self._call("POST", self.settings.create_job_path, project_id=project_id, json=body)
+        job_id = data.get("job_id") if isinstance(data, dict) else None
+        if not isinstance(job_id, str) or not job_id:
+            # A 2xx without a job id is ambiguous: the job may exist. A retry answers FS_0001 and
+            # reconciles, which is safer than calling it a failure.
+            raise Transient("ambiguous_response", "Playment answered 2xx without data.job_id")
+        return Acceptance(vendor_job_id=job_id, vendor_refs={"project_id": project_id})
+
+    def create_batch(self, name: str, description: str = "") -> str:
+        project_id = self.settings.project_id
+        # The docs send {name, description}; the SDK adds project_id and label. The superset is harmless.
+        body = {"project_id": project_id, "label": name, "name": name, "description": description}
+        data = self._call("POST", self.settings.create_batch_path, project_id=project_id, json=body)
+        batch_id = data.get("batch_id") if isinstance(data, dict) else None
+        if not isinstance(batch_id, str) or not batch_id:
+            raise Transient("ambiguous_response", "Playment answered 2xx without data.batch_id")
+        return batch_id
+
+    def get_job(self, job_id: str, project_id: str | None = None) -> PlaymentJob:
+        data = self._call(
+            "GET", self.settings.get_job_path, project_id=project_id or self.settings.project_id, job_id=job_id
+        )
+        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
+            raise Transient("ambiguous_response", "Playment job lookup answered without data.status")
+        result = data.get("result")
+        return PlaymentJob(
+            job_id=str(data.get("job_id") or job_id),
+            reference_id=data.get("reference_id"),
+            status=data["status"],
+            result_url=result if isinstance(result, str) and result else None,
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _call(self, method: str, path_template: str, *, json: Any = None, **path_values: str) -> Any:
+        path = path_template.format(**{k: quote(v, safe="") for k, v in path_values.items()})
+        response = send(
+            self.session,
+            method,
+            self.settings.base_url + path,
+            self.timeouts,
+            json=json,
+            headers={self.settings.api_key_header: self._api_key(), "Accept": "application/json"},
+        )
+        body = json_or_none(response)
+        error = body.get("error") if isinstance(body, dict) else None
+        code = error.get("code") if isinstance(error, dict) and isinstance(error.get("code"), str) else None
+        message = error.get("message") if isinstance(error, dict) and isinstance(error.get("message"), str) else None
+        if code in ALREADY_SUBMITTED_CODES and 400 <= response.status_code < 500:
+            raise AlreadySubmitted(code, message or "reference_id already used", http_status=response.status_code)
+        if code in AUTH_CODES and 400 <= response.status_code < 500:
+            raise Rejected(
+                code, message or "Playment refused the API key", http_status=response.status_code, auth_failure=True
+            )
+        if code in TRANSIENT_CODES:
+            raise Transient(code, message or "Playment-side failure", http_status=response.status_code)
+        raise_for_status(response, code, message)
+        if not isinstance(body, dict):
+            raise Transient(
+                "ambiguous_response", f"Playment answered HTTP {response.status_code} without a JSON object"
+            )
+        if body.get("success") is False:
+            raise Rejected(
+                code or "unsuccessful", message or "Playment answered success=false", http_status=response.status_code
+            )
+        return body.get("data")
+
+
+def build_client() -> PlaymentClient:
+    settings = playment_settings()
+    core = core_settings()
+
+    def api_key() -> str:
+        key = secret_json(settings.secret_name).get("api_key")
+        if not isinstance(key, str) or not key:
+            raise Rejected("missing_api_key", f"secret {settings.secret_name} has no api_key", auth_failure=True)
+        return key
+
+    return PlaymentClient(settings, api_key, Timeouts(core.vendor_connect_timeout, core.vendor_read_timeout))

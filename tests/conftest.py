@@ -1,0 +1,131 @@
+"""Shared fixtures: moto in-process AWS with the table built from template.yaml, a Playment fake
+as a real HTTP server on 127.0.0.1, Lambda contexts and the sample events."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Before any handler module is imported: region, fake credentials, and no X-Ray.
+os.environ.update(
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_METRICS_NAMESPACE="Handoff",
+    POWERTOOLS_SERVICE_NAME="handoff",
+    POWERTOOLS_LOG_LEVEL="WARNING",
+    JOBS_TABLE_NAME="handoff-jobs",
+    PLAYMENT_SECRET_NAME="handoff/playment",
+    PLAYMENT_PROJECT_ID="proj-1",
+    PLAYMENT_DEFAULT_TAG="default-tag",
+    PLAYMENT_BASE_URL="http://127.0.0.1:9",
+    VENDOR_CONNECT_TIMEOUT_SECONDS="1",
+    VENDOR_READ_TIMEOUT_SECONDS="2",
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from moto import mock_aws  # noqa: E402
+from pytest_httpserver import HTTPServer  # noqa: E402
+
+from handoff import settings, vendors  # noqa: E402
+
+PLAYMENT_API_KEY = "pk-test-0123456789"
+PLAYMENT_CALLBACK_KEY = "cb-current-key"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads template.yaml, keeping intrinsic functions (!Ref, !Sub ...) as {"!Tag": value}."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {f"!{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template() -> dict[str, Any]:
+    return yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)  # noqa: S506 (safe loader subclass)
+
+
+def create_jobs_table(client: Any, table_name: str) -> None:
+    """Create the table exactly as template.yaml declares it (keys, GSIs, stream)."""
+    props = load_template()["Resources"]["JobsTable"]["Properties"]
+    client.create_table(
+        TableName=table_name,
+        BillingMode=props["BillingMode"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+        GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+        StreamSpecification={"StreamEnabled": True, **props["StreamSpecification"]},
+    )
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000001"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def context() -> LambdaContext:
+    return LambdaContext()
+
+
+def load_event(relative: str) -> dict[str, Any]:
+    return json.loads((ROOT / "events" / relative).read_text())  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """moto in-process: the jobs table (from template.yaml) and the Playment secret."""
+    with mock_aws():
+        create_jobs_table(boto3.client("dynamodb"), os.environ["JOBS_TABLE_NAME"])
+        boto3.client("secretsmanager").create_secret(
+            Name=os.environ["PLAYMENT_SECRET_NAME"],
+            SecretString=json.dumps({"api_key": PLAYMENT_API_KEY, "callback_key": PLAYMENT_CALLBACK_KEY}),
+        )
+        settings.clear_caches()
+        vendors.reset()
+        yield
+        settings.clear_caches()
+        vendors.reset()
+
+
+@pytest.fixture
+def playment(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[HTTPServer]:
+    """The Playment fake: a real HTTP server on 127.0.0.1 that the code reaches over the network."""
+    monkeypatch.setenv("PLAYMENT_BASE_URL", httpserver.url_for("/").rstrip("/"))
+    settings.clear_caches()
+    vendors.reset()
+    yield httpserver
+    httpserver.clear()
+
+
+def table_items() -> list[dict[str, Any]]:
+    from handoff.store import item_to_job
+
+    items = boto3.client("dynamodb").scan(TableName=os.environ["JOBS_TABLE_NAME"])["Items"]
+    return [item_to_job(i).model_dump(mode="json") for i in items]

@@ -1,0 +1,107 @@
+"""template.yaml: lint-clean, builds, and every function has a handler and sample events that match it."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, load_template
+
+BIN = Path(sys.executable).parent
+
+
+def functions() -> dict[str, dict[str, Any]]:
+    return {
+        name: resource["Properties"]
+        for name, resource in load_template()["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def folder(props: dict[str, Any]) -> str:
+    return Path(props["CodeUri"]).name
+
+
+def tool_env() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "SAM_CLI_TELEMETRY": "0"}
+
+
+def test_cfn_lint_is_clean() -> None:
+    result = subprocess.run([BIN / "cfn-lint", "template.yaml"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(functions()))
+def test_function_has_an_importable_handler(name: str) -> None:
+    props = functions()[name]
+    module_name, attribute = props["Handler"].rsplit(".", 1)
+    module = importlib.import_module(f"functions.{folder(props)}.{module_name}")
+    assert callable(getattr(module, attribute))
+    assert not (ROOT / props["CodeUri"] / "requirements.txt").exists(), "dependencies belong in the shared layer"
+
+
+@pytest.mark.parametrize("name", sorted(functions()))
+def test_function_has_sample_events_matching_its_routes(name: str) -> None:
+    props = functions()[name]
+    samples = sorted((ROOT / "events" / folder(props)).glob("*.json"))
+    assert samples, f"events/{folder(props)}/ has no sample event"
+    routes = {
+        (e["Properties"]["Method"].upper(), e["Properties"]["Path"])
+        for e in props.get("Events", {}).values()
+        if e["Type"] == "Api"
+    }
+    for sample in samples:
+        event = json.loads(sample.read_text())
+        if "httpMethod" in event:
+            assert (event["httpMethod"], event["resource"]) in routes, f"{sample.name} is not a route of {name}"
+            assert event["requestContext"]["resourcePath"] == event["resource"]
+
+
+def test_direct_invoke_samples_are_valid_submit_requests() -> None:
+    from pydantic import TypeAdapter
+
+    from handoff.models import SubmitRequest
+
+    for sample in (ROOT / "events" / "submit_job").glob("direct_invoke*.json"):
+        TypeAdapter(SubmitRequest).validate_python(json.loads(sample.read_text()))
+    for sample in (ROOT / "events" / "submit_job").glob("api_post*.json"):
+        TypeAdapter(SubmitRequest).validate_json(json.loads(sample.read_text())["body"])
+
+
+def test_routes_under_jobs_require_iam() -> None:
+    api = load_template()["Resources"]["HandoffApi"]["Properties"]
+    assert api["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    for props in functions().values():
+        for event in props.get("Events", {}).values():
+            if event["Type"] == "Api" and event["Properties"]["Path"].startswith("/jobs"):
+                assert "Auth" not in event["Properties"], "a /jobs route must not override IAM auth"
+
+
+@pytest.mark.build
+def test_sam_build_builds_the_layer_for_arm64_and_every_function(tmp_path: Path) -> None:
+    build_dir = tmp_path / "build"
+    result = subprocess.run(
+        [BIN / "sam", "build", "--build-dir", str(build_dir), "--cache-dir", str(tmp_path / "cache")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    layer = build_dir / "SharedLayer" / "python"
+    assert (layer / "handoff" / "store.py").exists()
+    assert list(layer.glob("pydantic_core/*aarch64*.so")), "pydantic_core must be the linux/arm64 build"
+    assert (layer / "aws_lambda_powertools").is_dir()
+    for name, _props in functions().items():
+        assert (build_dir / name / "app.py").exists(), name
+    shutil.rmtree(build_dir, ignore_errors=True)
