@@ -27,6 +27,10 @@ os.environ.update(
     PLAYMENT_PROJECT_ID="proj-1",
     PLAYMENT_DEFAULT_TAG="default-tag",
     PLAYMENT_BASE_URL="http://127.0.0.1:9",
+    RESULTS_BUCKET_NAME="handoff-results",
+    TEXTKING_SECRET_NAME="handoff/textking",
+    TEXTKING_BASE_URL="http://127.0.0.1:9/v1",
+    TEXTKING_CALLBACK_URL="https://handoff.example.com/v1/callbacks/textking",
     VENDOR_CONNECT_TIMEOUT_SECONDS="1",
     VENDOR_READ_TIMEOUT_SECONDS="2",
 )
@@ -41,7 +45,12 @@ from pytest_httpserver import HTTPServer  # noqa: E402
 from handoff import settings, vendors  # noqa: E402
 
 PLAYMENT_API_KEY = "pk-test-0123456789"
-PLAYMENT_CALLBACK_KEY = "cb-current-key"
+# The sample events in events/ carry these, so they authenticate against the test secrets.
+PLAYMENT_CALLBACK_KEY = "sample-playment-callback-key"
+PLAYMENT_PREVIOUS_CALLBACK_KEY = "previous-playment-callback-key"
+TEXTKING_ACCESS_TOKEN = "tk-access-token-0123"
+TEXTKING_SIGNING_KEY = "sample-textking-signing-key"
+TEXTKING_PREVIOUS_SIGNING_KEY = "previous-textking-signing-key"
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -103,10 +112,28 @@ def aws() -> Iterator[None]:
     """moto in-process: the jobs table (from template.yaml) and the Playment secret."""
     with mock_aws():
         create_jobs_table(boto3.client("dynamodb"), os.environ["JOBS_TABLE_NAME"])
-        boto3.client("secretsmanager").create_secret(
+        secrets = boto3.client("secretsmanager")
+        secrets.create_secret(
             Name=os.environ["PLAYMENT_SECRET_NAME"],
-            SecretString=json.dumps({"api_key": PLAYMENT_API_KEY, "callback_key": PLAYMENT_CALLBACK_KEY}),
+            SecretString=json.dumps(
+                {
+                    "api_key": PLAYMENT_API_KEY,
+                    "callback_key": PLAYMENT_CALLBACK_KEY,
+                    "previous_callback_key": PLAYMENT_PREVIOUS_CALLBACK_KEY,
+                }
+            ),
         )
+        secrets.create_secret(
+            Name=os.environ["TEXTKING_SECRET_NAME"],
+            SecretString=json.dumps(
+                {
+                    "access_token": TEXTKING_ACCESS_TOKEN,
+                    "signing_key": TEXTKING_SIGNING_KEY,
+                    "previous_signing_key": TEXTKING_PREVIOUS_SIGNING_KEY,
+                }
+            ),
+        )
+        boto3.client("s3").create_bucket(Bucket=os.environ["RESULTS_BUCKET_NAME"])
         settings.clear_caches()
         vendors.reset()
         yield
@@ -122,6 +149,27 @@ def playment(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterato
     vendors.reset()
     yield httpserver
     httpserver.clear()
+
+
+@pytest.fixture
+def textking(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The TEXTKING fake on the same HTTP server, under /tk/v1."""
+    from tests.fakes.textking import TextkingFake
+
+    monkeypatch.setenv("TEXTKING_BASE_URL", httpserver.url_for("/tk/v1").rstrip("/"))
+    settings.clear_caches()
+    vendors.reset()
+    fake = TextkingFake(httpserver, token=TEXTKING_ACCESS_TOKEN, prefix="/tk/v1")
+    yield fake
+    httpserver.clear()
+
+
+def archived(prefix: str = "") -> dict[str, bytes]:
+    """Every object in the ResultsBucket under `prefix`, by key."""
+    s3 = boto3.client("s3")
+    bucket = os.environ["RESULTS_BUCKET_NAME"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+    return {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
 
 
 def table_items() -> list[dict[str, Any]]:

@@ -9,6 +9,8 @@ route and `lambda.invoke` share one code path.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import uuid
@@ -70,8 +72,26 @@ def _detail(error: Any) -> dict[str, Any]:
         loc = loc[1:]
     # Union members appear in loc as type labels ("constrained-str", "list[...]"): not fields.
     loc = [p for p in loc if _FIELD_OR_INDEX.match(p)]
+    if error.get("type") in {"union_tag_invalid", "union_tag_not_found"}:
+        loc.append(str(error.get("ctx", {}).get("discriminator", "vendor")).strip("'"))
     # Never echo the rejected input: it may be large or carry something sensitive.
     return {"field": ".".join(loc) or None, "message": error.get("msg", "invalid"), "type": error.get("type")}
+
+
+def raw_body(event: Any) -> bytes:
+    """The request body exactly as the sender sent it (API Gateway may hand it over base64-encoded)."""
+    body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return b""
+    return str(body).encode("utf-8")
+
+
+def media_type(event: Any) -> str:
+    """The Content-Type without parameters, lower-case ("" when absent)."""
+    return str(event.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
 
 
 def is_api_event(event: Any) -> bool:

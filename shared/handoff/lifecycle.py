@@ -12,8 +12,9 @@ update fails that condition and changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from handoff.models import JobStatus
+from handoff.models import JobError, JobStatus
 
 TERMINAL: frozenset[JobStatus] = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
 
@@ -64,6 +65,19 @@ class VendorUpdate:
     @property
     def transition(self) -> Transition:
         return transition_to(self.status, revision=self.revision)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A vendor's word on one job (from a callback or a lookup), ready to be applied."""
+
+    reference_id: str
+    vendor_job_id: str | None
+    update: VendorUpdate
+    result: Any = None
+    result_ref: str | None = None
+    error: JobError | None = None
+    detail: str | None = None
 
 
 def is_terminal(status: JobStatus) -> bool:

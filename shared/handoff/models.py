@@ -137,8 +137,100 @@ class PlaymentSubmitRequest(BaseModel):
         return self.data.model_dump(mode="json", exclude_unset=True)
 
 
-SubmitRequest = PlaymentSubmitRequest
-VENDOR_NAMES: frozenset[str] = frozenset({"playment"})
+# --- TEXTKING ------------------------------------------------------------------------------------
+
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$", examples=["en", "de", "pt-BR"])]
+# Quality names differ between TEXTKING's wiki and its client (REFERENCE.md gotcha 26): the stack's
+# TextkingQualities parameter decides which are accepted; the model checks only the form.
+Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
+
+
+class TextkingDocument(BaseModel):
+    """The one document of a TEXTKING job: inline text, or an s3:// object the function reads."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=200, pattern=r"^[^/\\\x00-\x1f]+$")
+    content_type: str = Field(default="text/plain; charset=utf-8", min_length=3, max_length=128)
+    text: str | None = Field(default=None, min_length=1, max_length=200_000)
+    s3_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+$")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TextkingDocument:
+        if (self.text is None) == (self.s3_uri is None):
+            raise ValueError("document needs exactly one of text, s3_uri")
+        return self
+
+
+class TextkingSubmitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vendor: Literal["textking"]
+    reference_id: ReferenceId
+    name: str = Field(min_length=1, max_length=200, description="The job's name at TEXTKING.")
+    source_language: LanguageCode
+    target_language: LanguageCode
+    quality: Slug = "translation"
+    topic: str | None = Field(default=None, min_length=1, max_length=64)
+    briefing: str | None = Field(default=None, max_length=10_000)
+    document: TextkingDocument
+    project_id: str | None = Field(
+        default=None, min_length=1, max_length=64, description="Add the job to this (prepared) project."
+    )
+    project_name: str | None = Field(default=None, min_length=1, max_length=200)
+    order: bool | None = Field(
+        default=None,
+        description="Start the project, which places a billed order. Default: the stack's TextkingOrderingEnabled.",
+    )
+
+    @model_validator(mode="after")
+    def _languages_differ(self) -> TextkingSubmitRequest:
+        if self.source_language == self.target_language:
+            raise ValueError("source_language and target_language must differ")
+        return self
+
+
+SubmitRequest = Annotated[PlaymentSubmitRequest | TextkingSubmitRequest, Field(discriminator="vendor")]
+VENDOR_NAMES: frozenset[str] = frozenset({"playment", "textking"})
+
+
+# --- Playment callbacks --------------------------------------------------------------------------
+
+
+class PlaymentCallbackError(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(default="unknown", max_length=128)
+    message: str = Field(default="", max_length=2000)
+    meta_data: dict[str, Any] | None = None
+
+
+class PlaymentAnnotation(BaseModel):
+    """One element of a Playment callback's "annotations" list (REFERENCE.md §1.4).
+
+    The FAILED example names the job `flu_id` (the legacy Feed Line Unit), the COMPLETED one
+    `job_id`: either is accepted, job_id preferred.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    reference_id: str = Field(min_length=1, max_length=256)
+    job_id: str | None = Field(default=None, min_length=1, max_length=256)
+    flu_id: str | None = Field(default=None, min_length=1, max_length=256)
+    status: str = Field(min_length=1, max_length=32)
+    tag: str | None = None
+    result: Any = None
+    error: PlaymentCallbackError | None = None
+
+    @property
+    def vendor_job_id(self) -> str | None:
+        return self.job_id or self.flu_id
+
+    @model_validator(mode="after")
+    def _has_job_id(self) -> PlaymentAnnotation:
+        if self.vendor_job_id is None:
+            raise ValueError("an annotation needs job_id or flu_id")
+        return self
 
 
 def request_hash(request: BaseModel) -> str:

@@ -24,6 +24,7 @@ class CoreSettings(BaseModel):
     secrets_max_age: int = Field(default=300, ge=0)
     vendor_connect_timeout: float = Field(default=3.05, gt=0)
     vendor_read_timeout: float = Field(default=10.0, gt=0)
+    results_bucket: str = ""
 
 
 class PlaymentSettings(BaseModel):
@@ -54,6 +55,28 @@ class PlaymentSettings(BaseModel):
         return value
 
 
+class TextkingSettings(BaseModel):
+    secret_name: str = Field(min_length=1)
+    base_url: str = Field(default="https://api.textking.com/v1", pattern=r"^https?://[^\s]+$")
+    # Where TEXTKING should POST callbacks: given directly (local stack, custom domain) or read
+    # from the SSM parameter that the stack writes (the API's URL cannot be a plain !Ref in the
+    # function's environment without a circular dependency).
+    callback_url: str = ""
+    callback_url_parameter: str = ""
+    ordering_enabled: bool = False
+    qualities: str = "translation,translation-and-correction"
+    default_project_name: str = "Handoff"
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def quality_names(self) -> frozenset[str]:
+        return frozenset(q.strip() for q in self.qualities.split(",") if q.strip())
+
+
 def _from_env(model: type[BaseModel], names: Mapping[str, str], env: Mapping[str, str]) -> Any:
     values = {field: env[var] for field, var in names.items() if env.get(var, "") != ""}
     try:
@@ -70,6 +93,17 @@ CORE_ENV = {
     "secrets_max_age": "SECRETS_MAX_AGE_SECONDS",
     "vendor_connect_timeout": "VENDOR_CONNECT_TIMEOUT_SECONDS",
     "vendor_read_timeout": "VENDOR_READ_TIMEOUT_SECONDS",
+    "results_bucket": "RESULTS_BUCKET_NAME",
+}
+
+TEXTKING_ENV = {
+    "secret_name": "TEXTKING_SECRET_NAME",
+    "base_url": "TEXTKING_BASE_URL",
+    "callback_url": "TEXTKING_CALLBACK_URL",
+    "callback_url_parameter": "TEXTKING_CALLBACK_URL_PARAMETER",
+    "ordering_enabled": "TEXTKING_ORDERING_ENABLED",
+    "qualities": "TEXTKING_QUALITIES",
+    "default_project_name": "TEXTKING_DEFAULT_PROJECT_NAME",
 }
 
 PLAYMENT_ENV = {
@@ -96,6 +130,29 @@ def playment_settings() -> PlaymentSettings:
     return _from_env(PlaymentSettings, PLAYMENT_ENV, os.environ)
 
 
+@lru_cache(maxsize=1)
+def textking_settings() -> TextkingSettings:
+    return _from_env(TextkingSettings, TEXTKING_ENV, os.environ)
+
+
+def textking_callback_url() -> str:
+    settings = textking_settings()
+    if settings.callback_url:
+        return settings.callback_url
+    if not settings.callback_url_parameter:
+        raise ConfigurationError("set TEXTKING_CALLBACK_URL or TEXTKING_CALLBACK_URL_PARAMETER")
+    from aws_lambda_powertools.utilities import parameters
+
+    return str(parameters.get_parameter(settings.callback_url_parameter, max_age=core_settings().secrets_max_age))
+
+
+def results_bucket() -> str:
+    bucket = core_settings().results_bucket
+    if not bucket:
+        raise ConfigurationError("RESULTS_BUCKET_NAME is not set")
+    return bucket
+
+
 def secret_json(name: str) -> dict[str, Any]:
     """A JSON secret from Secrets Manager, cached for SECRETS_MAX_AGE_SECONDS.
 
@@ -116,4 +173,5 @@ def clear_caches() -> None:
 
     core_settings.cache_clear()
     playment_settings.cache_clear()
+    textking_settings.cache_clear()
     parameters.clear_caches()

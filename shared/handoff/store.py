@@ -109,12 +109,15 @@ class JobStore:
         remove_fields: tuple[str, ...] = (),
         count_attempt: bool = False,
         require_no_vendor_job: bool = False,
+        vendor: str | None = None,
+        vendor_job_id: str | None = None,
     ) -> TransitionOutcome:
         """Move the job to `transition.target` if its status is one of `transition.allowed_from`.
 
         One UpdateItem: the status, updated_at, version, a history entry, and any extra fields
         change together or not at all. A failed condition writes nothing and reports the job as
-        it stands.
+        it stands. `vendor` requires the job to belong to that vendor; `vendor_job_id` requires
+        the stored vendor job id to be absent (it is then recorded) or equal.
         """
         now = utc_now()
         entry = HistoryEntry(at=now, status=transition.target, source=source, detail=detail)
@@ -136,6 +139,12 @@ class JobStore:
         condition = f"attribute_exists(reference_id) AND #status IN ({', '.join(update.values_for(allowed))})"
         if require_no_vendor_job:
             condition += f" AND attribute_not_exists({update.name('vendor_job_id')})"
+        if vendor is not None:
+            condition += f" AND {update.name('vendor')} = {update.value(vendor)}"
+        if vendor_job_id is not None:
+            update.set_if_absent("vendor_job_id", vendor_job_id)
+            jid = update.name("vendor_job_id")
+            condition += f" AND (attribute_not_exists({jid}) OR {jid} = {update.value(vendor_job_id)})"
         response, old = self._update(reference_id, update, condition)
         if response is None:
             return TransitionOutcome(applied=False, job=item_to_job(old) if old else None)
@@ -161,9 +170,16 @@ class JobStore:
         """Record the vendor's ids without touching the status (ids already recorded are kept)."""
         update = _Update()
         update.set_if_absent("vendor_job_id", vendor_job_id)
-        update.set_if_absent("vendor_refs", vendor_refs)
+        update.set_map_entries("vendor_refs", vendor_refs)
         response, _ = self._update(reference_id, update, "attribute_exists(reference_id)")
         return item_to_job(response["Attributes"]) if response else None
+
+    def record_vendor_refs(self, reference_id: str, refs: dict[str, str]) -> None:
+        """Checkpoint a multi-step submission's vendor ids (no status change)."""
+        update = _Update()
+        update.set_map_entries("vendor_refs", refs)
+        update.set("updated_at", utc_now())
+        self._update(reference_id, update, "attribute_exists(reference_id)")
 
     def _update(self, reference_id: str, update: _Update, condition: str) -> tuple[Any, dict[str, Any] | None]:
         """One conditional UpdateItem: (response, None) when applied, (None, item as found) when not."""
@@ -243,6 +259,11 @@ class _Update:
         placeholder = self.name(name)
         self.values[":empty"] = to_dynamo([])
         self.sets.append(f"{placeholder} = list_append(if_not_exists({placeholder}, :empty), {self.value([entry])})")
+
+    def set_map_entries(self, name: str, entries: dict[str, Any]) -> None:
+        """SET name.key = value for each entry (the map itself must exist: jobs are created with one)."""
+        placeholder = self.name(name)
+        self.sets.extend(f"{placeholder}.{self.name(k)} = {self.value(v)}" for k, v in entries.items())
 
     def remove(self, name: str) -> None:
         self.removes.append(self.name(name))

@@ -19,7 +19,7 @@ from handoff.lifecycle import transition_to
 from handoff.models import HistoryEntry, Job, JobError, JobStatus, SubmitRequest, request_hash
 from handoff.observability import logger
 from handoff.store import JobStore, utc_now
-from handoff.vendors.base import AlreadySubmitted, Rejected, Transient, VendorError
+from handoff.vendors.base import AlreadySubmitted, Checkpoint, Rejected, Transient, VendorError
 
 
 class Outcome(StrEnum):
@@ -85,8 +85,9 @@ class Submitter:
     def attempt(self, job: Job, request: SubmitRequest) -> SubmitResult:
         """One vendor attempt for a QUEUED job, and the write that records its verdict."""
         log = {"reference_id": job.reference_id, "vendor": job.vendor}
+        checkpoint = Checkpoint(job.vendor_refs, lambda refs: self.store.record_vendor_refs(job.reference_id, refs))
         try:
-            accepted = self.clients(job.vendor).submit(request)
+            accepted = self.clients(job.vendor).submit(request, checkpoint)
         except (Transient, AlreadySubmitted) as exc:
             logger.info("vendor did not settle the submission", extra={**log, "error_code": exc.code})
             current = self.store.record_failed_attempt(job.reference_id, exc.as_job_error()) or job

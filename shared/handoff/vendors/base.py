@@ -11,12 +11,13 @@ timeout, connection error     Transient
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
 
-from handoff.models import JobError, SubmitRequest
+from handoff.models import JobError
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
 AUTH_STATUSES = frozenset({401, 403})
@@ -62,10 +63,27 @@ class Acceptance:
     vendor_refs: dict[str, str] = field(default_factory=dict)
 
 
+class Checkpoint:
+    """Progress of a multi-step submission, saved as it happens.
+
+    A vendor whose submission takes several non-idempotent calls (TEXTKING: project, job,
+    callbacks, order) records each id the moment it exists, so that a retry after a crash or a
+    failure midway continues from there instead of creating a second project.
+    """
+
+    def __init__(self, refs: dict[str, str], save: Callable[[dict[str, str]], None]) -> None:
+        self.refs = dict(refs)
+        self._save = save
+
+    def record(self, **refs: str) -> None:
+        self.refs.update(refs)
+        self._save(refs)
+
+
 class VendorClient(Protocol):
     name: str
 
-    def submit(self, request: SubmitRequest) -> Acceptance: ...
+    def submit(self, request: Any, checkpoint: Checkpoint) -> Acceptance: ...
 
 
 @dataclass(frozen=True)
@@ -97,8 +115,15 @@ def json_or_none(response: requests.Response) -> Any:
         return None
 
 
-def raise_for_status(response: requests.Response, code: str | None = None, message: str | None = None) -> None:
-    """Classify a non-2xx answer. `code`/`message` are what the vendor's body said, if anything."""
+def raise_for_status(
+    response: requests.Response,
+    code: str | None = None,
+    message: str | None = None,
+    *,
+    auth_statuses: frozenset[int] = AUTH_STATUSES,
+) -> None:
+    """Classify a non-2xx answer. `code`/`message` are what the vendor's body said, if anything;
+    `auth_statuses` are the statuses that mean "your credentials" for this vendor."""
     status = response.status_code
     if 200 <= status < 300:
         return
@@ -106,7 +131,7 @@ def raise_for_status(response: requests.Response, code: str | None = None, messa
     message = message or _snippet(response)
     if status in TRANSIENT_STATUSES or status >= 500:
         raise Transient(code, message, http_status=status)
-    if status in AUTH_STATUSES:
+    if status in auth_statuses:
         raise Rejected(code, message, http_status=status, auth_failure=True)
     raise Rejected(code, message, http_status=status)
 

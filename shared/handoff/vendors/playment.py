@@ -8,6 +8,7 @@ work_flow_id) all come from PlaymentSettings.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,12 +16,13 @@ from urllib.parse import quote
 
 import requests
 
-from handoff.lifecycle import VendorUpdate
-from handoff.models import JobStatus, PlaymentSubmitRequest
+from handoff.lifecycle import Observation, VendorUpdate
+from handoff.models import JobError, JobStatus, PlaymentAnnotation, PlaymentSubmitRequest
 from handoff.settings import PlaymentSettings, core_settings, playment_settings, secret_json
 from handoff.vendors.base import (
     Acceptance,
     AlreadySubmitted,
+    Checkpoint,
     Rejected,
     Timeouts,
     Transient,
@@ -48,6 +50,41 @@ def status_update(vendor_status: str) -> VendorUpdate | None:
     return _STATUS_MAP.get(vendor_status.strip().upper())
 
 
+def observation(annotation: PlaymentAnnotation) -> Observation | None:
+    """One callback annotation as an Observation (None when its status is not one we know)."""
+    update = status_update(annotation.status)
+    if update is None:
+        return None
+    error = None
+    if update.status is JobStatus.FAILED:
+        vendor_error = annotation.error
+        failures = (vendor_error.meta_data or {}).get("failures") if vendor_error else None
+        error = JobError(
+            code=vendor_error.code if vendor_error else "failed",
+            message=vendor_error.message if vendor_error else "Playment reported the job FAILED",
+            retryable=False,
+            details=[f for f in failures if isinstance(f, dict)] if isinstance(failures, list) else [],
+        )
+    return Observation(
+        reference_id=annotation.reference_id,
+        vendor_job_id=annotation.vendor_job_id,
+        update=update,
+        result=annotation.result if update.status is JobStatus.COMPLETED else None,
+        error=error,
+        detail=f"playment {annotation.status.strip().upper()}",
+    )
+
+
+def callback_key_matches(presented: str | None, keys: list[str]) -> bool:
+    """Constant-time comparison of the x-playment-key header with the current and previous key."""
+    if not presented or not keys:
+        return False
+    matched = False
+    for key in keys:  # every key is compared: the time taken does not tell which one matched
+        matched |= hmac.compare_digest(presented.encode(), key.encode())
+    return matched
+
+
 @dataclass(frozen=True)
 class PlaymentJob:
     job_id: str
@@ -73,7 +110,9 @@ class PlaymentClient:
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def submit(self, request: PlaymentSubmitRequest) -> Acceptance:
+    def submit(self, request: PlaymentSubmitRequest, checkpoint: Checkpoint) -> Acceptance:
+        # One idempotent call: Playment refuses a repeated reference_id (FS_0001), so there is
+        # nothing to checkpoint.
         return self.create_job(request)
 
     def create_job(self, request: PlaymentSubmitRequest) -> Acceptance:
@@ -120,6 +159,12 @@ class PlaymentClient:
             status=data["status"],
             result_url=result if isinstance(result, str) and result else None,
         )
+
+    def callback_keys(self) -> list[str]:
+        secret = secret_json(self.settings.secret_name)
+        return [
+            k for k in (secret.get("callback_key"), secret.get("previous_callback_key")) if isinstance(k, str) and k
+        ]
 
     # -- plumbing ---------------------------------------------------------------------------------
 

@@ -1,0 +1,60 @@
+"""Objects in the ResultsBucket: raw callback bodies, large results, delivered translations.
+
+raw/<vendor>/<yyyy>/<mm>/<dd>/<time>-<uuid>.<ext>      every authenticated callback body, as received
+results/<vendor>/<reference_id>/<sha256>.json          results over the inline limit
+translations/<reference_id>/<filename>                 TEXTKING deliveries
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+
+
+class Archive:
+    def __init__(self, bucket: str, client: Any = None) -> None:
+        self.bucket = bucket
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("s3")
+        return self._client
+
+    def put_callback(self, vendor: str, body: bytes, content_type: str) -> str:
+        """Archive a raw callback body; returns its key."""
+        now = datetime.now(UTC)
+        ext = "json" if "json" in content_type else "form" if "form" in content_type else "bin"
+        key = f"raw/{vendor}/{now:%Y/%m/%d/%H%M%S}-{uuid.uuid4().hex}.{ext}"
+        self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=body, ContentType=content_type or "application/octet-stream"
+        )
+        return key
+
+    def put_result(self, vendor: str, reference_id: str, body: bytes) -> str:
+        # Keyed by content: a second, different result never overwrites the first.
+        key = f"results/{vendor}/{quote(reference_id, safe='')}/{hashlib.sha256(body).hexdigest()[:32]}.json"
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+        return f"s3://{self.bucket}/{key}"
+
+    def put_translation(self, reference_id: str, filename: str, body: bytes, content_type: str) -> str:
+        key = f"translations/{quote(reference_id, safe='')}/{quote(filename, safe='.-_ ')}"
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        return f"s3://{self.bucket}/{key}"
+
+    def get_callback(self, key: str) -> tuple[bytes, str]:
+        obj = self.client.get_object(Bucket=self.bucket, Key=key)
+        return obj["Body"].read(), obj.get("ContentType", "")
+
+
+def read_s3_uri(uri: str, client: Any = None) -> bytes:
+    """The bytes of s3://bucket/key."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    obj = (client or boto3.client("s3")).get_object(Bucket=bucket, Key=key)
+    return bytes(obj["Body"].read())

@@ -1,0 +1,292 @@
+"""TEXTKING (human translation): project -> job -> document -> callbacks -> order.
+
+Built from ../REFERENCE.md §2 and gotchas 19-32: errors are bare HTTP statuses (403 = the project
+is no longer `prepared`, not an auth failure); callbacks are form-encoded and carry only
+project_id, job_id and extra_data, with no state and no signature. So each callback is registered
+with a token in extra_data (HMAC over reference_id and trigger state), and the job's real state is
+always read back with GET before anything is applied. Starting a project places a billed order
+and happens only when ordering is enabled.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+import requests
+
+from handoff.lifecycle import VendorUpdate
+from handoff.models import JobStatus, TextkingSubmitRequest
+from handoff.settings import TextkingSettings, core_settings, secret_json, textking_callback_url, textking_settings
+from handoff.vendors.base import (
+    Acceptance,
+    Checkpoint,
+    Rejected,
+    Timeouts,
+    Transient,
+    json_or_none,
+    raise_for_status,
+    send,
+)
+
+NAME = "textking"
+TRIGGER_STATES = ("translation-pending", "translation-delivered", "revision-requested", "completed", "canceled")
+
+_STATE_MAP = {
+    "new": VendorUpdate(JobStatus.SUBMITTED),
+    "translation-pending": VendorUpdate(JobStatus.IN_PROGRESS),
+    "revision-requested": VendorUpdate(JobStatus.IN_PROGRESS, revision=True),
+    "translation-delivered": VendorUpdate(JobStatus.DELIVERED),
+    "completed": VendorUpdate(JobStatus.COMPLETED),
+    "canceled": VendorUpdate(JobStatus.CANCELED),
+}
+
+
+def status_update(state: str) -> VendorUpdate | None:
+    return _STATE_MAP.get(state.strip().lower())
+
+
+# --- callback tokens -----------------------------------------------------------------------------
+# extra_data = "<reference_id>~<trigger_state>~<signature>"; "~" cannot occur in a reference_id.
+
+
+def sign(key: str, reference_id: str, trigger_state: str) -> str:
+    digest = hmac.new(key.encode(), f"{reference_id}\n{trigger_state}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def make_token(key: str, reference_id: str, trigger_state: str) -> str:
+    return f"{reference_id}~{trigger_state}~{sign(key, reference_id, trigger_state)}"
+
+
+def verify_token(token: str, keys: list[str]) -> tuple[str, str] | None:
+    """(reference_id, trigger_state) when the token was signed by one of `keys`, else None."""
+    parts = token.split("~")
+    if len(parts) != 3 or not all(parts) or parts[1] not in TRIGGER_STATES:
+        return None
+    reference_id, trigger_state, signature = parts
+    valid = False
+    for key in keys:  # every key is tried: the time taken does not tell which one matched
+        valid |= hmac.compare_digest(sign(key, reference_id, trigger_state), signature)
+    return (reference_id, trigger_state) if valid else None
+
+
+@dataclass(frozen=True)
+class CallbackForm:
+    project_id: str
+    job_id: str
+    extra_data: str
+
+
+def parse_callback_form(body: bytes) -> CallbackForm:
+    """The form TEXTKING posts. Raises ValueError when it is not one."""
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("the body is not a form (application/x-www-form-urlencoded)") from exc
+    values: dict[str, str] = {}
+    for name in ("project_id", "job_id", "extra_data"):
+        given = fields.get(name, [])
+        if len(given) != 1 or not given[0] or len(given[0]) > 1024:
+            raise ValueError(f"{name} must be given exactly once and be non-empty")
+        values[name] = given[0]
+    return CallbackForm(**values)
+
+
+# --- the client ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextkingJob:
+    id: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Translation:
+    content: bytes
+    content_type: str
+    filename: str
+
+
+class TextkingClient:
+    name = NAME
+
+    def __init__(
+        self,
+        settings: TextkingSettings,
+        credentials: Callable[[], dict[str, Any]],
+        callback_url: Callable[[], str],
+        read_document: Callable[[str], bytes],
+        timeouts: Timeouts,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.settings = settings
+        self._credentials = credentials  # the secret: access_token, signing_key, previous_signing_key
+        self._callback_url = callback_url
+        self._read_document = read_document
+        self.timeouts = timeouts
+        self.session = session or requests.Session()
+
+    def signing_keys(self) -> list[str]:
+        secret = self._credentials()
+        return [k for k in (secret.get("signing_key"), secret.get("previous_signing_key")) if isinstance(k, str) and k]
+
+    # -- submission -------------------------------------------------------------------------------
+
+    def submit(self, request: TextkingSubmitRequest, checkpoint: Checkpoint) -> Acceptance:
+        """Create (or continue) the TEXTKING order for `request`.
+
+        Project and job creation are not idempotent at TEXTKING, so their ids are checkpointed the
+        moment they exist; a retry picks them up. The document upload overwrites; callbacks are
+        registered only for trigger states not yet registered; the order is placed only while the
+        project is still `prepared`.
+        """
+        if request.quality not in self.settings.quality_names:
+            raise Rejected(
+                "unsupported_quality",
+                f"quality {request.quality!r} is not one of {sorted(self.settings.quality_names)}",
+            )
+        refs = checkpoint.refs
+        resumed = "job_id" in refs
+        project_id = refs.get("project_id") or request.project_id
+        if project_id is None:
+            project_id = self.create_project(
+                request.project_name or f"{self.settings.default_project_name} {request.reference_id}"
+            )
+        if refs.get("project_id") != project_id:
+            checkpoint.record(project_id=project_id)
+        job_id = refs.get("job_id")
+        if job_id is None:
+            job_id = self.create_job(project_id, request)
+            checkpoint.record(job_id=job_id)
+        document = request.document
+        content = document.text.encode() if document.text is not None else self._read_document(str(document.s3_uri))
+        self.upload_document(project_id, job_id, document.filename, content, document.content_type)
+        self.register_callbacks(project_id, job_id, request.reference_id, skip_existing=resumed)
+        order = request.order if request.order is not None else self.settings.ordering_enabled
+        if order:
+            self.start_project(project_id, check_state=resumed)
+        return Acceptance(
+            vendor_job_id=job_id,
+            vendor_refs={"project_id": project_id, "job_id": job_id, "ordered": "true" if order else "false"},
+        )
+
+    def create_project(self, name: str) -> str:
+        response = self._call("POST", "/projects", json={"name": name})
+        return self._created_id(response, "project")
+
+    def create_job(self, project_id: str, request: TextkingSubmitRequest) -> str:
+        body = {
+            "name": request.name,
+            "source_language": request.source_language,
+            "target_language": request.target_language,
+            "quality": request.quality,
+        }
+        if request.topic:
+            body["topic"] = request.topic
+        if request.briefing:
+            body["briefing"] = request.briefing
+        response = self._call("POST", f"/project/{_seg(project_id)}/jobs", json=body)
+        return self._created_id(response, "job")
+
+    def upload_document(self, project_id: str, job_id: str, filename: str, content: bytes, content_type: str) -> None:
+        self._call(
+            "POST",
+            f"/project/{_seg(project_id)}/job/{_seg(job_id)}/document/{_seg(filename)}",
+            data=content,
+            headers={"Content-Type": content_type},
+        )
+
+    def register_callbacks(self, project_id: str, job_id: str, reference_id: str, *, skip_existing: bool) -> None:
+        base = f"/project/{_seg(project_id)}/job/{_seg(job_id)}/callbacks"
+        url = self._callback_url()
+        existing: set[str] = set()
+        if skip_existing:
+            listing = json_or_none(self._call("GET", base))
+            items = listing.get("items", []) if isinstance(listing, dict) else []
+            existing = {str(i.get("trigger_state")) for i in items if isinstance(i, dict) and i.get("url") == url}
+        key = self.signing_keys()[:1]
+        if not key:
+            raise Rejected("missing_signing_key", "the TEXTKING secret has no signing_key")
+        for state in TRIGGER_STATES:
+            if state not in existing:
+                token = make_token(key[0], reference_id, state)
+                self._call("POST", base, json={"url": url, "trigger_state": state, "extra_data": token})
+
+    def start_project(self, project_id: str, *, check_state: bool) -> None:
+        if check_state:
+            project = json_or_none(self._call("GET", f"/project/{_seg(project_id)}"))
+            if isinstance(project, dict) and project.get("state") in {"running", "finished"}:
+                return  # an earlier attempt already placed the order
+        self._call("PUT", f"/project/{_seg(project_id)}", json={"state": "running"})
+
+    # -- reading back ------------------------------------------------------------------------------
+
+    def get_job(self, project_id: str, job_id: str) -> TextkingJob:
+        body = json_or_none(self._call("GET", f"/project/{_seg(project_id)}/job/{_seg(job_id)}"))
+        if not isinstance(body, dict) or not isinstance(body.get("state"), str):
+            raise Transient("ambiguous_response", "TEXTKING job lookup answered without a state")
+        return TextkingJob(id=str(body.get("id") or job_id), state=body["state"])
+
+    def get_translation(self, project_id: str, job_id: str) -> Translation:
+        response = self._call("GET", f"/project/{_seg(project_id)}/job/{_seg(job_id)}/translation", accept="*/*")
+        disposition = response.headers.get("Content-Disposition", "")
+        match = re.search(r'filename\*?=(?:UTF-8\'\')?"?([^";]+)"?', disposition)
+        filename = match.group(1).strip() if match else "translation"
+        return Translation(
+            content=response.content,
+            content_type=response.headers.get("Content-Type", "application/octet-stream"),
+            filename=filename.replace("/", "_"),
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, *, accept: str = "application/json", **kwargs: Any) -> requests.Response:
+        token = self._credentials().get("access_token")
+        if not isinstance(token, str) or not token:
+            raise Rejected("missing_access_token", "the TEXTKING secret has no access_token", auth_failure=True)
+        headers = {"Authorization": f"Bearer {token}", "Accept": accept, **kwargs.pop("headers", {})}
+        response = send(self.session, method, self.settings.base_url + path, self.timeouts, headers=headers, **kwargs)
+        if response.status_code == 403:
+            # TEXTKING's 403 means "the project is no longer prepared" (REFERENCE.md gotcha 28).
+            raise Rejected(
+                "project_not_prepared", f"{method} {path}: the project is no longer prepared", http_status=403
+            )
+        raise_for_status(response, auth_statuses=frozenset({401}))
+        return response
+
+    @staticmethod
+    def _created_id(response: requests.Response, what: str) -> str:
+        body = json_or_none(response)
+        if isinstance(body, dict) and isinstance(body.get("id"), str) and body["id"]:
+            return body["id"]
+        # Old revisions send Location, current ones Content-Location (gotcha 24).
+        location = response.headers.get("Content-Location") or response.headers.get("Location") or ""
+        if location.rstrip("/"):
+            return location.rstrip("/").rsplit("/", 1)[-1]
+        raise Transient("ambiguous_response", f"TEXTKING created a {what} without telling its id")
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def build_client() -> TextkingClient:
+    from handoff.archive import read_s3_uri
+
+    settings = textking_settings()
+    core = core_settings()
+    return TextkingClient(
+        settings,
+        credentials=lambda: secret_json(settings.secret_name),
+        callback_url=textking_callback_url,
+        read_document=read_s3_uri,
+        timeouts=Timeouts(core.vendor_connect_timeout, core.vendor_read_timeout),
+    )
