@@ -1,0 +1,81 @@
+"""Property: any order and multiplicity of one job's callbacks ends in the status that the
+vendor's last real state implies, with exactly one write per real status change."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+import boto3
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from handoff.archive import Archive
+from handoff.callbacks import CallbackApplier, Verdict
+from handoff.lifecycle import RANK
+from handoff.models import HistoryEntry, Job, JobStatus, PlaymentAnnotation
+from handoff.store import JobStore, utc_now
+from handoff.vendors.playment import observation
+from tests.conftest import create_jobs_table
+
+# What Playment's callbacks can say over a job's life, in the order they really happen.
+REAL_HISTORIES = [["PENDING", "COMPLETED"], ["PENDING", "FAILED"], ["COMPLETED"], ["PENDING"], ["FAILED"]]
+_counter = itertools.count()
+
+
+@st.composite
+def deliveries(draw: Any) -> tuple[list[str], list[str]]:
+    history = draw(st.sampled_from(REAL_HISTORIES))
+    copies = [s for s in history for _ in range(draw(st.integers(min_value=1, max_value=3)))]
+    return history, draw(st.permutations(copies))
+
+
+@mock_aws
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=deliveries(), case_of_status=st.sampled_from(["upper", "lower", "title"]))
+def test_any_order_and_multiplicity_ends_in_the_last_real_state(
+    case: tuple[list[str], list[str]], case_of_status: str
+) -> None:
+    history, delivered = case
+    client = boto3.client("dynamodb")
+    table = os.environ["JOBS_TABLE_NAME"]
+    if table not in client.list_tables()["TableNames"]:
+        create_jobs_table(client, table)
+        boto3.client("s3").create_bucket(Bucket="handoff-results")
+    store = JobStore(table, client)
+    applier = CallbackApplier(store, Archive("handoff-results"), "playment")
+    ref = f"prop-{next(_counter)}"
+    now = utc_now()
+    store.create(
+        Job(
+            reference_id=ref,
+            vendor="playment",
+            status=JobStatus.SUBMITTED,
+            request={},
+            request_hash="h",
+            vendor_job_id="j-1",
+            created_at=now,
+            updated_at=now,
+            history=[HistoryEntry(at=now, status=JobStatus.SUBMITTED, source="test")],
+        )
+    )
+
+    verdicts = []
+    for status in delivered:
+        sent = {"upper": status.upper(), "lower": status.lower(), "title": status.title()}[case_of_status]
+        seen = observation(PlaymentAnnotation(reference_id=ref, job_id="j-1", status=sent))
+        assert seen is not None
+        verdicts.append(applier.apply(seen, source="callback"))
+
+    final = store.get(ref)
+    assert final is not None
+    implied = observation(PlaymentAnnotation(reference_id=ref, job_id="j-1", status=history[-1]))
+    assert implied is not None
+    assert final.status is implied.update.status
+    changes = [h.status for h in final.history[1:]]
+    assert verdicts.count(Verdict.APPLIED) == len(changes)  # one write per real change ...
+    assert final.version == 1 + len(changes)  # ... and no other write
+    assert len(set(changes)) == len(changes)  # no status entered twice
+    assert [RANK[s] for s in changes] == sorted(RANK[s] for s in changes)  # never backwards

@@ -1,0 +1,359 @@
+"""TEXTKING: submission through SubmitJob and callbacks through TextkingCallback, against the fake."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import boto3
+import pytest
+
+from functions.submit_job import app as submit_app
+from functions.textking_callback import app as callback_app
+from handoff.models import TextkingSubmitRequest
+from handoff.vendors.textking import TRIGGER_STATES, make_token, verify_token
+from tests.conftest import (
+    TEXTKING_PREVIOUS_SIGNING_KEY,
+    TEXTKING_SIGNING_KEY,
+    LambdaContext,
+    archived,
+    load_event,
+    table_items,
+)
+from tests.fakes.textking import TextkingFake
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+REF = "doc-2026-11-001"
+CALLBACK_URL = "https://handoff.example.com/v1/callbacks/textking"
+
+
+def request(**changes: Any) -> dict[str, Any]:
+    return copy.deepcopy(load_event("submit_job/direct_invoke_textking.json")) | changes
+
+
+def submit(context: LambdaContext, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    event = load_event("submit_job/api_post_textking.json")
+    if body is not None:
+        event["body"] = json.dumps(body)
+    response = submit_app.lambda_handler(event, context)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def job() -> dict[str, Any]:
+    (item,) = [i for i in table_items() if i["reference_id"] == REF]
+    return item
+
+
+def shape(calls: list[str]) -> list[str]:
+    """Calls with ids replaced by placeholders, to compare the order."""
+    out = []
+    for call in calls:
+        parts = call.split("/")
+        out.append("/".join("{id}" if len(p) == 36 and p.count("-") == 4 else p for p in parts))
+    return out
+
+
+# --- submission -------------------------------------------------------------------------------------
+
+
+def test_submission_creates_project_job_document_callbacks_and_orders(
+    textking: TextkingFake, context: LambdaContext
+) -> None:
+    status, body = submit(context, request(order=True))
+
+    assert status == 201
+    assert body["status"] == "SUBMITTED"
+    assert shape(textking.calls) == [
+        "POST /projects",
+        "POST /project/{id}/jobs",
+        "POST /project/{id}/job/{id}/document/report.txt",
+        *["POST /project/{id}/job/{id}/callbacks"] * 5,
+        "PUT /project/{id}",
+    ]
+    fake_job = textking.only_job()
+    assert body["vendor_job_id"] == fake_job.id
+    assert body["vendor_refs"] == {"project_id": fake_job.project_id, "job_id": fake_job.id, "ordered": "true"}
+    assert fake_job.body == {
+        "name": "Quarterly report",
+        "source_language": "en",
+        "target_language": "de",
+        "quality": "translation",
+        "briefing": "Formal register; keep product names in English.",
+    }
+    assert fake_job.document == (
+        "report.txt",
+        b"Hello world. This is the quarterly report.",
+        "text/plain; charset=utf-8",
+    )
+    assert [c["trigger_state"] for c in fake_job.callbacks] == list(TRIGGER_STATES)
+    assert {c["url"] for c in fake_job.callbacks} == {CALLBACK_URL}
+    for callback in fake_job.callbacks:
+        assert verify_token(callback["extra_data"], [TEXTKING_SIGNING_KEY]) == (REF, callback["trigger_state"])
+    assert textking.projects[fake_job.project_id]["state"] == "running"
+
+
+def test_without_ordering_the_project_is_not_started(textking: TextkingFake, context: LambdaContext) -> None:
+    status, body = submit(context)  # TEXTKING_ORDERING_ENABLED is unset: false
+
+    assert status == 201
+    assert not any(call.startswith("PUT ") for call in textking.calls)
+    assert body["vendor_refs"]["ordered"] == "false"
+    assert textking.projects[body["vendor_refs"]["project_id"]]["state"] == "prepared"
+
+
+def test_a_failure_midway_resumes_without_a_second_project(textking: TextkingFake, context: LambdaContext) -> None:
+    # given TEXTKING fails while the third callback is being registered
+    original = textking._add_callback
+    attempts = {"n": 0}
+
+    def flaky(req: Any, project_id: str, job_id: str) -> Any:
+        attempts["n"] += 1
+        if attempts["n"] == 3:
+            from werkzeug import Response
+
+            return Response("unavailable", status=503)
+        return original(req, project_id, job_id)
+
+    textking._add_callback = flaky  # type: ignore[method-assign]
+
+    status, body = submit(context, request(order=True))
+    assert status == 202
+    assert body["status"] == "QUEUED"
+    assert set(body["vendor_refs"]) == {"project_id", "job_id"}  # checkpointed as they were created
+
+    # when the submission is attempted again (what the retry path does)
+    stored = submit_app.submitter().store.get(REF)
+    assert stored is not None
+    result = submit_app.submitter().attempt(stored, TextkingSubmitRequest.model_validate(request(order=True)))
+
+    # then it continues: one project, one job, five callbacks, one order
+    assert result.job.status.value == "SUBMITTED"
+    assert len(textking.projects) == 1
+    assert len(textking.jobs) == 1
+    assert [c["trigger_state"] for c in textking.only_job().callbacks] == list(TRIGGER_STATES)  # none twice
+    assert sum(call.startswith("POST /projects") for call in textking.calls) == 1
+    assert job()["attempts"] == 2
+
+
+def test_a_project_that_is_no_longer_prepared_is_rejected(textking: TextkingFake, context: LambdaContext) -> None:
+    # given a caller-supplied project that TEXTKING has already started
+    project = {"id": "0d9b3a44-1a2b-4c3d-8e9f-001122334455", "name": "old", "state": "running"}
+    textking.projects[project["id"]] = project
+
+    status, body = submit(context, request(project_id=project["id"]))
+
+    assert status == 424
+    assert body["error"]["details"][0]["vendor_code"] == "project_not_prepared"
+    assert body["job"]["status"] == "FAILED"
+    assert textking.jobs == {}
+
+
+def test_a_document_given_by_s3_uri_is_read_by_the_function(textking: TextkingFake, context: LambdaContext) -> None:
+    boto3.client("s3").put_object(Bucket="handoff-results", Key="inbox/manual.docx", Body=b"PK\x03\x04 docx bytes")
+    document = {
+        "filename": "manual.docx",
+        "content_type": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "s3_uri": "s3://handoff-results/inbox/manual.docx",
+    }
+
+    status, _ = submit(context, request(document=document))
+
+    assert status == 201
+    assert textking.only_job().document == ("manual.docx", b"PK\x03\x04 docx bytes", document["content_type"])
+
+
+def test_wrong_bearer_token_is_an_auth_rejection(textking: TextkingFake, context: LambdaContext) -> None:
+    textking.token = "rotated-elsewhere"
+
+    status, body = submit(context)
+
+    assert status == 424
+    assert body["job"]["last_error"]["code"] == "http_401"
+
+
+def test_an_unconfigured_quality_is_rejected_before_any_call(textking: TextkingFake, context: LambdaContext) -> None:
+    status, body = submit(context, request(quality="express-gold"))
+
+    assert status == 424
+    assert body["job"]["last_error"]["code"] == "unsupported_quality"
+    assert textking.calls == []
+
+
+# --- callbacks ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def running(textking: TextkingFake, context: LambdaContext) -> TextkingFake:
+    """Given: the sample TEXTKING job submitted and ordered (TEXTKING state translation-pending)."""
+    status, _ = submit(context, request(order=True))
+    assert status == 201
+    return textking
+
+
+def callback(
+    context: LambdaContext,
+    fake: TextkingFake,
+    trigger: str,
+    *,
+    key: str = TEXTKING_SIGNING_KEY,
+    job_id: str | None = None,
+    base64_body: bool = True,
+) -> tuple[int, dict[str, Any]]:
+    fake_job = fake.only_job()
+    form = urlencode(
+        {
+            "project_id": fake_job.project_id,
+            "job_id": job_id or fake_job.id,
+            "extra_data": make_token(key, REF, trigger),
+        }
+    )
+    event = load_event("textking_callback/api_form_base64.json")
+    event["body"] = base64.b64encode(form.encode()).decode() if base64_body else form
+    event["isBase64Encoded"] = base64_body
+    response = callback_app.lambda_handler(event, context)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_the_job_real_state_is_applied_not_the_trigger(running: TextkingFake, context: LambdaContext) -> None:
+    # the callback claims "completed", but TEXTKING says the translation is still pending
+    status, body = callback(context, running, "completed")
+
+    assert (status, body) == (200, {"applied": 1})
+    assert job()["status"] == "IN_PROGRESS"
+    assert shape(running.calls[-1:]) == ["GET /project/{id}/job/{id}"]
+
+
+@pytest.mark.parametrize("base64_body", [True, False], ids=["base64", "plain"])
+def test_delivery_fetches_the_translation_into_s3(
+    running: TextkingFake, context: LambdaContext, base64_body: bool
+) -> None:
+    running.set_state(running.only_job().id, "translation-delivered")
+
+    status, body = callback(context, running, "translation-delivered", base64_body=base64_body)
+
+    assert (status, body) == (200, {"applied": 1})
+    stored = job()
+    assert stored["status"] == "DELIVERED"
+    key = stored["result_ref"].removeprefix("s3://handoff-results/")
+    assert key == f"translations/{REF}/report_de.txt"
+    assert archived(key)[key] == b"Hallo Welt"
+    assert len(archived("raw/textking/")) == 1
+
+
+def test_revision_completion_cancel_and_duplicates_follow_the_status_machine(
+    running: TextkingFake, context: LambdaContext
+) -> None:
+    fake_id = running.only_job().id
+    steps = [
+        ("translation-pending", "translation-pending", 200, "applied", "IN_PROGRESS"),
+        ("translation-pending", "translation-pending", 200, "duplicate", "IN_PROGRESS"),
+        ("translation-delivered", "translation-delivered", 200, "applied", "DELIVERED"),
+        ("revision-requested", "revision-requested", 200, "applied", "IN_PROGRESS"),
+        ("translation-pending", "revision-requested", 200, "duplicate", "IN_PROGRESS"),  # late hint
+        ("translation-delivered", "translation-delivered", 200, "applied", "DELIVERED"),
+        ("completed", "completed", 200, "applied", "COMPLETED"),
+        ("canceled", "completed", 200, "duplicate", "COMPLETED"),  # terminal: nothing more
+    ]
+    for real_state, trigger, status, verdict, ours in steps:
+        running.set_state(fake_id, real_state)
+        answer_status, answer = callback(context, running, trigger)
+        assert (answer_status, answer, job()["status"]) == (status, {verdict: 1}, ours), (real_state, trigger)
+    statuses = [h["status"] for h in job()["history"]]
+    assert statuses == ["QUEUED", "SUBMITTED", "IN_PROGRESS", "DELIVERED", "IN_PROGRESS", "DELIVERED", "COMPLETED"]
+
+
+def test_canceled_maps_to_canceled(running: TextkingFake, context: LambdaContext) -> None:
+    running.set_state(running.only_job().id, "canceled")
+    assert callback(context, running, "canceled") == (200, {"applied": 1})
+    assert job()["status"] == "CANCELED"
+
+
+def test_the_previous_signing_key_is_accepted(running: TextkingFake, context: LambdaContext) -> None:
+    assert callback(context, running, "translation-pending", key=TEXTKING_PREVIOUS_SIGNING_KEY)[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("key", "job_id"),
+    [("an-older-retired-key", None), (TEXTKING_SIGNING_KEY, "11111111-2222-3333-4444-555555555555")],
+    ids=["unknown-key", "token-replayed-for-another-job"],
+)
+def test_bad_tokens_are_401_and_write_nothing(
+    running: TextkingFake, context: LambdaContext, key: str, job_id: str | None
+) -> None:
+    before = job()
+
+    status, body = callback(context, running, "translation-pending", key=key, job_id=job_id)
+
+    assert (status, body["error"]["code"]) == (401, "unauthorized")
+    assert job() == before
+    assert archived() == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        ("project_id=a&job_id=b", "application/x-www-form-urlencoded", 400, "malformed_form"),
+        ("extra_data=x&extra_data=y&project_id=a&job_id=b", "application/x-www-form-urlencoded", 400, "malformed_form"),
+        ("project_id=a&job_id=b&extra_data=not-a-token", "application/x-www-form-urlencoded", 401, "unauthorized"),
+        ('{"project_id": "a"}', "application/json", 415, "unsupported_media_type"),
+        ("a=" + "x" * 20_000, "application/x-www-form-urlencoded", 413, "payload_too_large"),
+    ],
+    ids=["missing-extra-data", "repeated-field", "unsigned", "json", "oversized"],
+)
+def test_bad_forms_are_4xx_and_write_nothing(
+    running: TextkingFake, context: LambdaContext, body: str, content_type: str, status: int, code: str
+) -> None:
+    before = job()
+    event = load_event("textking_callback/api_form_plain.json")
+    event.update(
+        body=body,
+        isBase64Encoded=False,
+        headers={"Content-Type": content_type},
+        multiValueHeaders={"Content-Type": [content_type]},
+    )
+
+    response = callback_app.lambda_handler(event, context)
+
+    assert (response["statusCode"], json.loads(response["body"])["error"]["code"]) == (status, code)
+    assert job() == before
+    assert archived() == {}
+
+
+def test_vendor_down_is_503_with_the_body_archived(running: TextkingFake, context: LambdaContext) -> None:
+    running.fail_next[r"GET /project/[^/]+/job/[^/]+"] = 502
+
+    status, body = callback(context, running, "translation-delivered")
+
+    assert (status, body["error"]["code"]) == (503, "vendor_unavailable")
+    assert len(archived("raw/textking/")) == 1
+    assert job()["status"] == "SUBMITTED"
+
+
+def test_the_sample_event_is_a_valid_callback_for_its_job(textking: TextkingFake, context: LambdaContext) -> None:
+    # given the job that the sample's ids and token describe
+    textking.projects["bc141454-5949-401b-9c05-7591ee2f5624"] = {
+        "id": "bc141454-5949-401b-9c05-7591ee2f5624",
+        "state": "prepared",
+        "name": "p",
+    }
+    status, _ = submit(context, request(project_id="bc141454-5949-401b-9c05-7591ee2f5624"))
+    assert status == 201
+    fake_job = textking.only_job()
+    textking.jobs = {"be2bdb76-afe4-4291-bb33-5f3e4019a05e": fake_job}
+    fake_job.id = "be2bdb76-afe4-4291-bb33-5f3e4019a05e"
+    fake_job.state = "translation-delivered"
+    submit_app.submitter().store.client.update_item(
+        TableName="handoff-jobs",
+        Key={"reference_id": {"S": REF}},
+        UpdateExpression="SET vendor_job_id = :j, vendor_refs.job_id = :j",
+        ExpressionAttributeValues={":j": {"S": fake_job.id}},
+    )
+
+    response = callback_app.lambda_handler(load_event("textking_callback/api_form_base64.json"), context)
+
+    assert response["statusCode"] == 200
+    assert job()["status"] == "DELIVERED"
