@@ -21,12 +21,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from handoff import api
-from handoff.archive import Archive
 from handoff.callbacks import CallbackApplier, Tally, Verdict
 from handoff.models import PlaymentAnnotation
 from handoff.observability import count, logger, metrics, tracer
-from handoff.settings import core_settings, results_bucket
-from handoff.store import JobStore
 from handoff.vendors import client_for
 from handoff.vendors.playment import NAME, callback_key_matches, observation
 
@@ -45,7 +42,7 @@ app = api.new_resolver()
 
 @lru_cache(maxsize=1)
 def applier() -> CallbackApplier:
-    return CallbackApplier(JobStore(core_settings().jobs_table_name, dynamodb), Archive(results_bucket(), s3), NAME)
+    return CallbackApplier.for_vendor(NAME, dynamodb, s3)
 
 
 @app.post("/callbacks/playment", summary="Playment job status callback")

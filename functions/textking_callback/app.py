@@ -21,13 +21,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handoff import api
-from handoff.archive import Archive
 from handoff.callbacks import CallbackApplier, Verdict
 from handoff.lifecycle import Observation, is_terminal
 from handoff.models import Job, JobStatus
 from handoff.observability import count, logger, metrics, tracer
-from handoff.settings import core_settings, results_bucket
-from handoff.store import JobStore
 from handoff.vendors import client_for
 from handoff.vendors.base import VendorError
 from handoff.vendors.textking import NAME, TextkingClient, parse_callback_form, status_update, verify_token
@@ -42,7 +39,7 @@ app = api.new_resolver()
 
 @lru_cache(maxsize=1)
 def applier() -> CallbackApplier:
-    return CallbackApplier(JobStore(core_settings().jobs_table_name, dynamodb), Archive(results_bucket(), s3), NAME)
+    return CallbackApplier.for_vendor(NAME, dynamodb, s3)
 
 
 def textking() -> TextkingClient:

@@ -48,10 +48,6 @@ class Archive:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
         return f"s3://{self.bucket}/{key}"
 
-    def get_callback(self, key: str) -> tuple[bytes, str]:
-        obj = self.client.get_object(Bucket=self.bucket, Key=key)
-        return obj["Body"].read(), obj.get("ContentType", "")
-
 
 def read_s3_uri(uri: str, client: Any = None) -> bytes:
     """The bytes of s3://bucket/key."""

@@ -16,6 +16,7 @@ from typing import Any
 from handoff.archive import Archive
 from handoff.lifecycle import Observation
 from handoff.models import canonical_json
+from handoff.settings import core_settings, results_bucket
 from handoff.store import JobStore
 
 # Results up to this size live in the job item; larger ones in S3 with a pointer.
@@ -45,6 +46,11 @@ class CallbackApplier:
         self.store = store
         self.archive = archive
         self.vendor = vendor
+
+    @classmethod
+    def for_vendor(cls, vendor: str, dynamodb: Any, s3: Any) -> CallbackApplier:
+        """The applier a callback function uses: the stack's table and ResultsBucket."""
+        return cls(JobStore(core_settings().jobs_table_name, dynamodb), Archive(results_bucket(), s3), vendor)
 
     def apply(self, observation: Observation, *, source: str) -> Verdict:
         set_fields: dict[str, Any] = {}

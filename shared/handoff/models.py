@@ -281,26 +281,3 @@ class Job(BaseModel):
     created_at: str
     updated_at: str
     version: int = 1
-
-
-# --- Errors --------------------------------------------------------------------------------------
-
-
-class ErrorDetail(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    field: str | None = None
-    message: str
-    type: str | None = None
-
-
-class ErrorInfo(BaseModel):
-    code: str
-    message: str
-    details: list[dict[str, Any]] = Field(default_factory=list)
-
-
-class ErrorBody(BaseModel):
-    """Every error answer: {"error": {"code", "message", "details"}}."""
-
-    error: ErrorInfo

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -242,25 +244,31 @@ def test_malformed_bodies_are_4xx_and_write_nothing(
 # --- cost ------------------------------------------------------------------------------------------------
 
 
-def aws_calls(client: Any) -> list[str]:
+@contextmanager
+def aws_calls(*clients: Any) -> Iterator[list[str]]:
+    """The AWS operations the clients make inside the block (botocore before-call hooks)."""
     calls: list[str] = []
-    client.meta.events.register("before-call", lambda event_name, **_: calls.append(event_name.split(".", 1)[1]))
-    return calls
+
+    def record(event_name: str, **_: Any) -> None:
+        calls.append(event_name.split(".", 1)[1])
+
+    for client in clients:
+        client.meta.events.register("before-call", record)
+    try:
+        yield calls
+    finally:
+        for client in clients:
+            client.meta.events.unregister("before-call", record)
 
 
 @pytest.mark.usefixtures("submitted")
 def test_a_callback_costs_one_archive_put_and_one_conditional_write(context: LambdaContext) -> None:
     send(context, [annotation("PENDING")])  # warm: the secret is cached from here on
-    calls = aws_calls(callback_app.dynamodb)
-    s3_calls = aws_calls(callback_app.s3)
+    with aws_calls(callback_app.dynamodb, callback_app.s3) as changed:
+        send(context)  # COMPLETED: a real change
+    with aws_calls(callback_app.dynamodb, callback_app.s3) as duplicate:
+        send(context)  # the same again: a duplicate
 
-    send(context)  # COMPLETED: a real change
-    changed = (sorted(calls), sorted(s3_calls))
-    calls.clear()
-    s3_calls.clear()
-    send(context)  # the same again: a duplicate
-    duplicate = (sorted(calls), sorted(s3_calls))
-
-    assert changed == (["dynamodb.UpdateItem"], ["s3.PutObject"])
-    assert duplicate == (["dynamodb.UpdateItem"], ["s3.PutObject"])  # the UpdateItem fails its condition
+    assert sorted(changed) == ["dynamodb.UpdateItem", "s3.PutObject"]
+    assert sorted(duplicate) == ["dynamodb.UpdateItem", "s3.PutObject"]  # the UpdateItem fails its condition
     assert job()["version"] == 4  # created 1, SUBMITTED 2, IN_PROGRESS 3, COMPLETED 4: the duplicate wrote nothing
