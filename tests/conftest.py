@@ -33,6 +33,13 @@ os.environ.update(
     TEXTKING_CALLBACK_URL="https://handoff.example.com/v1/callbacks/textking",
     VENDOR_CONNECT_TIMEOUT_SECONDS="1",
     VENDOR_READ_TIMEOUT_SECONDS="2",
+    RATE_LIMIT_TABLE_NAME="handoff-rate-limits",
+    VENDOR_MAX_REQUESTS_PER_SECOND="playment=1000,textking=1000",
+    SUBMISSION_QUEUE_URL="https://sqs.us-east-1.amazonaws.com/123456789012/handoff-submissions",
+    SUBMISSION_MAX_RECEIVES="3",
+    RETRY_BASE_SECONDS="0",
+    RETRY_CAP_SECONDS="0",
+    RECONCILE_AFTER_SECONDS="3600",
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
@@ -87,6 +94,30 @@ def create_jobs_table(client: Any, table_name: str) -> None:
     )
 
 
+def create_rate_limit_table(client: Any, table_name: str) -> None:
+    props = load_template()["Resources"]["RateLimitTable"]["Properties"]
+    client.create_table(
+        TableName=table_name,
+        BillingMode=props["BillingMode"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+    )
+
+
+def create_submission_queues(sqs: Any, max_receives: int) -> tuple[str, str]:
+    """SubmissionQueue with its dead-letter queue, as the template wires them. Returns (queue, dlq) URLs."""
+    dlq_url = sqs.create_queue(QueueName="handoff-submissions-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName="handoff-submissions",
+        Attributes={
+            "VisibilityTimeout": "30",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
+        },
+    )["QueueUrl"]
+    return queue_url, dlq_url
+
+
 @dataclass
 class LambdaContext:
     function_name: str = "test-function"
@@ -112,6 +143,9 @@ def aws() -> Iterator[None]:
     """moto in-process: the jobs table (from template.yaml) and the Playment secret."""
     with mock_aws():
         create_jobs_table(boto3.client("dynamodb"), os.environ["JOBS_TABLE_NAME"])
+        create_rate_limit_table(boto3.client("dynamodb"), os.environ["RATE_LIMIT_TABLE_NAME"])
+        queue_url, _ = create_submission_queues(boto3.client("sqs"), int(os.environ["SUBMISSION_MAX_RECEIVES"]))
+        assert queue_url == os.environ["SUBMISSION_QUEUE_URL"]
         secrets = boto3.client("secretsmanager")
         secrets.create_secret(
             Name=os.environ["PLAYMENT_SECRET_NAME"],
@@ -170,6 +204,27 @@ def archived(prefix: str = "") -> dict[str, bytes]:
     bucket = os.environ["RESULTS_BUCKET_NAME"]
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
     return {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
+
+
+def queued_messages(queue_name: str = "handoff-submissions") -> list[dict[str, Any]]:
+    """Bodies of the messages waiting in a queue (received with visibility 0, so left in place)."""
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    bodies: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for _ in range(100):
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+        fresh = [m for m in batch if m["MessageId"] not in seen]
+        if not fresh and len(seen) >= int(
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+                "ApproximateNumberOfMessages"
+            ]
+        ):
+            break
+        for m in fresh:
+            seen.add(m["MessageId"])
+            bodies.append(json.loads(m["Body"]))
+    return bodies
 
 
 def table_items() -> list[dict[str, Any]]:

@@ -1,51 +1,64 @@
 """SubmitJob: POST /jobs (IAM) and direct invoke, one code path.
 
-201 SUBMITTED (vendor accepted)     202 QUEUED (transient failure; the retry path owns it)
-200 the existing job (same request) 409 conflict (reference_id used by another request)
-424 vendor rejected (job FAILED)    422 invalid / 400 malformed JSON / 413 too large
+One job:   201 SUBMITTED (vendor accepted)     202 QUEUED (the retry path owns it)
+           200 the existing job (same request) 409 conflict (reference_id used by another request)
+           424 vendor rejected (job FAILED)    422 invalid / 400 malformed JSON / 413 too large
+{"jobs": [...]} (up to 500): every valid job recorded QUEUED and enqueued for the worker, which
+           submits at the vendor's pace. 202 with one row per job (queued, replayed, conflict,
+           invalid); 200 when nothing new was queued; 422 when no job was accepted.
+POST /jobs/{reference_id}/retry, or direct invoke {"action": "retry", "reference_id": ...}:
+           202 a job that FAILED before any vendor accepted it is QUEUED again; 404; 409.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import lru_cache
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import boto3
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from handoff import api
-from handoff.models import SubmitRequest, canonical_json
+from handoff.models import REFERENCE_ID_PATTERN, BulkSubmitRequest, SubmitBody, canonical_json, parse_submit_request
 from handoff.observability import logger, metrics, tracer
-from handoff.settings import core_settings
-from handoff.store import JobStore
-from handoff.submission import ConflictError, Outcome, Submitter, UnscheduledRetry, conflict_details, job_error_details
-from handoff.vendors import client_for
+from handoff.submission import (
+    ConflictError,
+    NotRetryable,
+    Outcome,
+    Submitter,
+    conflict_details,
+    job_error_details,
+)
 
 # A job item must stay well under DynamoDB's 400 KB; the request is most of it.
 MAX_REQUEST_BYTES = 256 * 1024
 STATUS_BY_OUTCOME = {Outcome.SUBMITTED: 201, Outcome.QUEUED: 202, Outcome.REPLAYED: 200}
 
 dynamodb = boto3.client("dynamodb")
+sqs = boto3.client("sqs")
 app = api.new_resolver()
 
 
 @lru_cache(maxsize=1)
 def submitter() -> Submitter:
-    return Submitter(JobStore(core_settings().jobs_table_name, dynamodb), client_for, UnscheduledRetry())
+    return Submitter.for_stack(dynamodb, sqs)
 
 
-@app.post("/jobs", summary="Submit a job to a vendor")
-def post_job(request: Annotated[SubmitRequest, Body()]) -> Response[str]:
-    logger.append_keys(reference_id=request.reference_id)
-    size = len(canonical_json(request.model_dump(mode="json")).encode())
-    if size > MAX_REQUEST_BYTES:
-        return api.error_response(
-            413, "request_too_large", f"the request is {size} bytes; the limit is {MAX_REQUEST_BYTES}"
-        )
+@app.post("/jobs", summary='Submit a job, or up to 500 jobs as {"jobs": [...]}')
+def post_job(body: Annotated[SubmitBody, Body()]) -> Response[str]:
+    if isinstance(body, BulkSubmitRequest):
+        return _submit_bulk(body)
+    logger.append_keys(reference_id=body.reference_id)
+    too_large = _too_large(body.model_dump(mode="json"))
+    if too_large:
+        return api.error_response(413, "request_too_large", too_large)
     try:
-        result = submitter().submit(request)
+        result = submitter().submit(body)
     except ConflictError as exc:
         return api.error_response(409, "conflict", str(exc), conflict_details(exc.existing))
     job = result.job.model_dump(mode="json")
@@ -56,8 +69,74 @@ def post_job(request: Annotated[SubmitRequest, Body()]) -> Response[str]:
     return api.json_response(STATUS_BY_OUTCOME[result.outcome], job)
 
 
+@app.post("/jobs/<reference_id>/retry", summary="Resubmit a job that failed before the vendor accepted it")
+def retry_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) -> Response[str]:
+    logger.append_keys(reference_id=reference_id)
+    try:
+        job = submitter().resubmit(reference_id)
+    except NotRetryable as exc:
+        if exc.job is None:
+            return api.error_response(404, "not_found", f"no job with reference_id {reference_id}")
+        return api.error_response(
+            409,
+            "not_retryable",
+            "only a job that FAILED before any vendor accepted it can be resubmitted",
+            [{"status": exc.job.status.value, "vendor_job_id": exc.job.vendor_job_id}],
+        )
+    logger.info("job resubmitted by an operator")
+    return api.json_response(202, job.model_dump(mode="json"))
+
+
+def _submit_bulk(body: BulkSubmitRequest) -> Response[str]:
+    rows: list[dict[str, Any]] = [{} for _ in body.jobs]
+    valid = []
+    for index, raw in enumerate(body.jobs):
+        reference_id = raw.get("reference_id") if isinstance(raw.get("reference_id"), str) else None
+        rows[index] = {"index": index, "reference_id": reference_id}
+        try:
+            request = parse_submit_request(raw)
+        except ValidationError as exc:
+            details = api.validation_details(exc.errors())
+            rows[index].update(outcome="invalid", error=_error("invalid_request", "invalid job", details))
+            continue
+        too_large = _too_large(request.model_dump(mode="json"))
+        if too_large:
+            rows[index].update(outcome="invalid", error=_error("request_too_large", too_large))
+            continue
+        valid.append((index, request))
+    results = submitter().submit_many([request for _, request in valid]) if valid else []
+    for (index, _), result in zip(valid, results, strict=True):
+        if isinstance(result, ConflictError):
+            rows[index].update(
+                outcome="conflict", error=_error("conflict", str(result), conflict_details(result.existing))
+            )
+        else:
+            rows[index].update(outcome=result.outcome.value, status=result.job.status.value)
+    totals = Counter(str(row["outcome"]) for row in rows)
+    summary = {k: totals.get(k, 0) for k in ("queued", "replayed", "conflict", "invalid")}
+    logger.info("bulk submission", extra=summary)
+    if not summary["queued"] and not summary["replayed"]:
+        details = [{"index": r["index"], "reference_id": r["reference_id"], **r["error"]} for r in rows]
+        return api.error_response(
+            422, "invalid_request", "no job in the batch was accepted", details, jobs=rows, totals=summary
+        )
+    return api.json_response(202 if summary["queued"] else 200, {"jobs": rows, "totals": summary})
+
+
+def _too_large(request: dict[str, Any]) -> str | None:
+    size = len(canonical_json(request).encode())
+    return f"the request is {size} bytes; the limit is {MAX_REQUEST_BYTES}" if size > MAX_REQUEST_BYTES else None
+
+
+def _error(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "details": details or []}
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    if isinstance(event, dict) and not api.is_api_event(event) and event.get("action") == "retry":
+        reference_id = str(event.get("reference_id") or "")
+        return api.handle(app, None, context, method="POST", path=f"/jobs/{quote(reference_id, safe='')}/retry")
     return api.handle(app, event, context, method="POST", path="/jobs")

@@ -23,14 +23,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from handoff import api
 from handoff.callbacks import CallbackApplier, Verdict
 from handoff.lifecycle import Observation, is_terminal
-from handoff.models import Job, JobStatus
+from handoff.models import Job
 from handoff.observability import count, logger, metrics, tracer
 from handoff.vendors import client_for
 from handoff.vendors.base import VendorError
-from handoff.vendors.textking import NAME, TextkingClient, parse_callback_form, status_update, verify_token
+from handoff.vendors.textking import NAME, TextkingClient, parse_callback_form, verify_token
 
 MAX_BODY_BYTES = 16 * 1024
-NEEDS_TRANSLATION = frozenset({JobStatus.DELIVERED, JobStatus.COMPLETED})
 
 dynamodb = boto3.client("dynamodb")
 s3 = boto3.client("s3")
@@ -78,33 +77,25 @@ def textking_callback() -> Response[str]:
         return api.json_response(200, {Verdict.DUPLICATE.value: 1})
 
     try:
-        verdict = _apply_real_state(job, form.project_id, form.job_id)
+        seen = textking().observe(job)
     except VendorError as exc:
         logger.warning("TEXTKING could not be read", extra={"error_code": exc.code})
         return api.error_response(
             503, "vendor_unavailable", "the job's state could not be read from TEXTKING; send again"
         )
+    verdict = _apply(job, seen)
     count({"applied": "CallbackApplied", "duplicate": "CallbackDuplicate"}.get(verdict.value, "CallbackInvalid"), NAME)
     return api.json_response(200, {verdict.value: 1})
 
 
-def _apply_real_state(job: Job, project_id: str, job_id: str) -> Verdict:
-    state = textking().get_job(project_id, job_id).state
-    update = status_update(state)
-    if update is None:
-        logger.warning("TEXTKING reported a state we do not know", extra={"state": state[:64]})
+def _apply(job: Job, seen: Observation | None) -> Verdict:
+    if seen is None:
+        logger.warning("TEXTKING reported a state we do not know")
         return Verdict.INVALID
-    if not update.transition.applies_to(job.status):
+    if not seen.update.transition.applies_to(job.status):
         return Verdict.DUPLICATE  # late or repeated: the job is already there or beyond
-    result_ref = None
-    if update.status in NEEDS_TRANSLATION and (update.status is JobStatus.DELIVERED or job.result_ref is None):
-        translation = textking().get_translation(project_id, job_id)
-        result_ref = applier().archive.put_translation(
-            job.reference_id, translation.filename, translation.content, translation.content_type
-        )
-    seen = Observation(job.reference_id, job_id, update, result_ref=result_ref, detail=f"textking {state}")
     verdict = applier().apply(seen, source="textking-callback")
-    logger.info("callback applied", extra={"verdict": verdict.value, "status": update.status.value})
+    logger.info("callback applied", extra={"verdict": verdict.value, "status": seen.update.status.value})
     return verdict
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from handoff.models import VENDOR_NAMES
+from handoff.models import BODY_TAGS, VENDOR_NAMES
 from handoff.observability import logger
 
 
@@ -62,11 +62,18 @@ def new_resolver() -> APIGatewayRestResolver:
 _FIELD_OR_INDEX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*|[0-9]+)$")
 
 
+def validation_details(errors: Any) -> list[dict[str, Any]]:
+    """pydantic errors as the error body's details (field, message, type; never the input)."""
+    return [_detail(e) for e in errors]
+
+
 def _detail(error: Any) -> dict[str, Any]:
     # loc is ("body", <discriminator tag>?, field, ...): drop the location kind and the tag so the
     # field reads as the caller wrote it, e.g. "data.video_data.frames.0.src".
     loc = [str(p) for p in error.get("loc", ())]
     if loc and loc[0] in {"body", "path", "query", "header"}:
+        loc = loc[1:]
+    if loc and loc[0] in BODY_TAGS:
         loc = loc[1:]
     if loc and loc[0] in VENDOR_NAMES and error.get("type") != "union_tag_invalid":
         loc = loc[1:]

@@ -2,7 +2,7 @@
 
 raw/<vendor>/<yyyy>/<mm>/<dd>/<time>-<uuid>.<ext>      every authenticated callback body, as received
 results/<vendor>/<reference_id>/<sha256>.json          results over the inline limit
-translations/<reference_id>/<filename>                 TEXTKING deliveries
+deliveries/<vendor>/<reference_id>/<filename>         delivered files (TEXTKING translations)
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ class Archive:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
         return f"s3://{self.bucket}/{key}"
 
-    def put_translation(self, reference_id: str, filename: str, body: bytes, content_type: str) -> str:
-        key = f"translations/{quote(reference_id, safe='')}/{quote(filename, safe='.-_ ')}"
+    def put_delivery(self, vendor: str, reference_id: str, filename: str, body: bytes, content_type: str) -> str:
+        key = f"deliveries/{vendor}/{quote(reference_id, safe='')}/{quote(filename, safe='.-_ ')}"
         self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
         return f"s3://{self.bucket}/{key}"
 

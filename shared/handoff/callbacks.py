@@ -1,5 +1,5 @@
-"""Applying what a vendor says about one job: the same code for every vendor's callbacks (and
-for the reconciler later).
+"""Applying what a vendor says about one job: the same code for every vendor's callbacks and for
+the reconciler's lookups.
 
 Each observation becomes at most ONE conditional UpdateItem (JobStore.transition). A duplicate or
 stale observation fails the condition and writes nothing; an unknown reference_id writes nothing;
@@ -62,6 +62,11 @@ class CallbackApplier:
                 set_fields["result_ref"] = self.archive.put_result(self.vendor, observation.reference_id, encoded)
         if observation.result_ref is not None:
             set_fields["result_ref"] = observation.result_ref
+        if observation.document is not None:
+            document = observation.document
+            set_fields["result_ref"] = self.archive.put_delivery(
+                self.vendor, observation.reference_id, document.filename, document.content, document.content_type
+            )
         if observation.error is not None:
             set_fields["last_error"] = observation.error.model_dump(mode="json")
         outcome = self.store.transition(

@@ -54,6 +54,10 @@ def transition_to(target: JobStatus, *, revision: bool = False) -> Transition:
 # "no vendor job" half of that condition).
 RESUBMIT = Transition(JobStatus.QUEUED, frozenset({JobStatus.FAILED}))
 
+# Submission gives up (vendor rejected it, or retries ran out) only while no vendor has the job:
+# once a callback moved it on, the vendor's word stands.
+GIVE_UP = Transition(JobStatus.FAILED, frozenset({JobStatus.QUEUED}))
+
 
 @dataclass(frozen=True)
 class VendorUpdate:
@@ -68,6 +72,15 @@ class VendorUpdate:
 
 
 @dataclass(frozen=True)
+class Document:
+    """A file the vendor delivered (a translation), to be kept in S3 and pointed at by the job."""
+
+    filename: str
+    content: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
 class Observation:
     """A vendor's word on one job (from a callback or a lookup), ready to be applied."""
 
@@ -78,6 +91,7 @@ class Observation:
     result_ref: str | None = None
     error: JobError | None = None
     detail: str | None = None
+    document: Document | None = None
 
 
 def is_terminal(status: JobStatus) -> bool:

@@ -8,7 +8,7 @@ from collections import Counter
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
 REFERENCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 
@@ -192,6 +192,45 @@ class TextkingSubmitRequest(BaseModel):
 
 SubmitRequest = Annotated[PlaymentSubmitRequest | TextkingSubmitRequest, Field(discriminator="vendor")]
 VENDOR_NAMES: frozenset[str] = frozenset({"playment", "textking"})
+_SUBMIT_REQUEST: TypeAdapter[PlaymentSubmitRequest | TextkingSubmitRequest] = TypeAdapter(SubmitRequest)
+MAX_BULK_JOBS = 500
+
+
+def parse_submit_request(value: Any) -> PlaymentSubmitRequest | TextkingSubmitRequest:
+    """One submit request from plain data (raises pydantic.ValidationError)."""
+    return _SUBMIT_REQUEST.validate_python(value)
+
+
+class BulkSubmitRequest(BaseModel):
+    """Many jobs in one call. Each job is validated on its own: one invalid job does not reject the rest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_BULK_JOBS,
+        description=f"Up to {MAX_BULK_JOBS} submit requests, each shaped like a single POST /jobs body.",
+    )
+
+
+def _body_kind(value: Any) -> str:
+    return "bulk" if isinstance(value, dict) and "jobs" in value else "single"
+
+
+# POST /jobs takes one request, or {"jobs": [...]}.
+SubmitBody = Annotated[
+    Annotated[SubmitRequest, Tag("single")] | Annotated[BulkSubmitRequest, Tag("bulk")],
+    Discriminator(_body_kind),
+]
+BODY_TAGS = frozenset({"single", "bulk"})
+
+
+class SubmissionMessage(BaseModel):
+    """A SubmissionQueue message: which job to (re)submit. The request itself stays in the table."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    reference_id: str = Field(pattern=REFERENCE_ID_PATTERN)
 
 
 # --- Playment callbacks --------------------------------------------------------------------------
@@ -274,6 +313,7 @@ class Job(BaseModel):
     vendor_job_id: str | None = None
     vendor_refs: dict[str, str] = Field(default_factory=dict)
     attempts: int = 0
+    next_attempt_at: str | None = None
     last_error: JobError | None = None
     result: Any = None
     result_ref: str | None = None

@@ -41,13 +41,17 @@ class PlaymentSettings(BaseModel):
     get_job_path: str = "/v0/projects/{project_id}/jobs/{job_id}"
     create_batch_path: str = "/v1/project/{project_id}/batch"
     batch_jobs_path: str = "/v0/projects/{project_id}/batch/{batch_id}"
+    project_details_path: str = "/v0/projects/{project_id}/details"
+    attachments_path: str = "/v1/attachments"
+    # A lookup after FS_0001 pages through the batch listing (100 jobs a page) at most this far.
+    max_listing_pages: int = Field(default=100, ge=1)
 
     @field_validator("base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    @field_validator("create_job_path", "get_job_path", "create_batch_path", "batch_jobs_path")
+    @field_validator("create_job_path", "get_job_path", "create_batch_path", "batch_jobs_path", "project_details_path")
     @classmethod
     def _has_project_placeholder(cls, value: str) -> str:
         if "{project_id}" not in value or not value.startswith("/"):
@@ -75,6 +79,53 @@ class TextkingSettings(BaseModel):
     @property
     def quality_names(self) -> frozenset[str]:
         return frozenset(q.strip() for q in self.qualities.split(",") if q.strip())
+
+
+class SubmissionSettings(BaseModel):
+    """The retry path and the vendor rate limits (SubmitJob, SubmissionWorker, Reconciler)."""
+
+    queue_url: str = Field(min_length=1)
+    rate_limit_table: str = Field(min_length=1)
+    # "playment=20,textking=2": submissions per second per vendor, across all functions.
+    rates: str = ""
+    # The queue's maxReceiveCount: the worker's attempt on this receive is the last one.
+    max_receives: int = Field(default=8, ge=1)
+    retry_base_seconds: int = Field(default=2, ge=0, le=900)
+    retry_cap_seconds: int = Field(default=300, ge=0, le=900)
+    # How long SubmitJob waits for a free rate slot before handing the job to the queue instead.
+    inline_max_wait_seconds: float = Field(default=1.0, ge=0)
+    # A worker holds a job this long while it submits it (longer than the worker's timeout).
+    lease_seconds: int = Field(default=180, ge=1)
+
+    @field_validator("rates")
+    @classmethod
+    def _rates_parse(cls, value: str) -> str:
+        _parse_rates(value)
+        return value
+
+    @property
+    def rate_per_vendor(self) -> dict[str, float]:
+        return _parse_rates(self.rates)
+
+
+class ReconcilerSettings(BaseModel):
+    # A job with no news for this long is looked up at its vendor.
+    silent_after_seconds: int = Field(default=3600, ge=60)
+    max_jobs_per_run: int = Field(default=100, ge=1, le=10_000)
+
+
+def _parse_rates(value: str) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        vendor, sep, number = part.partition("=")
+        try:
+            rate = float(number)
+        except ValueError:
+            rate = 0.0
+        if not sep or not vendor.strip() or rate <= 0:
+            raise ValueError(f"expected vendor=requests_per_second, got {part!r}")
+        rates[vendor.strip()] = rate
+    return rates
 
 
 def _from_env(model: type[BaseModel], names: Mapping[str, str], env: Mapping[str, str]) -> Any:
@@ -117,6 +168,26 @@ PLAYMENT_ENV = {
     "get_job_path": "PLAYMENT_GET_JOB_PATH",
     "create_batch_path": "PLAYMENT_CREATE_BATCH_PATH",
     "batch_jobs_path": "PLAYMENT_BATCH_JOBS_PATH",
+    "project_details_path": "PLAYMENT_PROJECT_DETAILS_PATH",
+    "attachments_path": "PLAYMENT_ATTACHMENTS_PATH",
+    "max_listing_pages": "PLAYMENT_MAX_LISTING_PAGES",
+}
+
+
+SUBMISSION_ENV = {
+    "queue_url": "SUBMISSION_QUEUE_URL",
+    "rate_limit_table": "RATE_LIMIT_TABLE_NAME",
+    "rates": "VENDOR_MAX_REQUESTS_PER_SECOND",
+    "max_receives": "SUBMISSION_MAX_RECEIVES",
+    "retry_base_seconds": "RETRY_BASE_SECONDS",
+    "retry_cap_seconds": "RETRY_CAP_SECONDS",
+    "inline_max_wait_seconds": "INLINE_MAX_WAIT_SECONDS",
+    "lease_seconds": "SUBMISSION_LEASE_SECONDS",
+}
+
+RECONCILER_ENV = {
+    "silent_after_seconds": "RECONCILE_AFTER_SECONDS",
+    "max_jobs_per_run": "RECONCILE_MAX_JOBS_PER_RUN",
 }
 
 
@@ -133,6 +204,16 @@ def playment_settings() -> PlaymentSettings:
 @lru_cache(maxsize=1)
 def textking_settings() -> TextkingSettings:
     return _from_env(TextkingSettings, TEXTKING_ENV, os.environ)
+
+
+@lru_cache(maxsize=1)
+def submission_settings() -> SubmissionSettings:
+    return _from_env(SubmissionSettings, SUBMISSION_ENV, os.environ)
+
+
+@lru_cache(maxsize=1)
+def reconciler_settings() -> ReconcilerSettings:
+    return _from_env(ReconcilerSettings, RECONCILER_ENV, os.environ)
 
 
 def textking_callback_url() -> str:
@@ -174,4 +255,6 @@ def clear_caches() -> None:
     core_settings.cache_clear()
     playment_settings.cache_clear()
     textking_settings.cache_clear()
+    submission_settings.cache_clear()
+    reconciler_settings.cache_clear()
     parameters.clear_caches()

@@ -9,6 +9,7 @@ item's current state from the failed condition itself (ReturnValuesOnConditionCh
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -63,6 +64,19 @@ class CreateOutcome:
 class TransitionOutcome:
     applied: bool
     job: Job | None  # after the write when applied; as found when not (None: no such job)
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    claimed: bool
+    job: Job | None  # the claimed job; when not claimed, the job as found (None: no such job)
+
+
+@dataclass(frozen=True)
+class StaleJob:
+    reference_id: str
+    status: JobStatus
+    updated_at: str
 
 
 class JobStore:
@@ -153,13 +167,44 @@ class JobStore:
             job = self._trim_history(reference_id, len(job.history) - HISTORY_LIMIT) or job
         return TransitionOutcome(applied=True, job=job)
 
-    def record_failed_attempt(self, reference_id: str, error: JobError) -> Job | None:
+    def claim(self, reference_id: str, lease_seconds: int) -> ClaimOutcome:
+        """Take a QUEUED job for one submission attempt, unless another attempt holds it.
+
+        Two messages for one job (SQS delivers at least once; an operator may enqueue it again)
+        must not become two concurrent attempts: for TEXTKING that would be two orders. The lease
+        ends with the attempt's verdict write, or by itself after `lease_seconds` if the worker died.
+        """
+        now = time.time()
+        update = _Update()
+        update.set("lease_until", round(now + lease_seconds, 3))
+        lease = update.name("lease_until")
+        condition = (
+            f"{update.name('status')} = {update.value(JobStatus.QUEUED.value)}"
+            f" AND (attribute_not_exists({lease}) OR {lease} < {update.value(round(now, 3))})"
+        )
+        response, old = self._update(reference_id, update, condition)
+        if response is None:
+            return ClaimOutcome(claimed=False, job=item_to_job(old) if old else None)
+        return ClaimOutcome(claimed=True, job=item_to_job(response["Attributes"]))
+
+    def release(self, reference_id: str) -> None:
+        """End a claim without a verdict (the attempt did not happen)."""
+        update = _Update()
+        update.remove("lease_until")
+        self._update(reference_id, update, "attribute_exists(reference_id)")
+
+    def record_failed_attempt(
+        self, reference_id: str, error: JobError, next_attempt_at: str | None = None
+    ) -> Job | None:
         """Count a submission attempt that did not reach a verdict; the job stays QUEUED."""
         update = _Update()
         update.set("last_error", error.model_dump(mode="json"))
         update.set("updated_at", utc_now())
+        if next_attempt_at is not None:
+            update.set("next_attempt_at", next_attempt_at)
         update.increment("attempts")
         update.increment("version")
+        update.remove("lease_until")
         condition = f"{update.name('status')} = {update.value(JobStatus.QUEUED.value)}"
         response, old = self._update(reference_id, update, condition)
         if response is None:
@@ -180,6 +225,42 @@ class JobStore:
         update.set_map_entries("vendor_refs", refs)
         update.set("updated_at", utc_now())
         self._update(reference_id, update, "attribute_exists(reference_id)")
+
+    def stale(self, status: JobStatus, updated_before: str, limit: int) -> list[StaleJob]:
+        """Jobs in `status` not written since `updated_before`, oldest first (status-updated_at-index)."""
+        found: list[StaleJob] = []
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "status-updated_at-index",
+            "KeyConditionExpression": "#status = :status AND #updated_at < :before",
+            "ExpressionAttributeNames": {"#status": "status", "#updated_at": "updated_at"},
+            "ExpressionAttributeValues": {":status": {"S": status.value}, ":before": {"S": updated_before}},
+            "ScanIndexForward": True,
+        }
+        while len(found) < limit:
+            response = self.client.query(**request, Limit=limit - len(found))
+            found.extend(
+                StaleJob(i["reference_id"]["S"], JobStatus(i["status"]["S"]), i["updated_at"]["S"])
+                for i in response.get("Items", [])
+            )
+            if "LastEvaluatedKey" not in response:
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found
+
+    def mark_checked(self, reference_id: str, status: JobStatus) -> bool:
+        """Note that the reconciler looked at the job and found nothing new (no status change).
+
+        updated_at moves too, so the job goes to the back of the reconciler's line and the next
+        run starts with jobs it has not looked at yet.
+        """
+        now = utc_now()
+        update = _Update()
+        update.set("updated_at", now)
+        update.set("checked_at", now)
+        condition = f"{update.name('status')} = {update.value(status.value)}"
+        response, _ = self._update(reference_id, update, condition)
+        return response is not None
 
     def _update(self, reference_id: str, update: _Update, condition: str) -> tuple[Any, dict[str, Any] | None]:
         """One conditional UpdateItem: (response, None) when applied, (None, item as found) when not."""
@@ -269,7 +350,7 @@ class _Update:
         self.removes.append(self.name(name))
 
     def expression(self) -> str:
-        parts = [f"SET {', '.join(self.sets)}"]
+        parts = [f"SET {', '.join(self.sets)}"] if self.sets else []
         if self.removes:
             parts.append(f"REMOVE {', '.join(self.removes)}")
         return " ".join(parts)

@@ -1,31 +1,51 @@
-"""Submitting a job: record it, try the vendor once, record the verdict.
+"""Submitting a job: record it, try the vendor, record the verdict; retry what did not settle.
 
+Inline (SubmitJob, one job):
 1. conditional put of the QUEUED job      -> same reference_id + same request: replay the job
                                               same reference_id + other request: ConflictError
-2. one vendor attempt, inline, short timeout
+2. one vendor attempt, at the vendor's pace (a shared rate slot, waited for briefly)
 3. accepted   -> SUBMITTED with the vendor's job id              (one conditional UpdateItem)
    rejected   -> FAILED with the vendor's code and message       (one conditional UpdateItem)
-   transient  -> stays QUEUED with attempts and last_error, and is handed to the RetryScheduler
-   already submitted -> handed to the RetryScheduler as well: the retry path reconciles it
+   transient  -> stays QUEUED with attempts, last_error and next_attempt_at, and a delayed
+                 SubmissionQueue message carries it to the worker
+   already submitted (Playment FS_0001) -> the vendor's job is looked up and recorded SUBMITTED
+
+Bulk (SubmitJob, up to 500 jobs): every job recorded QUEUED, then enqueued in batches of ten.
+
+Worker (SubmissionWorker, one message): claim the QUEUED job, attempt, and answer with what SQS
+should do with the message: done, retry after a backoff delay, or give up (the job is FAILED
+retries_exhausted and the message goes on to the dead-letter queue).
 """
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from handoff.lifecycle import transition_to
-from handoff.models import HistoryEntry, Job, JobError, JobStatus, SubmitRequest, request_hash
-from handoff.observability import logger
+from handoff.backoff import Backoff
+from handoff.lifecycle import GIVE_UP, RESUBMIT, transition_to
+from handoff.models import HistoryEntry, Job, JobError, JobStatus, SubmitRequest, parse_submit_request, request_hash
+from handoff.observability import count, logger
+from handoff.pacing import RateLimiter
 from handoff.store import JobStore, utc_now
-from handoff.vendors.base import AlreadySubmitted, Checkpoint, Rejected, Transient, VendorError
+from handoff.vendors.base import AlreadySubmitted, Checkpoint, Rejected, Transient
+
+RETRIES_EXHAUSTED = "retries_exhausted"
+# After a busy rate limiter (no slot within the caller's patience), look again this soon.
+BUSY_RETRY_SECONDS = 1
 
 
 class Outcome(StrEnum):
     SUBMITTED = "submitted"  # the vendor accepted it now
     QUEUED = "queued"  # not yet accepted; the retry path owns it
     REJECTED = "rejected"  # the vendor refused it: FAILED
+    EXHAUSTED = "exhausted"  # every attempt failed transiently: FAILED retries_exhausted
     REPLAYED = "replayed"  # the reference_id already held this same request
 
 
@@ -33,6 +53,8 @@ class Outcome(StrEnum):
 class SubmitResult:
     outcome: Outcome
     job: Job
+    retry_in: int | None = None  # QUEUED: seconds until the next attempt
+    attempted: bool = True  # False: no vendor request was made (no rate slot was free in time)
 
 
 class ConflictError(Exception):
@@ -41,66 +63,178 @@ class ConflictError(Exception):
         self.existing = existing
 
 
-class RetryScheduler(Protocol):
-    """Where jobs go that the inline attempt could not settle (the retry path plugs in here)."""
+class NotRetryable(Exception):
+    """An operator asked to resubmit a job that is not FAILED-before-the-vendor-accepted-it."""
 
-    def schedule(self, job: Job, error: VendorError) -> None: ...
+    def __init__(self, job: Job | None) -> None:
+        super().__init__("no such job" if job is None else f"job {job.reference_id} is {job.status.value}")
+        self.job = job
 
 
-class UnscheduledRetry:
-    """No retry path wired: the job stays QUEUED with last_error and an operator can see it."""
+class UnknownJob(Exception):
+    """A queue message names a job the table does not hold."""
 
-    def schedule(self, job: Job, error: VendorError) -> None:
-        logger.warning(
-            "no retry path configured; job stays QUEUED",
-            extra={"reference_id": job.reference_id, "error_code": error.code},
-        )
+
+class RetryQueue(Protocol):
+    def send(self, reference_id: str, delay: int = 0) -> None: ...
+
+    def send_many(self, reference_ids: Iterable[str]) -> list[str]: ...
+
+
+class Action(StrEnum):
+    DONE = "done"  # delete the message
+    RETRY = "retry"  # make it visible again after `delay`
+    GIVE_UP = "give_up"  # let it go to the dead-letter queue now
+
+
+@dataclass(frozen=True)
+class Resumption:
+    action: Action
+    job: Job
+    delay: int = 0
 
 
 class Submitter:
-    def __init__(self, store: JobStore, clients: Any, retry: RetryScheduler) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        clients: Callable[[str], Any],
+        queue: RetryQueue,
+        limiter: RateLimiter,
+        backoff: Backoff,
+        *,
+        inline_max_wait: float = 1.0,
+        lease_seconds: int = 180,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.store = store
         self.clients = clients  # vendor name -> VendorClient, e.g. handoff.vendors.client_for
-        self.retry = retry
+        self.queue = queue
+        self.limiter = limiter
+        self.backoff = backoff
+        self.inline_max_wait = inline_max_wait
+        self.lease_seconds = lease_seconds
+        self.sleep = sleep
+
+    @classmethod
+    def for_stack(cls, dynamodb: Any, sqs: Any) -> Submitter:
+        """The submitter a function uses: the stack's table, queue, rate limits and retry schedule."""
+        from handoff.pacing import SharedRateLimiter
+        from handoff.queue import SubmissionQueue
+        from handoff.settings import core_settings, submission_settings
+        from handoff.vendors import client_for
+
+        settings = submission_settings()
+        return cls(
+            JobStore(core_settings().jobs_table_name, dynamodb),
+            client_for,
+            SubmissionQueue(settings.queue_url, sqs),
+            SharedRateLimiter(settings.rate_limit_table, dynamodb, settings.rate_per_vendor),
+            Backoff(settings.retry_base_seconds, max(settings.retry_cap_seconds, settings.retry_base_seconds)),
+            inline_max_wait=settings.inline_max_wait_seconds,
+            lease_seconds=settings.lease_seconds,
+        )
+
+    # -- SubmitJob ----------------------------------------------------------------------------------
 
     def submit(self, request: SubmitRequest) -> SubmitResult:
-        now = utc_now()
-        job = Job(
-            reference_id=request.reference_id,
-            vendor=request.vendor,
-            status=JobStatus.QUEUED,
-            request=request.model_dump(mode="json"),
-            request_hash=request_hash(request),
-            created_at=now,
-            updated_at=now,
-            history=[HistoryEntry(at=now, status=JobStatus.QUEUED, source="submit")],
-        )
-        created = self.store.create(job)
+        created = self.store.create(_new_job(request))
         if not created.created:
-            if created.job.request_hash != job.request_hash:
-                raise ConflictError(created.job)
-            return SubmitResult(Outcome.REPLAYED, created.job)
-        return self.attempt(created.job, request)
+            return _replay(created.job, request)
+        result = self.attempt(created.job, request, max_wait=self.inline_max_wait)
+        if result.outcome is Outcome.QUEUED:
+            self._enqueue(result.job, result.retry_in or 0)
+        return result
 
-    def attempt(self, job: Job, request: SubmitRequest) -> SubmitResult:
-        """One vendor attempt for a QUEUED job, and the write that records its verdict."""
+    def submit_many(self, requests: list[SubmitRequest]) -> list[SubmitResult | ConflictError]:
+        """Record every job QUEUED (in parallel), then enqueue the new ones in batches of ten."""
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            created = list(pool.map(lambda r: self.store.create(_new_job(r)), requests))
+        results: list[SubmitResult | ConflictError] = []
+        for request, outcome in zip(requests, created, strict=True):
+            try:
+                results.append(
+                    SubmitResult(Outcome.QUEUED, outcome.job) if outcome.created else _replay(outcome.job, request)
+                )
+            except ConflictError as exc:
+                results.append(exc)
+        new = [r.job.reference_id for r in results if isinstance(r, SubmitResult) and r.outcome is Outcome.QUEUED]
+        try:
+            unsent = self.queue.send_many(new)
+        except Exception:  # the jobs are recorded; the reconciler enqueues QUEUED jobs nobody holds
+            logger.exception("could not enqueue the bulk submission", extra={"jobs": len(new)})
+            unsent = new
+        vendor_of = {r.reference_id: r.vendor for r in requests}
+        for ref in unsent:
+            count("SubmissionEnqueueFailed", vendor_of[ref])
+        return results
+
+    def resubmit(self, reference_id: str) -> Job:
+        """Operator: put a job that FAILED before any vendor accepted it back in the queue."""
+        outcome = self.store.transition(
+            reference_id, RESUBMIT, source="operator", detail="resubmitted", require_no_vendor_job=True
+        )
+        if not outcome.applied or outcome.job is None:
+            raise NotRetryable(outcome.job)
+        self._enqueue(outcome.job, 0)
+        return outcome.job
+
+    # -- SubmissionWorker -----------------------------------------------------------------------------
+
+    def resume(self, reference_id: str, *, final: bool, max_wait: float) -> Resumption:
+        """One queue message: attempt the job if it is still QUEUED and nobody else holds it."""
+        claim = self.store.claim(reference_id, self.lease_seconds)
+        if not claim.claimed and claim.job is not None and _exhausted_before_vendor(claim.job):
+            # Its message was moved back from the dead-letter queue (make redrive): try it again.
+            reopened = self.store.transition(
+                reference_id, RESUBMIT, source="redrive", detail="resubmitted", require_no_vendor_job=True
+            )
+            if reopened.applied:
+                claim = self.store.claim(reference_id, self.lease_seconds)
+        job = claim.job
+        if job is None:
+            raise UnknownJob(reference_id)
+        if not claim.claimed:
+            # Already past QUEUED (a duplicate message, or a callback got there first), or another
+            # attempt holds it and its own message carries on.
+            return Resumption(Action.DONE, job)
+        request = parse_submit_request(job.request)
+        result = self.attempt(job, request, max_wait=max_wait, final=final)
+        if result.outcome is Outcome.QUEUED:
+            if not result.attempted:
+                self.store.release(reference_id)
+            return Resumption(Action.RETRY, result.job, result.retry_in or 0)
+        if result.outcome is Outcome.EXHAUSTED:
+            return Resumption(Action.GIVE_UP, result.job)
+        return Resumption(Action.DONE, result.job)
+
+    # -- one attempt ---------------------------------------------------------------------------------
+
+    def attempt(self, job: Job, request: SubmitRequest, *, max_wait: float, final: bool = False) -> SubmitResult:
+        """One vendor attempt for a QUEUED job, at the vendor's pace, and the write that records its verdict."""
         log = {"reference_id": job.reference_id, "vendor": job.vendor}
+        wait = self.limiter.reserve(job.vendor, max_wait)
+        if wait is None:
+            logger.info("no rate slot free in time; the job waits in the queue", extra=log)
+            return SubmitResult(Outcome.QUEUED, job, retry_in=BUSY_RETRY_SECONDS, attempted=False)
+        if wait > 0:
+            self.sleep(wait)
+        client = self.clients(job.vendor)
         checkpoint = Checkpoint(job.vendor_refs, lambda refs: self.store.record_vendor_refs(job.reference_id, refs))
         try:
-            accepted = self.clients(job.vendor).submit(request, checkpoint)
-        except (Transient, AlreadySubmitted) as exc:
-            logger.info("vendor did not settle the submission", extra={**log, "error_code": exc.code})
-            current = self.store.record_failed_attempt(job.reference_id, exc.as_job_error()) or job
-            self.retry.schedule(current, exc)
-            return SubmitResult(Outcome.QUEUED, current)
+            accepted = self._send(client, job, request, checkpoint)
+        except Transient as exc:
+            return self._transient(job, exc, final=final)
         except Rejected as exc:
             logger.info("vendor rejected the submission", extra={**log, "error_code": exc.code})
+            count("SubmissionFailed", job.vendor)
             outcome = self.store.transition(
                 job.reference_id,
-                transition_to(JobStatus.FAILED),
+                GIVE_UP,
                 source="submit",
                 detail=f"vendor rejected: {exc.code}",
                 set_fields={"last_error": exc.as_job_error().model_dump(mode="json")},
+                remove_fields=("lease_until", "next_attempt_at"),
                 count_attempt=True,
             )
             return SubmitResult(Outcome.REJECTED, outcome.job or job)
@@ -108,9 +242,9 @@ class Submitter:
             job.reference_id,
             transition_to(JobStatus.SUBMITTED),
             source="submit",
-            set_fields={"vendor_refs": accepted.vendor_refs},
+            set_fields={"vendor_refs": {**job.vendor_refs, **accepted.vendor_refs}},
             set_if_absent={"vendor_job_id": accepted.vendor_job_id},
-            remove_fields=("last_error",),
+            remove_fields=("last_error", "lease_until", "next_attempt_at"),
             count_attempt=True,
         )
         current = outcome.job or job
@@ -121,8 +255,93 @@ class Submitter:
             current = (
                 self.store.record_vendor_ids(job.reference_id, accepted.vendor_job_id, accepted.vendor_refs) or current
             )
+        count("JobsSubmitted", job.vendor)
         logger.info("vendor accepted the job", extra={**log, "vendor_job_id": accepted.vendor_job_id})
         return SubmitResult(Outcome.SUBMITTED, current)
+
+    def _send(self, client: Any, job: Job, request: SubmitRequest, checkpoint: Checkpoint) -> Any:
+        try:
+            return client.submit(request, checkpoint)
+        except AlreadySubmitted as exc:
+            # An earlier attempt got through but its answer was lost: the vendor holds the job.
+            # Find it and record it; never a second vendor job, never FAILED.
+            logger.info(
+                "vendor already holds the reference; looking its job up", extra={"reference_id": job.reference_id}
+            )
+            found = client.find(request, job)
+            if found is None:
+                raise Transient(
+                    "already_submitted_not_found",
+                    f"{exc.code}: the vendor holds the reference_id but its job was not found (yet)",
+                ) from exc
+            return found
+
+    def _transient(self, job: Job, exc: Transient, *, final: bool) -> SubmitResult:
+        log = {"reference_id": job.reference_id, "vendor": job.vendor, "error_code": exc.code}
+        failed_attempts = job.attempts + 1
+        if final:
+            logger.warning("retries exhausted; the job is FAILED", extra={**log, "attempts": failed_attempts})
+            count("SubmissionFailed", job.vendor)
+            error = JobError(
+                code=RETRIES_EXHAUSTED,
+                message=f"gave up after {failed_attempts} attempts; the last one: {exc.code}: {exc.message}",
+                retryable=True,
+                details=[exc.as_job_error().model_dump(mode="json")],
+            )
+            outcome = self.store.transition(
+                job.reference_id,
+                GIVE_UP,
+                source="submit",
+                detail=RETRIES_EXHAUSTED,
+                set_fields={"last_error": error.model_dump(mode="json")},
+                remove_fields=("lease_until", "next_attempt_at"),
+                count_attempt=True,
+            )
+            return SubmitResult(Outcome.EXHAUSTED, outcome.job or job)
+        delay = self.backoff.delay(failed_attempts)
+        logger.info("vendor did not settle the submission; retrying later", extra={**log, "retry_in": delay})
+        count("SubmissionRetried", job.vendor)
+        next_at = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="milliseconds")
+        current = self.store.record_failed_attempt(
+            job.reference_id, exc.as_job_error(), next_attempt_at=next_at.replace("+00:00", "Z")
+        )
+        return SubmitResult(Outcome.QUEUED, current or job, retry_in=delay)
+
+    def _enqueue(self, job: Job, delay: int) -> None:
+        try:
+            self.queue.send(job.reference_id, delay=math.ceil(delay))
+        except Exception:  # the job is recorded QUEUED; the reconciler enqueues jobs nobody holds
+            logger.exception("could not enqueue the job for retry", extra={"reference_id": job.reference_id})
+            count("SubmissionEnqueueFailed", job.vendor)
+
+
+def _new_job(request: SubmitRequest) -> Job:
+    now = utc_now()
+    return Job(
+        reference_id=request.reference_id,
+        vendor=request.vendor,
+        status=JobStatus.QUEUED,
+        request=request.model_dump(mode="json"),
+        request_hash=request_hash(request),
+        created_at=now,
+        updated_at=now,
+        history=[HistoryEntry(at=now, status=JobStatus.QUEUED, source="submit")],
+    )
+
+
+def _replay(existing: Job, request: SubmitRequest) -> SubmitResult:
+    if existing.request_hash != request_hash(request):
+        raise ConflictError(existing)
+    return SubmitResult(Outcome.REPLAYED, existing)
+
+
+def _exhausted_before_vendor(job: Job) -> bool:
+    return (
+        job.status is JobStatus.FAILED
+        and job.vendor_job_id is None
+        and job.last_error is not None
+        and job.last_error.code == RETRIES_EXHAUSTED
+    )
 
 
 def conflict_details(existing: Job) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from functions.submit_job import app as submit_app
-from tests.conftest import PLAYMENT_API_KEY, LambdaContext, load_event, table_items
+from tests.conftest import PLAYMENT_API_KEY, LambdaContext, load_event, queued_messages, table_items
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -218,14 +218,8 @@ def test_unauthorized_with_a_non_json_body_is_rejected_as_auth_failure(
         ),
         (lambda s: s.respond_with_data("slow down", status=429), "http_429"),
         (lambda s: s.respond_with_json({"success": True, "data": {}}), "ambiguous_response"),
-        (
-            lambda s: s.respond_with_json(
-                {"error": {"code": "FS_0001", "message": "duplicate"}, "success": False}, status=400
-            ),
-            "FS_0001",
-        ),
     ],
-    ids=["502-html", "500-api_error", "429", "2xx-without-job-id", "FS_0001"],
+    ids=["502-html", "500-api_error", "429", "2xx-without-job-id"],
 )
 def test_unsettled_submission_is_202_queued_with_last_error(
     playment: HTTPServer, context: LambdaContext, respond: Any, code: str
@@ -239,6 +233,57 @@ def test_unsettled_submission_is_202_queued_with_last_error(
     assert body["attempts"] == 1
     assert body["last_error"]["code"] == code
     assert table_items()[0]["status"] == "QUEUED"
+    # and the retry path holds it: one message on SubmissionQueue names the job
+    assert queued_messages() == [{"reference_id": "order-1042-img-7"}]
+
+
+def duplicate_answer() -> dict[str, Any]:
+    return {"error": {"code": "FS_0001", "message": "duplicate reference_id"}, "success": False}
+
+
+def test_fs_0001_is_reconciled_from_the_batch_listing_into_submitted(
+    playment: HTTPServer, context: LambdaContext
+) -> None:
+    # given Playment already holds the reference_id (an earlier answer was lost), on page 2 of the default batch
+    playment.expect_request(CREATE_PATH, method="POST").respond_with_json(duplicate_answer(), status=400)
+    playment.expect_request("/v0/projects/proj-1/details").respond_with_json(
+        {"success": True, "data": {"batches": [{"id": "b-other"}, {"id": "b-default", "is_default": True}]}}
+    )
+    listing = "/v0/projects/proj-1/batch/b-default"
+    playment.expect_request(listing, query_string="page_token=2").respond_with_json(
+        {"success": True, "data": {"jobs": [{"id": "pl-found", "reference_id": "order-1042-img-7"}]}}
+    )
+    playment.expect_request(listing).respond_with_json(
+        {"success": True, "data": {"jobs": [{"id": "pl-x", "reference_id": "other"}], "next_page_token": "2"}}
+    )
+
+    # when the job is submitted
+    status, body = api_submit(sample_request(), context)
+
+    # then it is SUBMITTED with the vendor's existing job: no second job, not FAILED, nothing queued
+    assert status == 201
+    assert body["status"] == "SUBMITTED"
+    assert body["vendor_job_id"] == "pl-found"
+    assert body["vendor_refs"] == {"project_id": "proj-1", "batch_id": "b-default"}
+    assert [r.path for r, _ in playment.log].count(CREATE_PATH) == 1
+    assert queued_messages() == []
+
+
+def test_fs_0001_with_the_job_not_listed_yet_stays_queued(playment: HTTPServer, context: LambdaContext) -> None:
+    playment.expect_request(CREATE_PATH, method="POST").respond_with_json(duplicate_answer(), status=400)
+    playment.expect_request("/v0/projects/proj-1/details").respond_with_json(
+        {"success": True, "data": {"batches": [{"id": "b-default", "is_default": True}]}}
+    )
+    playment.expect_request("/v0/projects/proj-1/batch/b-default").respond_with_json(
+        {"success": True, "data": {"jobs": [{"id": "pl-x", "reference_id": "other"}]}}
+    )
+
+    status, body = api_submit(sample_request(), context)
+
+    assert status == 202
+    assert body["status"] == "QUEUED"
+    assert body["last_error"]["code"] == "already_submitted_not_found"
+    assert queued_messages() == [{"reference_id": "order-1042-img-7"}]
 
 
 def test_vendor_timeout_is_202_queued(
@@ -373,18 +418,21 @@ def test_oversized_request_is_413_and_writes_nothing(playment: HTTPServer, conte
 # --- cost ----------------------------------------------------------------------------------------
 
 
-def test_successful_submit_costs_two_dynamodb_writes_and_no_read(playment: HTTPServer, context: LambdaContext) -> None:
+def test_successful_submit_costs_two_job_writes_one_rate_slot_and_no_read(
+    playment: HTTPServer, context: LambdaContext
+) -> None:
     playment.expect_request(CREATE_PATH, method="POST").respond_with_json(accept())
-    calls: list[str] = []
+    calls: list[tuple[str, str]] = []
 
-    def record(event_name: str, **_: Any) -> None:
-        calls.append(event_name.rsplit(".", 1)[-1])
+    def record(event_name: str, params: dict[str, Any], **_: Any) -> None:
+        calls.append((event_name.rsplit(".", 1)[-1], params["TableName"]))
 
-    submit_app.dynamodb.meta.events.register("before-call.dynamodb", record)
+    submit_app.dynamodb.meta.events.register("before-parameter-build.dynamodb", record)
     try:
         status, _ = api_submit(sample_request(), context)
     finally:
-        submit_app.dynamodb.meta.events.unregister("before-call.dynamodb", record)
+        submit_app.dynamodb.meta.events.unregister("before-parameter-build.dynamodb", record)
 
     assert status == 201
-    assert calls == ["PutItem", "UpdateItem"]
+    # the job: a conditional put and the SUBMITTED update; the pace: one slot taken in the rate table
+    assert calls == [("PutItem", "handoff-jobs"), ("UpdateItem", "handoff-rate-limits"), ("UpdateItem", "handoff-jobs")]

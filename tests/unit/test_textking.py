@@ -13,7 +13,6 @@ import pytest
 
 from functions.submit_job import app as submit_app
 from functions.textking_callback import app as callback_app
-from handoff.models import TextkingSubmitRequest
 from handoff.vendors.textking import TRIGGER_STATES, make_token, verify_token
 from tests.conftest import (
     TEXTKING_PREVIOUS_SIGNING_KEY,
@@ -125,10 +124,8 @@ def test_a_failure_midway_resumes_without_a_second_project(textking: TextkingFak
     assert body["status"] == "QUEUED"
     assert set(body["vendor_refs"]) == {"project_id", "job_id"}  # checkpointed as they were created
 
-    # when the submission is attempted again (what the retry path does)
-    stored = submit_app.submitter().store.get(REF)
-    assert stored is not None
-    result = submit_app.submitter().attempt(stored, TextkingSubmitRequest.model_validate(request(order=True)))
+    # when the worker takes up the queued job
+    result = submit_app.submitter().resume(REF, final=False, max_wait=1.0)
 
     # then it continues: one project, one job, five callbacks, one order
     assert result.job.status.value == "SUBMITTED"
@@ -239,7 +236,7 @@ def test_delivery_fetches_the_translation_into_s3(
     stored = job()
     assert stored["status"] == "DELIVERED"
     key = stored["result_ref"].removeprefix("s3://handoff-results/")
-    assert key == f"translations/{REF}/report_de.txt"
+    assert key == f"deliveries/textking/{REF}/report_de.txt"
     assert archived(key)[key] == b"Hallo Welt"
     assert len(archived("raw/textking/")) == 1
 

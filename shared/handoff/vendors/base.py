@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 import requests
 
-from handoff.models import JobError
+from handoff.lifecycle import Observation
+from handoff.models import Job, JobError
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
 AUTH_STATUSES = frozenset({401, 403})
@@ -81,9 +82,21 @@ class Checkpoint:
 
 
 class VendorClient(Protocol):
+    """What Handoff needs from a vendor: one module under vendors/ implements it."""
+
     name: str
 
-    def submit(self, request: Any, checkpoint: Checkpoint) -> Acceptance: ...
+    def submit(self, request: Any, checkpoint: Checkpoint) -> Acceptance:
+        """Create the vendor's job (Transient / Rejected / AlreadySubmitted when it cannot)."""
+        ...
+
+    def find(self, request: Any, job: Job) -> Acceptance | None:
+        """After AlreadySubmitted: the vendor's existing job for this reference (None: not found)."""
+        ...
+
+    def observe(self, job: Job) -> Observation | None:
+        """The vendor's current word on a job it accepted, read from its API (None: nothing usable)."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import requests
 
 from handoff.lifecycle import Observation, VendorUpdate
-from handoff.models import JobError, JobStatus, PlaymentAnnotation, PlaymentSubmitRequest
+from handoff.models import Job, JobError, JobStatus, PlaymentAnnotation, PlaymentSubmitRequest
 from handoff.settings import PlaymentSettings, core_settings, playment_settings, secret_json
 from handoff.vendors.base import (
     Acceptance,
@@ -160,6 +160,95 @@ class PlaymentClient:
             result_url=result if isinstance(result, str) and result else None,
         )
 
+    def find(self, request: PlaymentSubmitRequest, job: Job) -> Acceptance | None:
+        """The Playment job that already holds `request.reference_id` (after FS_0001).
+
+        Playment has no lookup by reference_id; its batch listing carries reference_id next to the
+        job id (REFERENCE.md §1.2 #4, gotcha 9), so the request's batch (or the project's default
+        batch) is paged through, 100 jobs a page, up to max_listing_pages.
+        """
+        project_id = request.project_id or self.settings.project_id
+        batch_id = request.batch_id or self.default_batch_id(project_id)
+        if batch_id is None:
+            return None
+        page_token: str | None = None
+        for _ in range(self.settings.max_listing_pages):
+            data = self._call(
+                "GET",
+                self.settings.batch_jobs_path,
+                project_id=project_id,
+                batch_id=batch_id,
+                params={"page_token": page_token} if page_token else None,
+            )
+            jobs = data.get("jobs") if isinstance(data, dict) else None
+            if not isinstance(jobs, list) or not jobs:
+                return None
+            for listed in jobs:
+                if isinstance(listed, dict) and listed.get("reference_id") == request.reference_id and listed.get("id"):
+                    return Acceptance(
+                        vendor_job_id=str(listed["id"]), vendor_refs={"project_id": project_id, "batch_id": batch_id}
+                    )
+            token = data.get("next_page_token")
+            if not token:
+                return None
+            page_token = str(token)
+        return None
+
+    def default_batch_id(self, project_id: str) -> str | None:
+        data = self._call("GET", self.settings.project_details_path, project_id=project_id)
+        batches = data.get("batches") if isinstance(data, dict) else None
+        for batch in batches if isinstance(batches, list) else []:
+            if isinstance(batch, dict) and batch.get("is_default") and batch.get("id"):
+                return str(batch["id"])
+        return None
+
+    def observe(self, job: Job) -> Observation | None:
+        """The job as Playment's GET job reports it; a COMPLETED job comes with its result."""
+        if not job.vendor_job_id:
+            return None
+        found = self.get_job(job.vendor_job_id, job.vendor_refs.get("project_id"))
+        update = status_update(found.status)
+        if update is None:
+            return None
+        result = None
+        error = None
+        if update.status is JobStatus.COMPLETED and update.transition.applies_to(job.status):
+            if found.result_url is None:
+                return None  # "completed" before the result is there: look again next time
+            result = self.fetch_result(found.result_url)
+        if update.status is JobStatus.FAILED:
+            error = JobError(code="failed", message="Playment reports the job FAILED", retryable=False)
+        return Observation(
+            reference_id=job.reference_id,
+            vendor_job_id=found.job_id,
+            update=update,
+            result=result,
+            error=error,
+            detail=f"playment {found.status.strip().upper()} (lookup)",
+        )
+
+    def fetch_result(self, result_url: str) -> Any:
+        """The JSON behind a job's result URL.
+
+        Since 2021-07-15 result URLs are private: GET /v1/attachments?url=... with the API key
+        answers with a redirect to a signed URL, which is then fetched WITHOUT the key (gotcha 11).
+        """
+        response = send(
+            self.session,
+            "GET",
+            self.settings.base_url + self.settings.attachments_path,
+            self.timeouts,
+            params={"url": result_url},
+            headers={self.settings.api_key_header: self._api_key(), "Accept": "application/json"},
+        )
+        if response.is_redirect and response.headers.get("Location"):
+            response = send(self.session, "GET", response.headers["Location"], self.timeouts)
+        raise_for_status(response)
+        body = json_or_none(response)
+        if body is None:
+            raise Transient("ambiguous_response", "Playment's result is not JSON")
+        return body
+
     def callback_keys(self) -> list[str]:
         secret = secret_json(self.settings.secret_name)
         return [
@@ -168,7 +257,15 @@ class PlaymentClient:
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _call(self, method: str, path_template: str, *, json: Any = None, **path_values: str) -> Any:
+    def _call(
+        self,
+        method: str,
+        path_template: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        **path_values: str,
+    ) -> Any:
         path = path_template.format(**{k: quote(v, safe="") for k, v in path_values.items()})
         response = send(
             self.session,
@@ -176,6 +273,7 @@ class PlaymentClient:
             self.settings.base_url + path,
             self.timeouts,
             json=json,
+            params=params,
             headers={self.settings.api_key_header: self._api_key(), "Accept": "application/json"},
         )
         body = json_or_none(response)

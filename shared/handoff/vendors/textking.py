@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, quote
 
 import requests
 
-from handoff.lifecycle import VendorUpdate
-from handoff.models import JobStatus, TextkingSubmitRequest
+from handoff.lifecycle import Document, Observation, VendorUpdate
+from handoff.models import Job, JobStatus, TextkingSubmitRequest
 from handoff.settings import TextkingSettings, core_settings, secret_json, textking_callback_url, textking_settings
 from handoff.vendors.base import (
     Acceptance,
@@ -228,6 +228,41 @@ class TextkingClient:
         self._call("PUT", f"/project/{_seg(project_id)}", json={"state": "running"})
 
     # -- reading back ------------------------------------------------------------------------------
+
+    def find(self, request: TextkingSubmitRequest, job: Job) -> Acceptance | None:
+        """The TEXTKING job an earlier attempt created, if the checkpoint knows it and TEXTKING has it.
+
+        TEXTKING never answers "already submitted" (it has no idempotency key; every POST creates),
+        so this is only the checkpoint read back.
+        """
+        project_id, job_id = job.vendor_refs.get("project_id"), job.vendor_refs.get("job_id")
+        if not project_id or not job_id:
+            return None
+        found = self.get_job(project_id, job_id)
+        return Acceptance(vendor_job_id=found.id, vendor_refs={"project_id": project_id, "job_id": found.id})
+
+    def observe(self, job: Job) -> Observation | None:
+        """The job's real state (callbacks are only hints), with the translation once it is delivered.
+
+        The translation is fetched only when the state would move the job: on translation-delivered,
+        and on completed if no delivery was stored before.
+        """
+        project_id = job.vendor_refs.get("project_id")
+        job_id = job.vendor_job_id or job.vendor_refs.get("job_id")
+        if not project_id or not job_id:
+            return None
+        state = self.get_job(project_id, job_id).state
+        update = status_update(state)
+        if update is None:
+            return None
+        document = None
+        moves = update.transition.applies_to(job.status)
+        if moves and (
+            update.status is JobStatus.DELIVERED or (update.status is JobStatus.COMPLETED and job.result_ref is None)
+        ):
+            translation = self.get_translation(project_id, job_id)
+            document = Document(translation.filename, translation.content, translation.content_type)
+        return Observation(job.reference_id, job_id, update, document=document, detail=f"textking {state}")
 
     def get_job(self, project_id: str, job_id: str) -> TextkingJob:
         body = json_or_none(self._call("GET", f"/project/{_seg(project_id)}/job/{_seg(job_id)}"))

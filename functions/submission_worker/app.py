@@ -1,0 +1,98 @@
+"""SubmissionWorker: drains SubmissionQueue (SQS event source, ReportBatchItemFailures).
+
+Per message {"reference_id"}: claim the job if it is still QUEUED, submit it at the vendor's pace,
+and tell SQS what to do with the message:
+
+    done      accepted, rejected (FAILED), or already past QUEUED        -> deleted
+    retry     transient failure: visible again after a full-jitter backoff -> reported failed
+    give up   transient failure on the last receive: the job is FAILED retries_exhausted first,
+              then the message is made visible at once so SQS moves it to the dead-letter queue
+    poison    not a submission message, or no such job                    -> visible at once;
+              after maxReceiveCount quick receives it is in the dead-letter queue
+
+A failed record never holds up the others in its batch.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from handoff.models import SubmissionMessage
+from handoff.observability import count, logger, metrics, tracer
+from handoff.queue import SubmissionQueue
+from handoff.settings import submission_settings
+from handoff.submission import Action, Submitter, UnknownJob
+
+# An attempt needs this much of the invocation left (TEXTKING takes up to ~10 requests).
+MIN_SECONDS_FOR_ATTEMPT = 30.0
+# The longest a record waits for a rate slot; the rest of the batch is behind it.
+MAX_RATE_WAIT_SECONDS = 20.0
+
+dynamodb = boto3.client("dynamodb")
+sqs = boto3.client("sqs")
+# A batch whose every record failed is still a normal answer (a vendor outage), not a crash.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+class NotDone(Exception):
+    """The record stays in the queue; its visibility has been set."""
+
+
+@lru_cache(maxsize=1)
+def submitter() -> Submitter:
+    return Submitter.for_stack(dynamodb, sqs)
+
+
+def queue() -> SubmissionQueue:
+    return SubmissionQueue(submission_settings().queue_url, sqs)
+
+
+def handle_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    receipt = record.receipt_handle
+    try:
+        message = SubmissionMessage.model_validate_json(record.body)
+    except ValidationError:
+        logger.error("poison message: not a submission message", extra={"message_id": record.message_id})
+        count("PoisonMessage", "unknown")
+        queue().retry_later(receipt, 0)
+        raise NotDone("poison message") from None
+    logger.append_keys(reference_id=message.reference_id)
+    remaining = lambda_context.get_remaining_time_in_millis() / 1000
+    if remaining < MIN_SECONDS_FOR_ATTEMPT:
+        queue().retry_later(receipt, 0)
+        raise NotDone("not enough time left in this invocation")
+    receives = int(record.attributes.approximate_receive_count or 1)
+    final = receives >= submission_settings().max_receives
+    try:
+        resumption = submitter().resume(
+            message.reference_id,
+            final=final,
+            max_wait=min(MAX_RATE_WAIT_SECONDS, remaining - MIN_SECONDS_FOR_ATTEMPT),
+        )
+    except UnknownJob:
+        logger.error("poison message: no such job")
+        count("PoisonMessage", "unknown")
+        queue().retry_later(receipt, 0)
+        raise NotDone("no such job") from None
+    status = resumption.job.status.value
+    if resumption.action is Action.RETRY:
+        queue().retry_later(receipt, resumption.delay)
+        raise NotDone(f"retry in {resumption.delay} s")
+    if resumption.action is Action.GIVE_UP:
+        queue().retry_later(receipt, 0)
+        raise NotDone("retries exhausted; on to the dead-letter queue")
+    logger.info("message done", extra={"status": status, "receives": receives})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)

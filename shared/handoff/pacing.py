@@ -1,0 +1,114 @@
+"""Keeping every function's submissions under a vendor's rate limit: a limiter shared through DynamoDB.
+
+Playment documents 20 job-creation requests per second (REFERENCE.md §1.2). Several workers run at
+once (the queue's MaximumConcurrency) and each process knows nothing of the others, so the pace is
+kept in one place: a RateLimitTable item per vendor holding `next_slot`, the earliest time the next
+request may start. `reserve` takes that slot and moves it on by one interval with ONE conditional
+UpdateItem, then the caller sleeps until its slot. Every request therefore starts at least one
+interval after the one before it, whichever function sends it, and no one-second window can hold
+more than the limit. The interval is stretched by HEADROOM so that a request that starts a few
+milliseconds late (scheduling, clock skew between functions) cannot push a window over the limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Protocol, cast
+
+from botocore.exceptions import ClientError
+
+HEADROOM = 0.97  # pace at 97% of the limit
+
+
+class RateLimiter(Protocol):
+    def reserve(self, vendor: str, max_wait: float) -> float | None:
+        """Seconds to wait before sending to `vendor`, or None when no slot is free within `max_wait`."""
+        ...
+
+
+class Unlimited:
+    def reserve(self, vendor: str, max_wait: float) -> float | None:
+        return 0.0
+
+
+class SharedRateLimiter:
+    def __init__(
+        self,
+        table_name: str,
+        client: Any,
+        rates: dict[str, float],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.table_name = table_name
+        self.client = client
+        self.rates = rates  # vendor -> requests per second; a vendor not listed is not limited
+        self.clock = clock
+        # Which write to try first, from what this process saw last: a lone submission usually
+        # finds the schedule idle, a bulk run finds it running. A wrong guess costs one failed write.
+        self._running: dict[str, bool] = {}
+
+    def interval(self, vendor: str) -> float | None:
+        rate = self.rates.get(vendor)
+        return 1.0 / (rate * HEADROOM) if rate else None
+
+    def reserve(self, vendor: str, max_wait: float) -> float | None:
+        interval = self.interval(vendor)
+        if interval is None:
+            return 0.0
+        try_running_first = self._running.get(vendor, False)
+        for _ in range(8):  # each round either reserves or learns that another writer moved the slot
+            now = self.clock()
+            if not try_running_first:
+                # Idle (no slot yet, or it lies in the past): start the schedule at now.
+                started, _ = self._update(
+                    vendor,
+                    "SET #slot = :next",
+                    "attribute_not_exists(#slot) OR #slot < :now",
+                    {":next": now + interval, ":now": now},
+                )
+                if started is not None:
+                    self._running[vendor] = False
+                    return 0.0
+            try_running_first = False
+            # The schedule is running: take the next slot if it is close enough.
+            taken, found = self._update(
+                vendor,
+                "SET #slot = #slot + :interval",
+                "#slot >= :now AND #slot <= :latest",
+                {":interval": interval, ":now": now, ":latest": now + max_wait},
+                ReturnValues="UPDATED_OLD",
+            )
+            if taken is not None:
+                self._running[vendor] = True
+                return max(0.0, float(taken["Attributes"]["next_slot"]["N"]) - now)
+            if found is not None and float(found["next_slot"]["N"]) > now + max_wait:
+                self._running[vendor] = True
+                return None  # busy: the next free slot is further away than the caller can wait
+        return None
+
+    def _update(
+        self, vendor: str, expression: str, condition: str, values: dict[str, float], **extra: Any
+    ) -> tuple[Any, dict[str, Any] | None]:
+        try:
+            response = self.client.update_item(
+                TableName=self.table_name,
+                Key={"vendor": {"S": vendor}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#slot": "next_slot"},
+                ExpressionAttributeValues={k: {"N": _number(v)} for k, v in values.items()},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **extra,
+            )
+            return response, None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            item = cast(dict[str, Any], exc.response).get("Item")
+            return None, item if isinstance(item, dict) and "next_slot" in item else None
+
+
+def _number(value: float) -> str:
+    return str(Decimal(value).quantize(Decimal("0.000001")))

@@ -1,0 +1,66 @@
+"""SubmissionQueue: the SQS queue that carries jobs still to be submitted (bulk, and retries).
+
+A message is only a pointer, {"reference_id": ...}: the job's request lives in the table, which
+is written before the message is sent, so a message can never hold a request the table does not.
+Retries do not send new messages: the worker changes the visibility of the one it holds, so
+SQS's receive count is the attempt count and the redrive policy moves a job that used up its
+attempts to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from handoff.backoff import MAX_DELAY_SECONDS
+from handoff.models import SubmissionMessage
+from handoff.observability import logger
+
+BATCH_LIMIT = 10  # SendMessageBatch takes at most 10 entries
+
+
+class SubmissionQueue:
+    def __init__(self, url: str, client: Any) -> None:
+        self.url = url
+        self.client = client
+
+    def send(self, reference_id: str, delay: int = 0) -> None:
+        self.client.send_message(
+            QueueUrl=self.url,
+            MessageBody=SubmissionMessage(reference_id=reference_id).model_dump_json(),
+            DelaySeconds=max(0, min(delay, MAX_DELAY_SECONDS)),
+        )
+
+    def send_many(self, reference_ids: Iterable[str]) -> list[str]:
+        """Enqueue every id (SendMessageBatch, 10 at a time); returns the ids that could not be sent."""
+        ids = list(reference_ids)
+        chunks = [ids[i : i + BATCH_LIMIT] for i in range(0, len(ids), BATCH_LIMIT)]
+        if not chunks:
+            return []
+        with ThreadPoolExecutor(max_workers=min(8, len(chunks))) as pool:
+            return [ref for failed in pool.map(self._send_chunk, chunks) for ref in failed]
+
+    def retry_later(self, receipt_handle: str, delay: int) -> None:
+        """Make a received message visible again after `delay` seconds (0: at once)."""
+        self.client.change_message_visibility(
+            QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, delay)
+        )
+
+    def _send_chunk(self, chunk: list[str]) -> list[str]:
+        pending = dict(enumerate(chunk))
+        for _ in range(2):  # a failed entry is tried once more
+            response = self.client.send_message_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {"Id": str(i), "MessageBody": SubmissionMessage(reference_id=ref).model_dump_json()}
+                    for i, ref in pending.items()
+                ],
+            )
+            failed = {int(f["Id"]) for f in response.get("Failed", [])}
+            pending = {i: ref for i, ref in pending.items() if i in failed}
+            if not pending:
+                return []
+        for ref in pending.values():
+            logger.error("could not enqueue job; the reconciler will pick it up", extra={"reference_id": ref})
+        return list(pending.values())

@@ -1,0 +1,94 @@
+"""Reconciler: jobs that have gone quiet are looked up at their vendor and brought up to date.
+
+Callbacks get lost (neither Playment nor TEXTKING documents a redelivery), so on a schedule:
+
+    SUBMITTED, IN_PROGRESS, DELIVERED with no write for `silent_after_seconds`
+        -> the vendor's GET job, applied through the same conditional transition as a callback
+    QUEUED with no write for `silent_after_seconds` and no attempt due
+        -> nobody holds it (its message was lost or dead-lettered unattempted): enqueue it again
+
+Work is bounded (max_jobs_per_run, oldest first, and the function's remaining time) and needs
+no cursor: a job that was looked at gets a fresh updated_at (JobStore.mark_checked), so the next
+run begins with the jobs this one did not reach.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from handoff.callbacks import CallbackApplier, Verdict
+from handoff.models import JobStatus
+from handoff.observability import logger
+from handoff.settings import ReconcilerSettings
+from handoff.store import JobStore, StaleJob
+from handoff.submission import RetryQueue
+from handoff.vendors.base import VendorError
+
+WATCHED = (JobStatus.QUEUED, JobStatus.SUBMITTED, JobStatus.IN_PROGRESS, JobStatus.DELIVERED)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: JobStore,
+        clients: Callable[[str], Any],
+        appliers: Callable[[str], CallbackApplier],
+        queue: RetryQueue,
+        settings: ReconcilerSettings,
+    ) -> None:
+        self.store = store
+        self.clients = clients
+        self.appliers = appliers
+        self.queue = queue
+        self.settings = settings
+
+    def run(self, should_stop: Callable[[], bool] = lambda: False) -> dict[str, int]:
+        """Look at up to max_jobs_per_run quiet jobs, oldest first. Returns what happened, counted."""
+        now = datetime.now(UTC)
+        cutoff = _iso(now - timedelta(seconds=self.settings.silent_after_seconds))
+        limit = self.settings.max_jobs_per_run
+        candidates = sorted(
+            (job for status in WATCHED for job in self.store.stale(status, cutoff, limit)),
+            key=lambda j: j.updated_at,
+        )[:limit]
+        tally: Counter[str] = Counter()
+        for position, candidate in enumerate(candidates):
+            if should_stop():
+                tally["deferred"] += len(candidates) - position
+                break
+            tally[self._reconcile(candidate, _iso(now))] += 1
+        report = {k: tally.get(k, 0) for k in ("advanced", "unchanged", "requeued", "skipped", "errors", "deferred")}
+        logger.info("reconciler run", extra={"candidates": len(candidates), **report})
+        return report
+
+    def _reconcile(self, candidate: StaleJob, now: str) -> str:
+        log = {"reference_id": candidate.reference_id, "status": candidate.status.value}
+        job = self.store.get(candidate.reference_id)
+        if job is None or job.status is not candidate.status or job.updated_at != candidate.updated_at:
+            return "skipped"  # written since the index was read: not quiet after all
+        if job.status is JobStatus.QUEUED:
+            if job.next_attempt_at and job.next_attempt_at > now:
+                return "skipped"  # a retry is scheduled
+            self.queue.send(job.reference_id)
+            self.store.mark_checked(job.reference_id, job.status)
+            logger.warning("quiet QUEUED job enqueued again", extra=log)
+            return "requeued"
+        try:
+            seen = self.clients(job.vendor).observe(job)
+            verdict = self.appliers(job.vendor).apply(seen, source="reconciler") if seen is not None else None
+        except VendorError as exc:
+            logger.warning("vendor lookup failed", extra={**log, "error_code": exc.code})
+            self.store.mark_checked(job.reference_id, job.status)  # the next run starts with other jobs
+            return "errors"
+        if verdict is Verdict.APPLIED:
+            logger.info("quiet job brought up to date", extra={**log, "to": seen.update.status.value if seen else None})
+            return "advanced"
+        self.store.mark_checked(job.reference_id, job.status)
+        return "unchanged"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
