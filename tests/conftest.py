@@ -138,6 +138,19 @@ def load_event(relative: str) -> dict[str, Any]:
     return json.loads((ROOT / "events" / relative).read_text())  # type: ignore[no-any-return]
 
 
+def reset_function_caches() -> None:
+    """Forget what the functions built from settings (submitters, appliers), as a new container would."""
+    import sys
+
+    settings.clear_caches()
+    vendors.reset()
+    for name, module in list(sys.modules.items()):
+        if name.startswith("functions.") and name.endswith(".app"):
+            for value in vars(module).values():
+                if callable(getattr(value, "cache_clear", None)) and getattr(value, "__module__", "") == name:
+                    value.cache_clear()
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     """moto in-process: the jobs table (from template.yaml) and the Playment secret."""
@@ -168,19 +181,16 @@ def aws() -> Iterator[None]:
             ),
         )
         boto3.client("s3").create_bucket(Bucket=os.environ["RESULTS_BUCKET_NAME"])
-        settings.clear_caches()
-        vendors.reset()
+        reset_function_caches()
         yield
-        settings.clear_caches()
-        vendors.reset()
+        reset_function_caches()
 
 
 @pytest.fixture
 def playment(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[HTTPServer]:
     """The Playment fake: a real HTTP server on 127.0.0.1 that the code reaches over the network."""
     monkeypatch.setenv("PLAYMENT_BASE_URL", httpserver.url_for("/").rstrip("/"))
-    settings.clear_caches()
-    vendors.reset()
+    reset_function_caches()
     yield httpserver
     httpserver.clear()
 
@@ -191,11 +201,27 @@ def textking(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterato
     from tests.fakes.textking import TextkingFake
 
     monkeypatch.setenv("TEXTKING_BASE_URL", httpserver.url_for("/tk/v1").rstrip("/"))
-    settings.clear_caches()
-    vendors.reset()
+    reset_function_caches()
     fake = TextkingFake(httpserver, token=TEXTKING_ACCESS_TOKEN, prefix="/tk/v1")
     yield fake
     httpserver.clear()
+
+
+@pytest.fixture
+def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The Playment sandbox (local/sandboxes) as a real HTTP server on 127.0.0.1; answers that stall
+    (lost responses) outlast the client's read timeout, shortened here to 0.5 s."""
+    from local.sandboxes.playment import PlaymentSandbox
+    from local.sandboxes.server import BackgroundServer
+
+    box = PlaymentSandbox(api_key=PLAYMENT_API_KEY, project_id="proj-1", rate_limit=1000, stall_seconds=1.2)
+    with BackgroundServer(box) as server:
+        box.base_url = server.url
+        monkeypatch.setenv("PLAYMENT_BASE_URL", server.url)
+        monkeypatch.setenv("VENDOR_READ_TIMEOUT_SECONDS", "0.5")
+        reset_function_caches()
+        yield box
+    reset_function_caches()
 
 
 def archived(prefix: str = "") -> dict[str, bytes]:
@@ -225,6 +251,19 @@ def queued_messages(queue_name: str = "handoff-submissions") -> list[dict[str, A
             seen.add(m["MessageId"])
             bodies.append(json.loads(m["Body"]))
     return bodies
+
+
+def queue_depth(queue_name: str = "handoff-submissions") -> int:
+    """Messages in a queue, visible or in flight."""
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes[n]) for n in names)
 
 
 def table_items() -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from typing import Any, Protocol, cast
 
 from botocore.exceptions import ClientError
 
-HEADROOM = 0.97  # pace at 97% of the limit
+LATENESS_ALLOWANCE = 0.1  # seconds; the pace is limit / 1.1 per second
 
 
 class RateLimiter(Protocol):
@@ -51,7 +51,7 @@ class SharedRateLimiter:
 
     def interval(self, vendor: str) -> float | None:
         rate = self.rates.get(vendor)
-        return 1.0 / (rate * HEADROOM) if rate else None
+        return (1.0 + LATENESS_ALLOWANCE) / rate if rate else None
 
     def reserve(self, vendor: str, max_wait: float) -> float | None:
         interval = self.interval(vendor)
@@ -82,7 +82,8 @@ class SharedRateLimiter:
             )
             if taken is not None:
                 self._running[vendor] = True
-                return max(0.0, float(taken["Attributes"]["next_slot"]["N"]) - now)
+                # Measured after the write: the time the write itself took is not waited twice.
+                return max(0.0, float(taken["Attributes"]["next_slot"]["N"]) - self.clock())
             if found is not None and float(found["next_slot"]["N"]) > now + max_wait:
                 self._running[vendor] = True
                 return None  # busy: the next free slot is further away than the caller can wait

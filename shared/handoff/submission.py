@@ -32,7 +32,7 @@ from handoff.backoff import Backoff
 from handoff.lifecycle import GIVE_UP, RESUBMIT, transition_to
 from handoff.models import HistoryEntry, Job, JobError, JobStatus, SubmitRequest, parse_submit_request, request_hash
 from handoff.observability import count, logger
-from handoff.pacing import RateLimiter
+from handoff.pacing import LATENESS_ALLOWANCE, RateLimiter
 from handoff.store import JobStore, utc_now
 from handoff.vendors.base import AlreadySubmitted, Checkpoint, Rejected, Transient
 
@@ -213,12 +213,9 @@ class Submitter:
     def attempt(self, job: Job, request: SubmitRequest, *, max_wait: float, final: bool = False) -> SubmitResult:
         """One vendor attempt for a QUEUED job, at the vendor's pace, and the write that records its verdict."""
         log = {"reference_id": job.reference_id, "vendor": job.vendor}
-        wait = self.limiter.reserve(job.vendor, max_wait)
-        if wait is None:
+        if not self._pace(job.vendor, max_wait):
             logger.info("no rate slot free in time; the job waits in the queue", extra=log)
             return SubmitResult(Outcome.QUEUED, job, retry_in=BUSY_RETRY_SECONDS, attempted=False)
-        if wait > 0:
-            self.sleep(wait)
         client = self.clients(job.vendor)
         checkpoint = Checkpoint(job.vendor_refs, lambda refs: self.store.record_vendor_refs(job.reference_id, refs))
         try:
@@ -258,6 +255,25 @@ class Submitter:
         count("JobsSubmitted", job.vendor)
         logger.info("vendor accepted the job", extra={**log, "vendor_job_id": accepted.vendor_job_id})
         return SubmitResult(Outcome.SUBMITTED, current)
+
+    def _pace(self, vendor: str, max_wait: float) -> bool:
+        """Wait for a rate slot of `vendor`; False when none comes within `max_wait` seconds.
+
+        A sender that wakes up more than LATENESS_ALLOWANCE after its slot (a stalled process)
+        does not use it: sent that late it could crowd the requests after it into one second.
+        """
+        give_up_at = time.monotonic() + max_wait
+        for _ in range(5):
+            wait = self.limiter.reserve(vendor, max(0.0, give_up_at - time.monotonic()))
+            if wait is None:
+                return False
+            slot = time.time() + wait
+            if wait > 0:
+                self.sleep(wait)
+            if time.time() - slot <= LATENESS_ALLOWANCE:
+                return True
+            logger.info("woke up too late for the rate slot; taking another", extra={"vendor": vendor})
+        return False
 
     def _send(self, client: Any, job: Job, request: SubmitRequest, checkpoint: Checkpoint) -> Any:
         try:

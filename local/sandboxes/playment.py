@@ -1,0 +1,311 @@
+"""The Playment sandbox: Playment's job API as REFERENCE.md §1 documents it, with fault knobs.
+
+    POST /v0/projects/{p}/jobs        x-api-key; FS_0001 (HTTP 400) on a repeated reference_id;
+                                      FS_0002/FS_0004/FS_0005 on a missing field; 429 beyond the rate
+    GET  /v0/projects/{p}/details     batches, one of them the default
+    GET  /v0/projects/{p}/batch/{b}   the batch's jobs with reference_id, 100 a page, next_page_token
+    GET  /v0/projects/{p}/jobs/{j}    status in lower case; result = a private URL once completed
+    GET  /v1/attachments?url=...      302 to a signed URL for a result (x-api-key required)
+    GET  /signed/{j}.json?sig=...     the result file (no key)
+
+Faults, drawn per job-creation request: `error_rate` (503), `timeout_rate` (no job, the answer
+stalls past the client's timeout), `lost_rate` (the job IS created, then the answer stalls: the
+client sees a timeout, and its retry meets FS_0001), `latency` (seconds added to every answer).
+`fail_next` and `lose_next` make the same faults happen exactly when a test wants them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import random
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug import Request, Response
+
+DEFAULT_BATCH = "batch-default"
+PAGE_SIZE = 100
+
+
+def peak_rate(arrivals: list[float], window: float = 1.0) -> int:
+    """The most arrivals within any half-open `window` [t, t + window)."""
+    times = sorted(arrivals)
+    return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
+
+
+@dataclass
+class SandboxJob:
+    id: str
+    reference_id: str
+    project_id: str
+    batch_id: str
+    tag: str | None
+    data: Any
+    priority_weight: int
+    status: str = "pending"
+    result: Any = None
+    created_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Received:
+    at: float  # time.monotonic() on arrival
+    method: str
+    path: str
+    status: int
+
+
+class PlaymentSandbox:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        project_id: str,
+        api_key_header: str = "x-api-key",
+        rate_limit: float = 20.0,
+        error_rate: float = 0.0,
+        timeout_rate: float = 0.0,
+        lost_rate: float = 0.0,
+        latency: float = 0.0,
+        stall_seconds: float = 3.0,
+        seed: int | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.api_key_header = api_key_header
+        self.project_id = project_id
+        self.rate_limit = rate_limit
+        self.error_rate = error_rate
+        self.timeout_rate = timeout_rate
+        self.lost_rate = lost_rate
+        self.latency = latency
+        self.stall_seconds = stall_seconds
+        self.base_url = ""  # set by whoever serves it; result URLs point here
+        self.fail_next: deque[int] = deque()  # statuses for the next job creations
+        self.lose_next = 0  # the next N job creations succeed but their answers stall
+        self.jobs: dict[str, SandboxJob] = {}
+        self.by_reference: dict[str, SandboxJob] = {}
+        self.received: list[Received] = []
+        self._creates: list[float] = []  # arrival times of job creations, for the rate limit
+        self._lock = threading.RLock()
+        self._random = random.Random(seed)
+
+    # -- what tests and the demo look at -------------------------------------------------------------
+
+    def creations(self) -> list[Received]:
+        """Job-creation requests in the order they arrived (an answer that stalled is logged late)."""
+        with self._lock:
+            return sorted(
+                (r for r in self.received if r.method == "POST" and r.path.endswith("/jobs")), key=lambda r: r.at
+            )
+
+    def peak_rate(self, window: float = 1.0) -> int:
+        """The most job-creation requests that arrived within any `window` seconds."""
+        return peak_rate([r.at for r in self.creations()], window)
+
+    def complete(self, job_id: str, result: Any) -> None:
+        with self._lock:
+            self.jobs[job_id].status, self.jobs[job_id].result = "completed", result
+
+    def set_status(self, job_id: str, status: str) -> None:
+        with self._lock:
+            self.jobs[job_id].status = status
+
+    # -- WSGI ------------------------------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        arrived = time.monotonic()
+        response = self._dispatch(request, arrived)
+        with self._lock:
+            self.received.append(Received(arrived, request.method, request.path, response.status_code))
+        if self.latency:
+            time.sleep(self.latency)
+        return response(environ, start_response)
+
+    def _dispatch(self, request: Request, arrived: float) -> Response:
+        project = r"/v[01]/projects?/([^/]+)"
+        routes = [
+            ("POST", rf"{project}/jobs", self._create_job),
+            ("GET", rf"{project}/details", self._details),
+            ("GET", rf"{project}/batch/([^/]+)", self._batch),
+            ("GET", rf"{project}/jobs/([^/]+)", self._get_job),
+            ("GET", r"/v1/attachments", self._attachment),
+        ]
+        if request.path.startswith("/_sandbox/"):
+            return self._admin(request)
+        signed = re.fullmatch(r"/signed/([^/]+)\.json", request.path)
+        if signed and request.method == "GET":
+            return self._signed(request, signed.group(1))
+        if request.headers.get(self.api_key_header) != self.api_key:
+            return _error(401, "auth-failure", "invalid API key")
+        for method, pattern, handler in routes:
+            match = re.fullmatch(pattern, request.path)
+            if match and request.method == method:
+                return handler(request, arrived, *match.groups())
+        return _error(404, "resource_error", "not found")
+
+    def _admin(self, request: Request) -> Response:
+        """What the sandbox saw, and its knobs, for a test or demo in another process."""
+        if request.path == "/_sandbox/creations":
+            rows = [{"at": r.at, "status": r.status} for r in self.creations()]
+            return Response(json.dumps(rows), content_type="application/json")
+        if request.path == "/_sandbox/jobs":
+            with self._lock:
+                rows = [{"id": j.id, "reference_id": j.reference_id, "status": j.status} for j in self.jobs.values()]
+            return Response(json.dumps(rows), content_type="application/json")
+        if request.path == "/_sandbox/knobs" and request.method == "POST":
+            knobs = request.get_json(silent=True) or {}
+            for name in ("rate_limit", "error_rate", "timeout_rate", "lost_rate", "latency", "stall_seconds"):
+                if name in knobs:
+                    setattr(self, name, float(knobs[name]))
+            return Response("{}", content_type="application/json")
+        return Response("not found", status=404)
+
+    def _create_job(self, request: Request, arrived: float, project_id: str) -> Response:
+        with self._lock:
+            self._creates.append(arrived)
+            recent = len(self._creates) - bisect.bisect_right(self._creates, arrived - 1.0)
+            if recent > self.rate_limit:
+                return _error(429, "rate_limited", f"more than {self.rate_limit:g} requests per second")
+            fault = self._fault()
+        if fault == "error":
+            return _error(503, "FS_0000", "internal error, try again after some time")
+        if fault == "timeout":
+            time.sleep(self.stall_seconds)
+            return _error(504, "api_error", "gateway timeout")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return _error(400, "GE_0001", "malformed JSON")
+        if not body.get("reference_id"):
+            return _error(400, "FS_0002", "reference_id missing")
+        if not body.get("data"):
+            return _error(400, "FS_0004", "data missing")
+        if not (body.get("tag") or body.get("work_flow_id")):
+            return _error(400, "FS_0005", "tag missing")
+        with self._lock:
+            if body["reference_id"] in self.by_reference:
+                return _error(400, "FS_0001", "For each unique FLU/sequence you must use a unique reference_id")
+            job = SandboxJob(
+                id=str(uuid.uuid4()),
+                reference_id=str(body["reference_id"]),
+                project_id=project_id,
+                batch_id=str(body.get("batch_id") or DEFAULT_BATCH),
+                tag=body.get("tag") or body.get("work_flow_id"),
+                data=body["data"],
+                priority_weight=int(body.get("priority_weight") or 5),
+            )
+            self.jobs[job.id] = job
+            self.by_reference[job.reference_id] = job
+        if fault == "lost":
+            time.sleep(self.stall_seconds)  # created, but the client has given up waiting
+        return _ok({"job_id": job.id, "reference_id": job.reference_id, "tag": job.tag})
+
+    def _fault(self) -> str | None:
+        if self.fail_next:
+            self.fail_next.popleft()
+            return "error"
+        if self.lose_next > 0:
+            self.lose_next -= 1
+            return "lost"
+        draw = self._random.random()
+        for name, rate in (("error", self.error_rate), ("timeout", self.timeout_rate), ("lost", self.lost_rate)):
+            if draw < rate:
+                return name
+            draw -= rate
+        return None
+
+    def _details(self, request: Request, arrived: float, project_id: str) -> Response:
+        with self._lock:
+            batches = sorted({j.batch_id for j in self.jobs.values()} | {DEFAULT_BATCH})
+        return _ok(
+            {
+                "name": "sandbox",
+                "base": "IMAGE",
+                "batches": [{"id": b, "name": b, "is_default": b == DEFAULT_BATCH} for b in batches],
+            }
+        )
+
+    def _batch(self, request: Request, arrived: float, project_id: str, batch_id: str) -> Response:
+        start = int(request.args.get("page_token") or 0)
+        with self._lock:
+            jobs = [j for j in self.jobs.values() if j.batch_id == batch_id]
+        page = jobs[start : start + PAGE_SIZE]
+        data: dict[str, Any] = {
+            "id": batch_id,
+            "project_id": project_id,
+            "jobs": [{"id": j.id, "reference_id": j.reference_id, "status": j.status, "tag": j.tag} for j in page],
+        }
+        if start + PAGE_SIZE < len(jobs):
+            data["next_page_token"] = str(start + PAGE_SIZE)
+        return _ok(data)
+
+    def _get_job(self, request: Request, arrived: float, project_id: str, job_id: str) -> Response:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return _error(400, "FS_0006", "job not found")
+        data = {
+            "project_id": job.project_id,
+            "reference_id": job.reference_id,
+            "job_id": job.id,
+            "batch_id": job.batch_id,
+            "status": job.status,
+            "tag": job.tag,
+            "priority_weight": job.priority_weight,
+            "result": f"https://playment-results.example/{job.id}.json" if job.status == "completed" else "",
+        }
+        return _ok(data)
+
+    def _attachment(self, request: Request, arrived: float) -> Response:
+        match = re.fullmatch(r"https://playment-results\.example/([^/]+)\.json", request.args.get("url", ""))
+        if not match or match.group(1) not in self.jobs:
+            return _error(400, "invalid_request_error", "unknown attachment")
+        job_id = match.group(1)
+        return Response(status=302, headers={"Location": f"{self.base_url}/signed/{job_id}.json?sig={_sig(job_id)}"})
+
+    def _signed(self, request: Request, job_id: str) -> Response:
+        job = self.jobs.get(job_id)
+        if job is None or request.args.get("sig") != _sig(job_id) or request.headers.get(self.api_key_header):
+            return Response("AccessDenied", status=403)  # like S3: and the API key must not travel here
+        return Response(json.dumps(job.result), content_type="application/json")
+
+
+def main() -> None:
+    """Serve a sandbox in its own process: python -m local.sandboxes.playment API_KEY PROJECT_ID [RATE]."""
+    import sys
+
+    from local.sandboxes.server import BackgroundServer
+
+    api_key, project_id = sys.argv[1], sys.argv[2]
+    box = PlaymentSandbox(
+        api_key=api_key, project_id=project_id, rate_limit=float(sys.argv[3]) if len(sys.argv) > 3 else 20
+    )
+    server = BackgroundServer(box)
+    box.base_url = server.url
+    server.start()
+    print(server.url, flush=True)
+    sys.stdin.read()  # serve until the parent closes our stdin
+    server.stop()
+
+
+def _sig(job_id: str) -> str:
+    return hashlib.sha256(f"signed:{job_id}".encode()).hexdigest()[:16]
+
+
+def _ok(data: Any) -> Response:
+    return Response(json.dumps({"data": data, "success": True}), content_type="application/json")
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    body = {"error": {"code": code, "message": message}, "success": False}
+    return Response(json.dumps(body), status=status, content_type="application/json")
+
+
+if __name__ == "__main__":
+    main()
