@@ -10,8 +10,9 @@ export PATH := $(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 ENV ?= default
+STACK ?= $(if $(filter prod,$(ENV)),handoff-prod,handoff)
 
-.PHONY: help install test unit lint build deploy clean lock
+.PHONY: help install test unit lint build deploy redrive clean lock
 
 help:
 	@echo "make install   create $(VENV) from the pinned requirements.txt"
@@ -19,6 +20,7 @@ help:
 	@echo "make lint      ruff, mypy, cfn-lint, sam validate --lint"
 	@echo "make build     sam build (layer for python3.13/arm64)"
 	@echo "make deploy    sam deploy (ENV=prod for the prod environment in samconfig.toml)"
+	@echo "make redrive   move dead-lettered submissions back to the queue (STACK=..., RATE=msgs/s)"
 	@echo "make clean     remove build and cache folders"
 
 install: $(VENV)/.installed
@@ -50,6 +52,9 @@ deploy: build
 lock:
 	python3 -m venv .lock-venv && .lock-venv/bin/pip install --quiet -r requirements.in && \
 	  .lock-venv/bin/pip freeze > requirements.txt && rm -rf .lock-venv
+
+redrive: install
+	$(PY) -m ops.redrive --stack $(STACK) $(if $(RATE),--rate $(RATE))
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -51,6 +51,27 @@ from pytest_httpserver import HTTPServer  # noqa: E402
 
 from handoff import settings, vendors  # noqa: E402
 
+
+def _one_request_at_a_time() -> None:
+    """AWS applies each request atomically (a conditional write is checked and applied as one);
+    moto in-process does not lock, so threads in a test could interleave inside one request.
+    Requests to moto are serialised here, so concurrency tests see what the real services do."""
+    import threading
+
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.RLock()
+    original = BotocoreStubber.__call__
+
+    def atomic(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(self, *args, **kwargs)
+
+    BotocoreStubber.__call__ = atomic  # type: ignore[method-assign]
+
+
+_one_request_at_a_time()
+
 PLAYMENT_API_KEY = "pk-test-0123456789"
 # The sample events in events/ carry these, so they authenticate against the test secrets.
 PLAYMENT_CALLBACK_KEY = "sample-playment-callback-key"

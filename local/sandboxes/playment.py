@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,12 +55,12 @@ class SandboxJob:
     created_at: float = field(default_factory=time.time)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Received:
     at: float  # time.monotonic() on arrival
     method: str
     path: str
-    status: int
+    status: int | None = None  # None while the answer is still on its way (a stalled answer)
 
 
 class PlaymentSandbox:
@@ -94,7 +95,7 @@ class PlaymentSandbox:
         self.received: list[Received] = []
         self._creates: list[float] = []  # arrival times of job creations, for the rate limit
         self._lock = threading.RLock()
-        self._random = random.Random(seed)
+        self._random = random.Random(seed)  # noqa: S311 (fault injection, not cryptography)
 
     # -- what tests and the demo look at -------------------------------------------------------------
 
@@ -122,16 +123,17 @@ class PlaymentSandbox:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         arrived = time.monotonic()
-        response = self._dispatch(request, arrived)
+        received = Received(arrived, request.method, request.path)
         with self._lock:
-            self.received.append(Received(arrived, request.method, request.path, response.status_code))
-        if self.latency:
-            time.sleep(self.latency)
+            self.received.append(received)
+        response = self._dispatch(request, arrived)
+        received.status = response.status_code
+        time.sleep(self.latency + getattr(response, "stall", 0.0))
         return response(environ, start_response)
 
     def _dispatch(self, request: Request, arrived: float) -> Response:
         project = r"/v[01]/projects?/([^/]+)"
-        routes = [
+        routes: list[tuple[str, str, Callable[..., Response]]] = [
             ("POST", rf"{project}/jobs", self._create_job),
             ("GET", rf"{project}/details", self._details),
             ("GET", rf"{project}/batch/([^/]+)", self._batch),
@@ -158,8 +160,8 @@ class PlaymentSandbox:
             return Response(json.dumps(rows), content_type="application/json")
         if request.path == "/_sandbox/jobs":
             with self._lock:
-                rows = [{"id": j.id, "reference_id": j.reference_id, "status": j.status} for j in self.jobs.values()]
-            return Response(json.dumps(rows), content_type="application/json")
+                jobs = [{"id": j.id, "reference_id": j.reference_id, "status": j.status} for j in self.jobs.values()]
+            return Response(json.dumps(jobs), content_type="application/json")
         if request.path == "/_sandbox/knobs" and request.method == "POST":
             knobs = request.get_json(silent=True) or {}
             for name in ("rate_limit", "error_rate", "timeout_rate", "lost_rate", "latency", "stall_seconds"):
@@ -178,8 +180,7 @@ class PlaymentSandbox:
         if fault == "error":
             return _error(503, "FS_0000", "internal error, try again after some time")
         if fault == "timeout":
-            time.sleep(self.stall_seconds)
-            return _error(504, "api_error", "gateway timeout")
+            return _stalled(_error(504, "api_error", "gateway timeout"), self.stall_seconds)
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return _error(400, "GE_0001", "malformed JSON")
@@ -203,9 +204,9 @@ class PlaymentSandbox:
             )
             self.jobs[job.id] = job
             self.by_reference[job.reference_id] = job
-        if fault == "lost":
-            time.sleep(self.stall_seconds)  # created, but the client has given up waiting
-        return _ok({"job_id": job.id, "reference_id": job.reference_id, "tag": job.tag})
+        answer = _ok({"job_id": job.id, "reference_id": job.reference_id, "tag": job.tag})
+        # lost: created, but the answer comes after the client has given up waiting
+        return _stalled(answer, self.stall_seconds) if fault == "lost" else answer
 
     def _fault(self) -> str | None:
         if self.fail_next:
@@ -292,6 +293,11 @@ def main() -> None:
     print(server.url, flush=True)
     sys.stdin.read()  # serve until the parent closes our stdin
     server.stop()
+
+
+def _stalled(response: Response, seconds: float) -> Response:
+    response.stall = seconds  # type: ignore[attr-defined]
+    return response
 
 
 def _sig(job_id: str) -> str:

@@ -80,10 +80,11 @@ class SharedRateLimiter:
                 {":interval": interval, ":now": now, ":latest": now + max_wait},
                 ReturnValues="UPDATED_OLD",
             )
-            if taken is not None:
+            slot = taken.get("Attributes", {}).get("next_slot") if taken is not None else None
+            if slot is not None:
                 self._running[vendor] = True
                 # Measured after the write: the time the write itself took is not waited twice.
-                return max(0.0, float(taken["Attributes"]["next_slot"]["N"]) - self.clock())
+                return max(0.0, float(slot["N"]) - self.clock())
             if found is not None and float(found["next_slot"]["N"]) > now + max_wait:
                 self._running[vendor] = True
                 return None  # busy: the next free slot is further away than the caller can wait

@@ -114,3 +114,20 @@ def test_sam_build_builds_the_layer_for_arm64_and_every_function(tmp_path: Path)
     for name, _props in functions().items():
         assert (build_dir / name / "app.py").exists(), name
     shutil.rmtree(build_dir, ignore_errors=True)
+
+
+def test_the_retry_path_reports_partial_batch_failures_dead_letters_and_alarms() -> None:
+    resources = load_template()["Resources"]
+    worker = resources["SubmissionWorkerFunction"]["Properties"]
+    source = worker["Events"]["Queue"]["Properties"]
+    # without ReportBatchItemFailures Lambda would treat the worker's failed records as done
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["ScalingConfig"]["MaximumConcurrency"] == {"!Ref": "WorkerMaxConcurrency"}
+    queue = resources["SubmissionQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"!GetAtt": "SubmissionDLQ.Arn"}
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == {"!Ref": "SubmissionMaxReceives"}
+    # a message must not reappear while a worker still holds it, nor its job's lease outlive it
+    assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+    assert int(worker["Environment"]["Variables"]["SUBMISSION_LEASE_SECONDS"]) > worker["Timeout"]
+    alarms = {name for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {"SubmissionDLQAlarm", "SubmissionWorkerErrorsAlarm", "ReconcilerErrorsAlarm"} <= alarms

@@ -201,7 +201,8 @@ def sandbox_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         cwd=ROOT,
         text=True,
     )
-    assert process.stdout is not None and process.stdin is not None
+    assert process.stdout is not None
+    assert process.stdin is not None
     url = process.stdout.readline().strip()
     monkeypatch.setenv("PLAYMENT_BASE_URL", url)
     reset_function_caches()

@@ -1,0 +1,104 @@
+"""The shared rate limiter and the backoff schedule, on their own."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+
+from handoff.backoff import Backoff
+from handoff.pacing import LATENESS_ALLOWANCE, SharedRateLimiter
+from local.sandboxes.playment import peak_rate
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+TABLE = "handoff-rate-limits"
+
+
+class FrozenClock:
+    def __init__(self, at: float = 1_000.0) -> None:
+        self.at = at
+
+    def __call__(self) -> float:
+        return self.at
+
+
+def test_slots_taken_at_one_instant_are_spaced_one_interval_apart() -> None:
+    # given a limit of 20/s and a clock that does not move
+    clock = FrozenClock()
+    limiter = SharedRateLimiter(TABLE, boto3.client("dynamodb"), {"playment": 20}, clock=clock)
+    interval = (1 + LATENESS_ALLOWANCE) / 20
+
+    # when five submissions ask for a slot at the same moment
+    waits = [limiter.reserve("playment", max_wait=10) for _ in range(5)]
+
+    # then the first goes at once and each next one a full interval later
+    assert waits == pytest.approx([0, interval, 2 * interval, 3 * interval, 4 * interval], abs=1e-5)
+
+
+def test_no_slot_beyond_the_callers_patience_and_a_vendor_without_a_limit_is_not_paced() -> None:
+    clock = FrozenClock()
+    limiter = SharedRateLimiter(TABLE, boto3.client("dynamodb"), {"playment": 2}, clock=clock)
+
+    assert limiter.reserve("playment", max_wait=0.5) == 0
+    assert limiter.reserve("playment", max_wait=0.5) is None  # the next slot is 0.55 s away
+    assert limiter.reserve("textking", max_wait=0) == 0  # no limit configured for textking
+
+
+def test_an_idle_schedule_restarts_at_the_present() -> None:
+    clock = FrozenClock()
+    limiter = SharedRateLimiter(TABLE, boto3.client("dynamodb"), {"playment": 10}, clock=clock)
+    limiter.reserve("playment", max_wait=1)
+    limiter.reserve("playment", max_wait=1)
+
+    clock.at += 60  # a quiet minute
+
+    assert limiter.reserve("playment", max_wait=1) == 0
+
+
+def test_concurrent_reservations_never_put_more_than_the_limit_in_any_second() -> None:
+    # given 8 threads (8 functions) sharing one limiter table at 20/s, as fast as they can ask
+    limiter_for_thread = threading.local()
+    clock = FrozenClock()
+    lock = threading.Lock()
+
+    def reserve_one(_: int) -> float:
+        if not hasattr(limiter_for_thread, "limiter"):
+            limiter_for_thread.limiter = SharedRateLimiter(TABLE, boto3.client("dynamodb"), {"playment": 20}, clock)
+        wait = limiter_for_thread.limiter.reserve("playment", max_wait=60)
+        assert wait is not None
+        with lock:
+            return clock.at + wait
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        slots = list(pool.map(reserve_one, range(200)))
+
+    # then every slot is distinct, spaced at least one interval, and no second holds more than 20
+    ordered = sorted(slots)
+    gaps = [b - a for a, b in itertools.pairwise(ordered)]
+    assert min(gaps) >= (1 + LATENESS_ALLOWANCE) / 20 - 1e-5
+    assert peak_rate(slots) <= 20
+    # and the whole pace stays close to the limit (no slot wasted)
+    assert ordered[-1] - ordered[0] == pytest.approx(199 * (1 + LATENESS_ALLOWANCE) / 20, rel=1e-3)
+
+
+@pytest.mark.parametrize(("failed", "ceiling"), [(1, 2), (2, 4), (3, 8), (8, 256), (9, 300), (40, 300)])
+def test_backoff_ceiling_doubles_up_to_the_cap(failed: int, ceiling: int) -> None:
+    assert Backoff(2, 300).ceiling(failed) == ceiling
+
+
+def test_backoff_is_full_jitter_within_the_ceiling() -> None:
+    backoff = Backoff(2, 300, rng=random.Random(7))  # noqa: S311 (jitter, not cryptography)
+    draws = [backoff.delay(4) for _ in range(2000)]
+    assert min(draws) == 0
+    assert max(draws) == 16
+    assert 6 < sum(draws) / len(draws) < 10  # uniform over 0..16: mean 8
+
+
+def test_backoff_refuses_a_schedule_sqs_cannot_honour() -> None:
+    with pytest.raises(ValueError, match="cap"):
+        Backoff(2, 1000)

@@ -1,0 +1,159 @@
+"""The Reconciler: quiet jobs looked up at their vendor and brought up to date, on a schedule."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from functions.reconciler import app as reconciler_app
+from functions.submit_job import app as submit_app
+from local.context import LocalContext
+from local.sandboxes.playment import PlaymentSandbox
+from tests.conftest import LambdaContext, archived, load_event, queued_messages, reset_function_caches, table_items
+from tests.fakes.textking import TextkingFake
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+
+def playment_request(reference_id: str) -> dict[str, Any]:
+    body = copy.deepcopy(load_event("submit_job/direct_invoke_playment.json"))
+    body["reference_id"] = reference_id
+    return body
+
+
+def job(reference_id: str) -> dict[str, Any]:
+    return next(i for i in table_items() if i["reference_id"] == reference_id)
+
+
+def age(reference_id: str, hours: float = 2) -> str:
+    """Make a job look quiet: its last write `hours` ago."""
+    then = (datetime.now(UTC) - timedelta(hours=hours)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    boto3.client("dynamodb").update_item(
+        TableName="handoff-jobs",
+        Key={"reference_id": {"S": reference_id}},
+        UpdateExpression="SET updated_at = :t",
+        ExpressionAttributeValues={":t": {"S": then}},
+    )
+    return then
+
+
+def run_reconciler() -> dict[str, int]:
+    report: dict[str, int] = reconciler_app.lambda_handler(
+        load_event("reconciler/scheduled.json"), LocalContext("Reconciler", timeout_seconds=300)
+    )
+    return report
+
+
+def test_a_completed_job_whose_callback_was_dropped_is_brought_up_to_date(
+    sandbox: PlaymentSandbox, context: LambdaContext
+) -> None:
+    # given a SUBMITTED job that Playment completed, but whose callback never arrived
+    submit_app.lambda_handler(playment_request("quiet-1"), context)
+    vendor_job_id = job("quiet-1")["vendor_job_id"]
+    sandbox.complete(vendor_job_id, {"data": {"annotations": {"rectangles": [{"label": "car"}]}}})
+    age("quiet-1")
+
+    # when the reconciler runs
+    report = run_reconciler()
+
+    # then the job is COMPLETED with the result fetched through the attachment API (not with the key at S3)
+    assert report["advanced"] == 1
+    stored = job("quiet-1")
+    assert stored["status"] == "COMPLETED"
+    assert stored["result"] == {"data": {"annotations": {"rectangles": [{"label": "car"}]}}}
+    assert stored["history"][-1]["source"] == "reconciler"
+    paths = [r.path for r in sandbox.received]
+    assert f"/v0/projects/proj-1/jobs/{vendor_job_id}" in paths
+    assert "/v1/attachments" in paths
+    assert any(p.startswith("/signed/") for p in paths)
+
+
+def test_a_job_with_nothing_new_is_left_alone_and_moves_to_the_back_of_the_line(
+    sandbox: PlaymentSandbox, context: LambdaContext
+) -> None:
+    # given a job IN_PROGRESS (the first lookup found Playment's "pending") and still pending there
+    submit_app.lambda_handler(playment_request("quiet-2"), context)
+    age("quiet-2")
+    assert run_reconciler()["advanced"] == 1
+    before = age("quiet-2")
+    version = job("quiet-2")["version"]
+
+    # when the reconciler looks again
+    report = run_reconciler()
+
+    # then nothing is written but the time it looked
+    assert report["unchanged"] == 1
+    stored = job("quiet-2")
+    assert stored["status"] == "IN_PROGRESS"
+    assert stored["version"] == version  # no status change written
+    assert stored["updated_at"] > before  # looked at: the next run starts with other jobs
+    assert run_reconciler()["unchanged"] == 0
+
+
+def test_work_per_run_is_bounded_and_the_next_run_continues(
+    sandbox: PlaymentSandbox, context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECONCILE_MAX_JOBS_PER_RUN", "2")
+    reset_function_caches()
+    for n in range(3):
+        submit_app.lambda_handler(playment_request(f"quiet-{n}"), context)
+        age(f"quiet-{n}", hours=3 - n)  # quiet-0 is the oldest
+
+    first, second = run_reconciler(), run_reconciler()
+
+    assert (first["advanced"], second["advanced"]) == (2, 1)  # Playment says pending: IN_PROGRESS
+    looked_up = [r.path.rsplit("/", 1)[-1] for r in sandbox.received if r.method == "GET" and "/jobs/" in r.path]
+    ids = {job(f"quiet-{n}")["vendor_job_id"]: f"quiet-{n}" for n in range(3)}
+    assert [ids[i] for i in looked_up] == ["quiet-0", "quiet-1", "quiet-2"]
+
+
+def test_a_vendor_that_cannot_answer_is_counted_and_the_job_kept(
+    sandbox: PlaymentSandbox, context: LambdaContext
+) -> None:
+    submit_app.lambda_handler(playment_request("quiet-3"), context)
+    sandbox.jobs.clear()  # Playment answers FS_0006 (400) for the lookup
+    age("quiet-3")
+
+    report = run_reconciler()
+
+    assert report["errors"] == 1
+    assert job("quiet-3")["status"] == "SUBMITTED"
+
+
+def test_a_quiet_queued_job_that_nobody_holds_is_enqueued_again(context: LambdaContext) -> None:
+    # given a job recorded QUEUED whose message was lost (the queue is empty)
+    submit_app.lambda_handler({"jobs": [playment_request("stuck-1")]}, context)
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName="handoff-submissions")["QueueUrl"]
+    sqs.purge_queue(QueueUrl=url)
+    age("stuck-1")
+
+    report = run_reconciler()
+
+    assert report["requeued"] == 1
+    assert queued_messages() == [{"reference_id": "stuck-1"}]
+
+
+def test_a_delivered_textking_translation_is_fetched_by_the_reconciler(
+    textking: TextkingFake, context: LambdaContext
+) -> None:
+    # given an ordered TEXTKING job whose delivery callback was lost
+    body = copy.deepcopy(load_event("submit_job/direct_invoke_textking.json"))
+    body["order"] = True
+    submitted = submit_app.lambda_handler(body, context)
+    reference_id = submitted["reference_id"]
+    textking.set_state(textking.only_job().id, "translation-delivered")
+    age(reference_id)
+
+    report = run_reconciler()
+
+    assert report["advanced"] == 1
+    stored = job(reference_id)
+    assert stored["status"] == "DELIVERED"
+    key = stored["result_ref"].removeprefix("s3://handoff-results/")
+    assert key.startswith(f"deliveries/textking/{reference_id}/")
+    assert archived(key)[key] == b"Hallo Welt"
