@@ -37,8 +37,6 @@ MAX_RATE_WAIT_SECONDS = 20.0
 
 dynamodb = boto3.client("dynamodb")
 sqs = boto3.client("sqs")
-# A batch whose every record failed is still a normal answer (a vendor outage), not a crash.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class NotDone(Exception):
@@ -95,4 +93,8 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    # One processor per invocation: it holds the batch's results, and the local stack runs
+    # several invocations of this module at once in threads. A batch whose every record failed
+    # is still a normal answer (a vendor outage), not a crash.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)

@@ -34,7 +34,7 @@ from handoff.models import HistoryEntry, Job, JobError, JobStatus, SubmitRequest
 from handoff.observability import count, logger
 from handoff.pacing import LATENESS_ALLOWANCE, RateLimiter
 from handoff.store import JobStore, utc_now
-from handoff.vendors.base import AlreadySubmitted, Checkpoint, Rejected, Transient
+from handoff.vendors.base import AlreadySubmitted, Checkpoint, MissedSlot, Rejected, Transient, send_deadline
 
 RETRIES_EXHAUSTED = "retries_exhausted"
 # After a busy rate limiter (no slot within the caller's patience), look again this soon.
@@ -219,7 +219,7 @@ class Submitter:
         client = self.clients(job.vendor)
         checkpoint = Checkpoint(job.vendor_refs, lambda refs: self.store.record_vendor_refs(job.reference_id, refs))
         try:
-            accepted = self._send(client, job, request, checkpoint)
+            accepted = self._send(client, job, request, checkpoint, max_wait)
         except Transient as exc:
             return self._transient(job, exc, final=final)
         except Rejected as exc:
@@ -235,6 +235,12 @@ class Submitter:
                 count_attempt=True,
             )
             return SubmitResult(Outcome.REJECTED, outcome.job or job)
+        except Exception as exc:
+            # A failure on our side (a missing secret, an AWS error): retried like a transient one
+            # and visible on the job, never a silently stuck job. The type only: no secret in it.
+            logger.exception("submission attempt failed inside Handoff", extra=log)
+            internal = Transient("internal_error", f"{type(exc).__name__} while submitting")
+            return self._transient(job, internal, final=final)
         outcome = self.store.transition(
             job.reference_id,
             transition_to(JobStatus.SUBMITTED),
@@ -259,8 +265,9 @@ class Submitter:
     def _pace(self, vendor: str, max_wait: float) -> bool:
         """Wait for a rate slot of `vendor`; False when none comes within `max_wait` seconds.
 
-        A sender that wakes up more than LATENESS_ALLOWANCE after its slot (a stalled process)
-        does not use it: sent that late it could crowd the requests after it into one second.
+        The vendor request must then start within LATENESS_ALLOWANCE of the slot (send_deadline,
+        checked in vendors.base.send at the last moment): sent later, it could crowd the requests
+        after it into one second, so a sender that stalled takes a new slot instead.
         """
         give_up_at = time.monotonic() + max_wait
         for _ in range(5):
@@ -271,11 +278,27 @@ class Submitter:
             if wait > 0:
                 self.sleep(wait)
             if time.time() - slot <= LATENESS_ALLOWANCE:
+                send_deadline.set(slot + LATENESS_ALLOWANCE)
                 return True
             logger.info("woke up too late for the rate slot; taking another", extra={"vendor": vendor})
         return False
 
-    def _send(self, client: Any, job: Job, request: SubmitRequest, checkpoint: Checkpoint) -> Any:
+    def _send(self, client: Any, job: Job, request: SubmitRequest, checkpoint: Checkpoint, max_wait: float) -> Any:
+        try:
+            for _ in range(5):
+                try:
+                    return self._submit_once(client, job, request, checkpoint)
+                except MissedSlot:
+                    logger.info(
+                        "stalled past the rate slot before sending; taking another", extra={"vendor": job.vendor}
+                    )
+                    if not self._pace(job.vendor, max_wait):
+                        raise
+            raise MissedSlot("missed_rate_slot", "stalled past five rate slots in a row")
+        finally:
+            send_deadline.set(None)
+
+    def _submit_once(self, client: Any, job: Job, request: SubmitRequest, checkpoint: Checkpoint) -> Any:
         try:
             return client.submit(request, checkpoint)
         except AlreadySubmitted as exc:

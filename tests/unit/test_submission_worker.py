@@ -144,6 +144,50 @@ def test_a_vendor_that_always_fails_ends_failed_retries_exhausted_with_the_messa
     assert sandbox.jobs == {}
 
 
+def test_a_failure_inside_handoff_is_retried_visibly_and_given_up_loudly(
+    sandbox: PlaymentSandbox, context: LambdaContext
+) -> None:
+    # given the Playment secret is missing (a deployment mistake)
+    boto3.client("secretsmanager").delete_secret(SecretId="handoff/playment", ForceDeleteWithoutRecovery=True)
+
+    # when a job is submitted: the answer is 202 with the reason, not a 500
+    answer = submit_app.lambda_handler(request(), context)
+    assert answer["status"] == "QUEUED"
+    assert answer["last_error"] == {
+        "code": "internal_error",
+        "message": "GetParameterError while submitting",
+        "retryable": True,
+        "details": [],
+    }
+
+    # then the worker retries it and, attempts used up, fails it loudly into the dead-letter queue
+    run_until(poller(), lambda: len(dead_letter_bodies()) == 1)
+    stored = job()
+    assert stored["status"] == "FAILED"
+    assert stored["last_error"]["code"] == "retries_exhausted"
+    assert stored["last_error"]["details"][0]["code"] == "internal_error"
+    assert sandbox.received == []
+
+
+def test_a_vendor_failing_30_percent_of_the_time_gets_every_job_exactly_once(
+    sandbox: PlaymentSandbox, context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given Playment answers 503 to 30% of job creations, and 6 attempts per job
+    monkeypatch.setenv("SUBMISSION_MAX_RECEIVES", "6")
+    reset_function_caches()
+    sandbox.error_rate = 0.3
+
+    # when 100 jobs are submitted in bulk and four workers drain the queue at once
+    submit_app.lambda_handler({"jobs": [request(f"flaky-{n:03d}") for n in range(100)]}, context)
+    run_until(poller(concurrency=4), lambda: queue_depth() == 0, timeout=60)
+
+    # then no job is lost or doubled: every one SUBMITTED, one Playment job per reference_id
+    assert {i["status"] for i in table_items()} == {"SUBMITTED"}
+    assert sorted(j.reference_id for j in sandbox.jobs.values()) == [f"flaky-{n:03d}" for n in range(100)]
+    # and the attempts recorded are the requests Playment saw
+    assert sum(i["attempts"] for i in table_items()) == len(sandbox.creations())
+
+
 def test_fs_0001_after_a_lost_response_is_recorded_submitted_with_the_vendors_job(
     sandbox: PlaymentSandbox, context: LambdaContext
 ) -> None:

@@ -11,7 +11,9 @@ timeout, connection error     Transient
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -44,6 +46,16 @@ class Transient(VendorError):
     """May succeed if tried again later."""
 
     retryable = True
+
+
+class MissedSlot(Transient):
+    """The request would have started too long after its rate slot (see handoff.pacing)."""
+
+
+# The latest moment the next request may start (set by the submitter after it waited for a rate
+# slot). Checked at the last moment before the request goes out, then cleared: only the first
+# request of a submission is paced.
+send_deadline: ContextVar[float | None] = ContextVar("send_deadline", default=None)
 
 
 class Rejected(VendorError):
@@ -110,6 +122,11 @@ class Timeouts:
 
 def send(session: requests.Session, method: str, url: str, timeouts: Timeouts, **kwargs: Any) -> requests.Response:
     """One HTTP request with a timeout; network failures come back as Transient."""
+    deadline = send_deadline.get()
+    if deadline is not None:
+        send_deadline.set(None)
+        if time.time() > deadline:
+            raise MissedSlot("missed_rate_slot", "the request would have started too late for its rate slot")
     try:
         return session.request(method, url, timeout=timeouts.as_tuple(), allow_redirects=False, **kwargs)
     except requests.Timeout as exc:
