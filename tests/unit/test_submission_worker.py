@@ -172,8 +172,14 @@ def test_a_failure_inside_handoff_is_retried_visibly_and_given_up_loudly(
 def test_a_vendor_failing_30_percent_of_the_time_gets_every_job_exactly_once(
     sandbox: PlaymentSandbox, context: LambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given Playment answers 503 to 30% of job creations, and 6 attempts per job
-    monkeypatch.setenv("SUBMISSION_MAX_RECEIVES", "6")
+    # given Playment answers 503 to 30% of job creations, and 10 attempts per job (queue and worker agree)
+    sqs = boto3.client("sqs")
+    policy = json.loads(
+        sqs.get_queue_attributes(QueueUrl=QUEUE_URL, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"]
+    )
+    policy["maxReceiveCount"] = 10
+    sqs.set_queue_attributes(QueueUrl=QUEUE_URL, Attributes={"RedrivePolicy": json.dumps(policy)})
+    monkeypatch.setenv("SUBMISSION_MAX_RECEIVES", "10")
     reset_function_caches()
     sandbox.error_rate = 0.3
 
