@@ -225,6 +225,7 @@ def textking(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterato
     reset_function_caches()
     fake = TextkingFake(httpserver, token=TEXTKING_ACCESS_TOKEN, prefix="/tk/v1")
     yield fake
+    fake.stop()
     httpserver.clear()
 
 
@@ -242,6 +243,7 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.setenv("VENDOR_READ_TIMEOUT_SECONDS", "0.5")
         reset_function_caches()
         yield box
+    box.stop()
     reset_function_caches()
 
 

@@ -12,6 +12,12 @@ Faults, drawn per job-creation request: `error_rate` (503), `timeout_rate` (no j
 stalls past the client's timeout), `lost_rate` (the job IS created, then the answer stalls: the
 client sees a timeout, and its retry meets FS_0001), `latency` (seconds added to every answer).
 `fail_next` and `lose_next` make the same faults happen exactly when a test wants them.
+
+With `callback_url` set, every created job is worked on: after `work_seconds` (± half) it is
+COMPLETED with a small result (or FAILED, `failed_rate`), sometimes (`pending_rate`) after a
+PENDING callback first, and each change is POSTed to the callback URL as JSON
+{"annotations": [...]} with the x-playment-key header, through a CallbackSender (drop, duplicate,
+reorder faults). A FAILED callback names the job `flu_id`, as Playment's own example does.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from werkzeug import Request, Response
+
+from local.sandboxes.callbacks import CallbackSender
 
 DEFAULT_BATCH = "batch-default"
 PAGE_SIZE = 100
@@ -88,6 +96,12 @@ class PlaymentSandbox:
         self.latency = latency
         self.stall_seconds = stall_seconds
         self.base_url = ""  # set by whoever serves it; result URLs point here
+        self.callback_url = ""  # where job updates are POSTed (empty: no callbacks)
+        self.callback_key = ""  # sent as x-playment-key
+        self.work_seconds = 2.0
+        self.pending_rate = 0.5
+        self.failed_rate = 0.0
+        self.callbacks = CallbackSender(seed=seed)
         self.fail_next: deque[int] = deque()  # statuses for the next job creations
         self.lose_next = 0  # the next N job creations succeed but their answers stall
         self.jobs: dict[str, SandboxJob] = {}
@@ -109,6 +123,9 @@ class PlaymentSandbox:
     def peak_rate(self, window: float = 1.0) -> int:
         """The most job-creation requests that arrived within any `window` seconds."""
         return peak_rate([r.at for r in self.creations()], window)
+
+    def stop(self) -> None:
+        self.callbacks.stop()
 
     def complete(self, job_id: str, result: Any) -> None:
         with self._lock:
@@ -167,6 +184,9 @@ class PlaymentSandbox:
             for name in ("rate_limit", "error_rate", "timeout_rate", "lost_rate", "latency", "stall_seconds"):
                 if name in knobs:
                     setattr(self, name, float(knobs[name]))
+            for name in ("drop_rate", "duplicate_rate", "reorder_seconds"):
+                if name in knobs:
+                    setattr(self.callbacks, name, float(knobs[name]))
             return Response("{}", content_type="application/json")
         return Response("not found", status=404)
 
@@ -204,9 +224,50 @@ class PlaymentSandbox:
             )
             self.jobs[job.id] = job
             self.by_reference[job.reference_id] = job
+        if self.callback_url:
+            self._work_on(job)
         answer = _ok({"job_id": job.id, "reference_id": job.reference_id, "tag": job.tag})
         # lost: created, but the answer comes after the client has given up waiting
         return _stalled(answer, self.stall_seconds) if fault == "lost" else answer
+
+    def _work_on(self, job: SandboxJob) -> None:
+        """Schedule the job's progress and its callbacks (the vendor's annotators at work)."""
+        done_in = self.work_seconds * self._random.uniform(0.5, 1.5)
+        if self._random.random() < self.pending_rate:
+            self._callback(job, "PENDING", done_in / 3)
+        failed = self._random.random() < self.failed_rate
+        self._callback(job, "FAILED" if failed else "COMPLETED", done_in)
+
+    def _callback(self, job: SandboxJob, status: str, delay: float) -> None:
+        annotation: dict[str, Any] = {"reference_id": job.reference_id, "status": status, "tag": job.tag}
+        if status == "FAILED":
+            annotation["flu_id"] = job.id
+            annotation["error"] = {
+                "code": "FS_0003",
+                "message": "Invalid data passed",
+                "meta_data": {"failures": [{"field": "image_url", "type": "INVALID_IMAGE_LINK"}]},
+            }
+        else:
+            annotation["job_id"] = job.id
+        if status == "COMPLETED":
+            annotation["result"] = {
+                "annotations": {"rectangles": [{"label": "car", "coordinates": [0.1, 0.2, 0.3, 0.4]}]}
+            }
+        timer = threading.Timer(delay, self._set_vendor_status, (job.id, status, annotation.get("result")))
+        timer.daemon = True
+        timer.start()
+        body = json.dumps({"annotations": [annotation]}).encode()
+        headers = {"Content-Type": "application/json", "x-playment-key": self.callback_key}
+        self.callbacks.schedule(delay + 0.05, self.callback_url, body, headers)
+
+    def _set_vendor_status(self, job_id: str, status: str, result: Any) -> None:
+        with self._lock:
+            job = self.jobs[job_id]
+            if job.status in {"completed", "failed"}:
+                return
+            job.status = status.lower()
+            if result is not None:
+                job.result = result
 
     def _fault(self) -> str | None:
         if self.fail_next:

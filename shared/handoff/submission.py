@@ -213,10 +213,17 @@ class Submitter:
     def attempt(self, job: Job, request: SubmitRequest, *, max_wait: float, final: bool = False) -> SubmitResult:
         """One vendor attempt for a QUEUED job, at the vendor's pace, and the write that records its verdict."""
         log = {"reference_id": job.reference_id, "vendor": job.vendor}
+        try:
+            client = self.clients(job.vendor)
+            client.prepare()
+        except Exception as exc:  # ours (configuration, a secret): retried and visible, like below
+            logger.exception("vendor client could not be prepared", extra=log)
+            return self._transient(
+                job, Transient("internal_error", f"{type(exc).__name__} while preparing"), final=final
+            )
         if not self._pace(job.vendor, max_wait):
             logger.info("no rate slot free in time; the job waits in the queue", extra=log)
             return SubmitResult(Outcome.QUEUED, job, retry_in=BUSY_RETRY_SECONDS, attempted=False)
-        client = self.clients(job.vendor)
         checkpoint = Checkpoint(job.vendor_refs, lambda refs: self.store.record_vendor_refs(job.reference_id, refs))
         try:
             accepted = self._send(client, job, request, checkpoint, max_wait)

@@ -1,150 +1,18 @@
-"""A TEXTKING fake that follows REFERENCE.md §2: bearer auth, projects, jobs, documents,
-callbacks, translation download, and 403 once a project is no longer `prepared`."""
+"""The TEXTKING sandbox (local/sandboxes/textking.py) mounted on the tests' HTTP server under a
+prefix: the same contract the local stack serves, with states changed by the tests themselves."""
 
 from __future__ import annotations
 
-import json
 import re
-import uuid
-from dataclasses import dataclass, field
-from typing import Any
 
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
+
+from local.sandboxes.textking import SandboxJob, TextkingSandbox
+
+FakeJob = SandboxJob
 
 
-@dataclass
-class FakeJob:
-    id: str
-    project_id: str
-    body: dict[str, Any]
-    state: str = "new"
-    document: tuple[str, bytes, str] | None = None
-    callbacks: list[dict[str, Any]] = field(default_factory=list)
-    translation: bytes = b"Hallo Welt"
-
-
-class TextkingFake:
+class TextkingFake(TextkingSandbox):
     def __init__(self, server: HTTPServer, *, token: str, prefix: str) -> None:
-        self.token = token
-        self.prefix = prefix
-        self.projects: dict[str, dict[str, Any]] = {}
-        self.jobs: dict[str, FakeJob] = {}
-        self.calls: list[str] = []  # "METHOD /path" without the prefix, in order
-        self.fail_next: dict[str, int] = {}  # call pattern (regex) -> HTTP status to answer once
-        server.expect_request(re.compile(f"^{re.escape(prefix)}/.*")).respond_with_handler(self._handle)
-
-    # -- test helpers -------------------------------------------------------------------------------
-
-    def set_state(self, job_id: str, state: str) -> None:
-        self.jobs[job_id].state = state
-
-    def only_job(self) -> FakeJob:
-        (job,) = self.jobs.values()
-        return job
-
-    # -- the API -----------------------------------------------------------------------------------
-
-    def _handle(self, request: Request) -> Response:
-        path = request.path.removeprefix(self.prefix)
-        call = f"{request.method} {path}"
-        self.calls.append(call)
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
-            return Response("", status=401)
-        for pattern, status in list(self.fail_next.items()):
-            if re.fullmatch(pattern, call):
-                del self.fail_next[pattern]
-                return Response("unavailable", status=status)
-        routes = [
-            ("POST", r"/projects", self._create_project),
-            ("GET", r"/project/([^/]+)", self._get_project),
-            ("PUT", r"/project/([^/]+)", self._update_project),
-            ("POST", r"/project/([^/]+)/jobs", self._create_job),
-            ("GET", r"/project/([^/]+)/job/([^/]+)", self._get_job),
-            ("POST", r"/project/([^/]+)/job/([^/]+)/document/([^/]+)", self._upload),
-            ("GET", r"/project/([^/]+)/job/([^/]+)/callbacks", self._list_callbacks),
-            ("POST", r"/project/([^/]+)/job/([^/]+)/callbacks", self._add_callback),
-            ("GET", r"/project/([^/]+)/job/([^/]+)/translation", self._translation),
-        ]
-        for method, pattern, handler in routes:
-            match = re.fullmatch(pattern, path)
-            if match and method == request.method:
-                return handler(request, *match.groups())
-        return Response("", status=404)
-
-    @staticmethod
-    def _json(body: Any, status: int = 200, **headers: str) -> Response:
-        return Response(
-            json.dumps(body), status=status, content_type="application/json; charset=utf-8", headers=headers
-        )
-
-    def _create_project(self, request: Request) -> Response:
-        project = {"id": str(uuid.uuid4()), "name": request.get_json()["name"], "state": "prepared"}
-        self.projects[project["id"]] = project
-        return self._json(project, 201, **{"Content-Location": f"https://api.textking.com/v1/project/{project['id']}"})
-
-    def _get_project(self, _: Request, project_id: str) -> Response:
-        return self._json(self.projects[project_id]) if project_id in self.projects else Response("", status=404)
-
-    def _update_project(self, request: Request, project_id: str) -> Response:
-        project = self.projects.get(project_id)
-        if project is None:
-            return Response("", status=404)
-        if project["state"] != "prepared":
-            return Response("", status=403)
-        project["state"] = request.get_json().get("state", project["state"])
-        if project["state"] == "running":
-            for job in self.jobs.values():
-                if job.project_id == project_id:
-                    job.state = "translation-pending"
-        return self._json(project)
-
-    def _create_job(self, request: Request, project_id: str) -> Response:
-        project = self.projects.get(project_id)
-        if project is None:
-            return Response("", status=404)
-        if project["state"] != "prepared":
-            return Response("", status=403)
-        job = FakeJob(id=str(uuid.uuid4()), project_id=project_id, body=request.get_json())
-        self.jobs[job.id] = job
-        return self._json({"id": job.id, "state": job.state, **job.body}, 201)
-
-    def _job(self, project_id: str, job_id: str) -> FakeJob | None:
-        job = self.jobs.get(job_id)
-        return job if job and job.project_id == project_id else None
-
-    def _get_job(self, _: Request, project_id: str, job_id: str) -> Response:
-        job = self._job(project_id, job_id)
-        return self._json({"id": job.id, "state": job.state, **job.body}) if job else Response("", status=404)
-
-    def _upload(self, request: Request, project_id: str, job_id: str, name: str) -> Response:
-        job = self._job(project_id, job_id)
-        if job is None:
-            return Response("", status=404)
-        job.document = (name, request.get_data(), request.headers.get("Content-Type", ""))
-        return Response("", status=201)
-
-    def _list_callbacks(self, _: Request, project_id: str, job_id: str) -> Response:
-        job = self._job(project_id, job_id)
-        if job is None:
-            return Response("", status=404)
-        return self._json({"page": 1, "per_page": 100, "total": len(job.callbacks), "items": job.callbacks})
-
-    def _add_callback(self, request: Request, project_id: str, job_id: str) -> Response:
-        job = self._job(project_id, job_id)
-        if job is None:
-            return Response("", status=404)
-        callback = {"id": str(uuid.uuid4()), **request.get_json()}
-        job.callbacks.append(callback)
-        # TEXTKING answers 200 here (not 201) and echoes extra_data as an object (gotchas 20, 21).
-        return self._json({**callback, "extra_data": {"custom_value": callback.get("extra_data")}}, 200)
-
-    def _translation(self, _: Request, project_id: str, job_id: str) -> Response:
-        job = self._job(project_id, job_id)
-        if job is None or job.state not in {"translation-delivered", "completed"}:
-            return Response("", status=404)
-        return Response(
-            job.translation,
-            content_type="text/plain; charset=utf-8",
-            headers={"Content-Disposition": "attachment; filename=report_de.txt"},
-        )
+        super().__init__(token=token, prefix=prefix, progress_seconds=None)
+        server.expect_request(re.compile(f"^{re.escape(prefix)}/.*")).respond_with_handler(self.handle)

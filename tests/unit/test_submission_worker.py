@@ -155,7 +155,7 @@ def test_a_failure_inside_handoff_is_retried_visibly_and_given_up_loudly(
     assert answer["status"] == "QUEUED"
     assert answer["last_error"] == {
         "code": "internal_error",
-        "message": "GetParameterError while submitting",
+        "message": "GetParameterError while preparing",
         "retryable": True,
         "details": [],
     }

@@ -98,6 +98,10 @@ class VendorClient(Protocol):
 
     name: str
 
+    def prepare(self) -> None:
+        """Load what a submission needs (credentials), so the paced request goes out on time."""
+        ...
+
     def submit(self, request: Any, checkpoint: Checkpoint) -> Acceptance:
         """Create the vendor's job (Transient / Rejected / AlreadySubmitted when it cannot)."""
         ...

@@ -110,6 +110,9 @@ class PlaymentClient:
 
     # -- requests ---------------------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        self._api_key()  # a cold function reads the secret now, not between its rate slot and the send
+
     def submit(self, request: PlaymentSubmitRequest, checkpoint: Checkpoint) -> Acceptance:
         # One idempotent call: Playment refuses a repeated reference_id (FS_0001), so there is
         # nothing to checkpoint.

@@ -140,6 +140,9 @@ class TextkingClient:
 
     # -- submission -------------------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        self._credentials()  # a cold function reads the secret now, not between its rate slot and the send
+
     def submit(self, request: TextkingSubmitRequest, checkpoint: Checkpoint) -> Acceptance:
         """Create (or continue) the TEXTKING order for `request`.
 
