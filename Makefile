@@ -12,9 +12,11 @@ export AWS_DEFAULT_REGION ?= us-east-1
 ENV ?= default
 STACK ?= $(if $(filter prod,$(ENV)),handoff-prod,handoff)
 
-.PHONY: help install test unit lint build deploy redrive clean lock
+.PHONY: help install test unit integration lint build deploy redrive local demo clean lock
 
 help:
+	@echo "make demo      the whole flow on the local stack, with faults, in about a minute"
+	@echo "make local     run the local stack until Ctrl-C (no Docker, no AWS account)"
 	@echo "make install   create $(VENV) from the pinned requirements.txt"
 	@echo "make test      lint + template checks + all tests (what CI runs)"
 	@echo "make lint      ruff, mypy, cfn-lint, sam validate --lint"
@@ -35,6 +37,15 @@ test: lint
 
 unit: install
 	$(PY) -m pytest tests/unit
+
+integration: install
+	$(PY) -m pytest tests/integration
+
+local: install
+	$(PY) -m local.stack $(if $(FAULTS),--faults)
+
+demo: install
+	$(PY) -m local.demo
 
 lint: install
 	$(BIN)/ruff check .

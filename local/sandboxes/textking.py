@@ -82,6 +82,10 @@ class TextkingSandbox:
         return self.handle(Request(environ))(environ, start_response)
 
     def handle(self, request: Request) -> Response:
+        if request.path == "/_sandbox/jobs":  # what the sandbox holds, for a test in another process
+            with self._lock:
+                jobs = [{"id": j.id, "project_id": j.project_id, "state": j.state} for j in self.jobs.values()]
+            return self._json(jobs)
         path = request.path.removeprefix(self.prefix)
         call = f"{request.method} {path}"
         with self._lock:

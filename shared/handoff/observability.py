@@ -18,6 +18,10 @@ tracer = Tracer(service="handoff")
 def count(name: str, vendor: str, value: int = 1) -> None:
     """Add a Count metric with the vendor as its dimension."""
     from aws_lambda_powertools.metrics import single_metric
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+    if is_metrics_disabled():  # single_metric prints even then; POWERTOOLS_METRICS_DISABLED must hold here too
+        return
 
     with single_metric(
         name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace or "Handoff"

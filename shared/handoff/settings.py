@@ -110,7 +110,7 @@ class SubmissionSettings(BaseModel):
 
 class ReconcilerSettings(BaseModel):
     # A job with no news for this long is looked up at its vendor.
-    silent_after_seconds: int = Field(default=3600, ge=60)
+    silent_after_seconds: int = Field(default=3600, ge=1)
     max_jobs_per_run: int = Field(default=100, ge=1, le=10_000)
 
 

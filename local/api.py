@@ -1,0 +1,187 @@
+"""The local API: template.yaml's routes on 127.0.0.1, calling the same handlers Lambda runs.
+
+Why our own adapter rather than SAM CLI's LocalApigwService (which runs without Docker when given
+an in-process runner, ../shared/notes/local-aws.md §6): that works only through SAM CLI's internal
+modules, which change between releases, and it would still need our runner, context and env.
+This adapter is one small file we own: routes come from the template's Api events, and each
+request becomes an API Gateway REST (v1) proxy event with the fields a deployed API sends
+(headers and multiValueHeaders, query strings, pathParameters, requestContext with
+resourcePath/stage/requestId/identity, and bodies base64-encoded for the API's BinaryMediaTypes).
+tests/integration checks its events against `sam local generate-event`.
+
+Routes with IAM auth require a SigV4 Authorization header, as API Gateway does; the signature
+itself is not verified here (there is no IAM locally).
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+from werkzeug import Request, Response
+
+from local.context import LocalContext
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # as in the template: /jobs/{reference_id}
+    function: str  # logical id
+    module: str  # functions.<folder>.app
+    handler: str
+    timeout: float
+    iam: bool
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if method != self.method:
+            return None
+        pattern = "^" + re.sub(r"\{([^}/]+)\}", r"(?P<\1>[^/]+)", self.path) + "$"
+        found = re.match(pattern, path)
+        return found.groupdict() if found else None
+
+
+def routes_from_template(template_path: Path = ROOT / "template.yaml") -> tuple[str, list[str], list[Route]]:
+    """(stage, binary media types, routes) of the template's API."""
+    from samcli.yamlhelper import yaml_parse
+
+    sam = yaml_parse(template_path.read_text())
+    api = next(r for r in sam["Resources"].values() if r["Type"] == "AWS::Serverless::Api")["Properties"]
+    stage = (
+        sam["Parameters"][api["StageName"]["Ref"]]["Default"]
+        if isinstance(api["StageName"], dict)
+        else api["StageName"]
+    )
+    default_iam = api.get("Auth", {}).get("DefaultAuthorizer") == "AWS_IAM"
+    binary = [t.replace("~1", "/") for t in api.get("BinaryMediaTypes", [])]
+    globals_timeout = sam.get("Globals", {}).get("Function", {}).get("Timeout", 3)
+    routes = []
+    for logical, resource in sam["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        module_name, handler = props["Handler"].rsplit(".", 1)
+        module = ".".join((*Path(props["CodeUri"]).parts, module_name))
+        for event in props.get("Events", {}).values():
+            if event["Type"] != "Api":
+                continue
+            authorizer = event["Properties"].get("Auth", {}).get("Authorizer")
+            routes.append(
+                Route(
+                    method=event["Properties"]["Method"].upper(),
+                    path=event["Properties"]["Path"],
+                    function=logical,
+                    module=module,
+                    handler=handler,
+                    timeout=float(props.get("Timeout", globals_timeout)),
+                    iam=default_iam if authorizer is None else authorizer == "AWS_IAM",
+                )
+            )
+    return stage, binary, routes
+
+
+class LocalApi:
+    def __init__(self, stage: str, binary_media_types: list[str], routes: list[Route]) -> None:
+        self.stage = stage
+        self.binary_media_types = binary_media_types
+        self.routes = routes
+        self.api_id = "local"
+        self.served: list[tuple[str, str, int]] = []  # (method, resource, status)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return self.serve(Request(environ))(environ, start_response)
+
+    def serve(self, request: Request) -> Response:
+        prefix = f"/{self.stage}"
+        path = request.path[len(prefix) :] if request.path.startswith(prefix + "/") else None
+        for route in self.routes:
+            params = route.match(request.method, path) if path is not None else None
+            if params is None:
+                continue
+            if route.iam and not request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 "):
+                return self._gateway_error(403, "Missing Authentication Token")
+            event = self.event(request, route, path or "", params)
+            handler = getattr(importlib.import_module(route.module), route.handler)
+            result = handler(event, LocalContext(route.function, route.timeout))
+            self.served.append((request.method, route.path, int(result.get("statusCode", 200))))
+            return self._response(result)
+        return self._gateway_error(403, "Missing Authentication Token")  # what API Gateway says to an unknown route
+
+    def event(self, request: Request, route: Route, path: str, params: dict[str, str]) -> dict[str, Any]:
+        raw = request.get_data()
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        binary = any(fnmatch(content_type, t) for t in self.binary_media_types)
+        now = time.time()
+        request_id = str(uuid.uuid4())
+        headers = dict(request.headers.items())
+        multi_headers: dict[str, list[str]] = {}
+        for name, value in request.headers.items():
+            multi_headers.setdefault(name, []).append(value)
+        query = {k: v[-1] for k, v in request.args.lists()} or None
+        identity = {
+            "sourceIp": request.remote_addr or "127.0.0.1",
+            "userAgent": request.headers.get("User-Agent"),
+            "caller": None,
+            "user": None,
+            "userArn": "arn:aws:iam::123456789012:user/local" if route.iam else None,
+            "accountId": "123456789012" if route.iam else None,
+            "accessKey": None,
+            "cognitoIdentityId": None,
+            "cognitoIdentityPoolId": None,
+            "cognitoAuthenticationType": None,
+            "cognitoAuthenticationProvider": None,
+        }
+        return {
+            "resource": route.path,
+            "path": path,
+            "httpMethod": request.method,
+            "headers": headers,
+            "multiValueHeaders": multi_headers,
+            "queryStringParameters": query,
+            "multiValueQueryStringParameters": {k: v for k, v in request.args.lists()} or None,
+            "pathParameters": params or None,
+            "stageVariables": None,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": self.api_id,
+                "domainName": request.host,
+                "extendedRequestId": request_id,
+                "httpMethod": request.method,
+                "identity": identity,
+                "path": f"/{self.stage}{path}",
+                "protocol": "HTTP/1.1",
+                "requestId": request_id,
+                "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+                "requestTimeEpoch": int(now * 1000),
+                "resourceId": "local",
+                "resourcePath": route.path,
+                "stage": self.stage,
+            },
+            "body": (base64.b64encode(raw).decode() if binary else raw.decode("utf-8", "replace")) if raw else None,
+            "isBase64Encoded": bool(raw) and binary,
+        }
+
+    @staticmethod
+    def _response(result: dict[str, Any]) -> Response:
+        body = result.get("body") or ""
+        data = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
+        response = Response(data, status=int(result.get("statusCode", 200)))
+        for name, value in (result.get("headers") or {}).items():
+            response.headers[name] = str(value)
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            response.headers.setlist(name, [str(v) for v in values])
+        return response
+
+    @staticmethod
+    def _gateway_error(status: int, message: str) -> Response:
+        return Response(json.dumps({"message": message}), status=status, content_type="application/json")

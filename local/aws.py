@@ -1,0 +1,196 @@
+"""Local AWS: moto as a threaded server on 127.0.0.1, with the stack built from template.yaml itself.
+
+The SAM template is translated offline (aws-sam-translator, as `sam deploy` would) and the plain
+CloudFormation is created as a stack in moto, so tables, indexes, queues, the dead-letter wiring
+and the bucket are exactly what deploys. What moto cannot build is left out and stood in for here
+(../shared/notes/local-aws.md §3): API Gateway and Lambda (the local API and pollers run the
+handlers in this process), the schedule, alarms, log groups and IAM; secrets (moto creates an
+empty row) are created with freshly generated keys; TTL is switched on by hand.
+The functions' environment is the template's own, with its !Ref/!Sub resolved against the stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+# Resource types moto builds faithfully from CloudFormation; the rest is stood in for (see above).
+BUILT_BY_MOTO = frozenset(
+    {
+        "AWS::DynamoDB::Table",
+        "AWS::SQS::Queue",
+        "AWS::S3::Bucket",
+        "AWS::Events::EventBus",
+    }
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def translate(template_path: Path) -> dict[str, Any]:
+    """The SAM template as plain CloudFormation, translated offline."""
+    from samcli.yamlhelper import yaml_parse
+    from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
+    from samtranslator.translator.transform import transform
+
+    class OfflinePolicies(ManagedPolicyLoader):
+        def __init__(self) -> None:  # no IAM call: the template names no managed policy
+            pass
+
+        def load(self) -> dict[str, str]:
+            return {}
+
+    sam = yaml_parse(template_path.read_text())
+    for resource in sam["Resources"].values():  # as `sam package` would have rewritten them
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = "s3://local-artifacts/function.zip"
+        if resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = "s3://local-artifacts/layer.zip"
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    return dict(transform(sam, {}, OfflinePolicies()))
+
+
+class LocalAws:
+    def __init__(self, parameters: dict[str, str], *, stack_name: str = "handoff-local") -> None:
+        self.parameters = parameters
+        self.stack_name = stack_name
+        self.endpoint = ""
+        self.resources: dict[str, str] = {}  # logical id -> physical id
+        self.environment: dict[str, str] = {}  # the functions' environment
+        self.secret_values: dict[str, dict[str, str]] = {}
+        self._server: Any = None
+
+    def client(self, service: str) -> Any:
+        factory: Any = boto3.client  # any service by name (the typed overloads want a literal)
+        return factory(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 (moto accepts anything)
+        )
+
+    def start(self) -> LocalAws:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call is no log to follow
+        port = free_port()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._server.start()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        template = translate(ROOT / "template.yaml")
+        self._create_stack(template)
+        self._stand_in(template)
+        self.environment = self._function_environment(template)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    # -- the stack ------------------------------------------------------------------------------------
+
+    def _create_stack(self, template: dict[str, Any]) -> None:
+        kept = {k: v for k, v in template["Resources"].items() if v["Type"] in BUILT_BY_MOTO}
+        body = {k: v for k, v in template.items() if k not in {"Resources", "Outputs"}}
+        body["Resources"] = kept
+        cloudformation = self.client("cloudformation")
+        cloudformation.create_stack(
+            StackName=self.stack_name,
+            TemplateBody=json.dumps(body),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()],
+        )
+        stack = cloudformation.describe_stacks(StackName=self.stack_name)["Stacks"][0]
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            raise RuntimeError(f"local stack: {stack['StackStatus']} {stack.get('StackStatusReason', '')}")
+        listing = cloudformation.list_stack_resources(StackName=self.stack_name)["StackResourceSummaries"]
+        self.resources = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in listing if r["LogicalResourceId"]}
+
+    def _stand_in(self, template: dict[str, Any]) -> None:
+        """What moto does not build from the template, made here from the template's own words."""
+        resources = template["Resources"]
+        dynamodb = self.client("dynamodb")
+        for logical, resource in resources.items():
+            ttl = (
+                resource["Properties"].get("TimeToLiveSpecification")
+                if resource["Type"] == "AWS::DynamoDB::Table"
+                else None
+            )
+            if ttl and ttl.get("Enabled"):
+                dynamodb.update_time_to_live(
+                    TableName=self.resources[logical],
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+                )
+        secretsmanager = self.client("secretsmanager")
+        for logical, resource in resources.items():
+            if resource["Type"] != "AWS::SecretsManager::Secret":
+                continue
+            generate = resource["Properties"]["GenerateSecretString"]
+            value = json.loads(generate["SecretStringTemplate"])
+            value[generate["GenerateStringKey"]] = secrets.token_urlsafe(36)
+            name = f"{self.stack_name}/{logical}"
+            secretsmanager.create_secret(Name=name, SecretString=json.dumps(value))
+            self.resources[logical] = name
+            self.secret_values[logical] = value
+
+    def put_secret(self, logical: str, value: dict[str, str]) -> None:
+        self.client("secretsmanager").put_secret_value(SecretId=self.resources[logical], SecretString=json.dumps(value))
+        self.secret_values[logical] = value
+
+    # -- the functions' environment -------------------------------------------------------------------
+
+    def _function_environment(self, template: dict[str, Any]) -> dict[str, str]:
+        environment: dict[str, str] = {}
+        for resource in template["Resources"].values():
+            if resource["Type"] == "AWS::Lambda::Function":
+                variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+                for name, value in variables.items():
+                    resolved = self._resolve(value, template)
+                    if resolved is not None:
+                        environment[name] = resolved
+        return environment
+
+    def _resolve(self, value: Any, template: dict[str, Any]) -> str | None:
+        """A !Ref / !Sub value against the local stack (None: it names something not built here)."""
+        if isinstance(value, str):
+            return value
+        if "Ref" in value:
+            return self._ref(value["Ref"], template)
+        if "Fn::Sub" in value:
+            text = value["Fn::Sub"]
+            for name in {p.split("}")[0] for p in text.split("${")[1:]}:
+                replacement = self._ref(name, template)
+                if replacement is None:
+                    return None
+                text = text.replace("${" + name + "}", replacement)
+            return str(text)
+        return None
+
+    def _ref(self, name: str, template: dict[str, Any]) -> str | None:
+        if name == "AWS::StackName":
+            return self.stack_name
+        if name == "AWS::Region":
+            return REGION
+        if name in template.get("Parameters", {}):
+            return self.parameters.get(name, str(template["Parameters"][name].get("Default", "")))
+        if name in self.resources:
+            physical = self.resources[name]
+            if template["Resources"][name]["Type"] == "AWS::SQS::Queue":
+                return str(self.client("sqs").get_queue_url(QueueName=physical.rsplit("/", 1)[-1])["QueueUrl"])
+            return physical
+        return None

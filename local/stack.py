@@ -1,0 +1,223 @@
+"""The Docker-free local stack: `make local` (serves until Ctrl-C), and what `make demo` and the
+integration tests run against.
+
+    moto server (127.0.0.1)      the stack's tables, queues and bucket, created from template.yaml
+    local API (127.0.0.1)        the template's routes -> the handlers, as API Gateway would call them
+    SubmissionQueue poller       -> SubmissionWorker, as Lambda's SQS event source would
+    schedule                     -> Reconciler, every `reconcile_every` seconds
+    Playment sandbox             job API + callbacks to the local API (x-playment-key)
+    TEXTKING sandbox             job API + form-encoded callbacks to the local API
+
+Everything runs in this process (the handlers too), so it must be a process of its own: the
+functions' environment is set here before any handler module is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+for entry in (str(ROOT / "shared"), str(ROOT)):
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+from local.api import LocalApi, routes_from_template  # noqa: E402
+from local.aws import LocalAws, free_port  # noqa: E402
+from local.context import LocalContext  # noqa: E402
+from local.sandboxes.playment import PlaymentSandbox  # noqa: E402
+from local.sandboxes.server import BackgroundServer  # noqa: E402
+from local.sandboxes.textking import TextkingSandbox  # noqa: E402
+from local.sqs_poller import SqsPoller  # noqa: E402
+
+
+@dataclass
+class Faults:
+    """Fault knobs of both sandboxes (see local/sandboxes/*.py)."""
+
+    error_rate: float = 0.0  # Playment answers 503
+    timeout_rate: float = 0.0  # Playment's answer stalls past the client's timeout, nothing created
+    lost_rate: float = 0.0  # Playment creates the job, then its answer stalls (-> FS_0001 on retry)
+    failed_rate: float = 0.0  # Playment reports a job FAILED
+    drop_rate: float = 0.0  # a callback is never sent (both vendors)
+    duplicate_rate: float = 0.0  # a callback is sent twice
+    reorder_seconds: float = 0.0  # callbacks may overtake each other by up to this much
+
+    @classmethod
+    def demo(cls) -> Faults:
+        return cls(
+            error_rate=0.2,
+            lost_rate=0.05,
+            failed_rate=0.1,
+            drop_rate=0.1,
+            duplicate_rate=0.2,
+            reorder_seconds=0.5,
+        )
+
+
+@dataclass
+class LocalStack:
+    faults: Faults = field(default_factory=Faults)
+    playment_rate_limit: float = 20.0
+    work_seconds: float = 3.0  # how long the sandboxes' vendors take over a job
+    reconcile_every: float = 5.0
+    reconcile_after: int = 8  # seconds of silence before the reconciler looks a job up
+    worker_concurrency: int = 2
+    log_level: str = "WARNING"
+
+    def start(self) -> LocalStack:
+        playment_key, textking_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        self.playment = PlaymentSandbox(
+            api_key=playment_key,
+            project_id="local-project",
+            rate_limit=self.playment_rate_limit,
+            error_rate=self.faults.error_rate,
+            timeout_rate=self.faults.timeout_rate,
+            lost_rate=self.faults.lost_rate,
+            stall_seconds=3.0,
+        )
+        self.playment.work_seconds = self.work_seconds
+        self.playment.failed_rate = self.faults.failed_rate
+        self.textking = TextkingSandbox(token=textking_token, prefix="/v1", progress_seconds=self.work_seconds / 2)
+        for sender in (self.playment.callbacks, self.textking.callbacks):
+            sender.drop_rate = self.faults.drop_rate
+            sender.duplicate_rate = self.faults.duplicate_rate
+            sender.reorder_seconds = self.faults.reorder_seconds
+        self.playment_server = BackgroundServer(self.playment).start()
+        self.playment.base_url = self.playment_server.url
+        self.textking_server = BackgroundServer(self.textking).start()
+        api_port = free_port()
+        stage, binary_media_types, routes = routes_from_template()
+        self.api_url = f"http://127.0.0.1:{api_port}/{stage}"
+
+        self.aws = LocalAws(
+            {
+                "PlaymentProjectId": "local-project",
+                "PlaymentBaseUrl": self.playment_server.url,
+                "PlaymentDefaultTag": "local-tag",
+                "PlaymentMaxRequestsPerSecond": str(int(self.playment_rate_limit)),
+                "TextkingBaseUrl": f"{self.textking_server.url}/v1",
+                "TextkingOrderingEnabled": "true",  # the sandbox bills nobody
+                "RetryBaseSeconds": "1",
+                "RetryCapSeconds": "4",
+                "SubmissionMaxReceives": "6",
+                "VendorConnectTimeoutSeconds": "1",
+                "VendorReadTimeoutSeconds": "2",
+                "LogLevel": self.log_level,
+            }
+        ).start()
+        callback_key = secrets.token_urlsafe(24)
+        self.aws.put_secret("PlaymentSecret", {"api_key": playment_key, "callback_key": callback_key})
+        textking_secret = dict(self.aws.secret_values["TextkingSecret"], access_token=textking_token)
+        self.aws.put_secret("TextkingSecret", textking_secret)
+        self.playment.callback_url = f"{self.api_url}/callbacks/playment"
+        self.playment.callback_key = callback_key
+
+        environment = dict(self.aws.environment)
+        environment.pop("TEXTKING_CALLBACK_URL_PARAMETER", None)  # no SSM: the URL is known here
+        environment.update(
+            AWS_ENDPOINT_URL=self.aws.endpoint,
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_ACCESS_KEY_ID="local",
+            AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 (moto accepts anything)
+            TEXTKING_CALLBACK_URL=f"{self.api_url}/callbacks/textking",
+            # The template's minimum suits AWS; locally the reconciler should be seen at work.
+            RECONCILE_AFTER_SECONDS=str(self.reconcile_after),
+            POWERTOOLS_TRACE_DISABLED="true",
+            POWERTOOLS_METRICS_DISABLED="true",
+        )
+        os.environ.update(environment)
+        self.environment = environment
+
+        self.api = LocalApi(stage, binary_media_types, routes)
+        self.api_server = BackgroundServer(self.api, port=api_port).start()
+        from functions.reconciler import app as reconciler_app
+        from functions.submission_worker import app as worker_app
+
+        self.worker = SqsPoller(
+            self.aws.client("sqs"),
+            environment["SUBMISSION_QUEUE_URL"],
+            worker_app.lambda_handler,
+            function_name="SubmissionWorkerFunction",
+            concurrency=self.worker_concurrency,
+            wait_seconds=1,
+        )
+        self.worker.start()
+        self._stop = threading.Event()
+        self.reconciler_runs: list[dict[str, int]] = []
+
+        def reconcile() -> None:
+            while not self._stop.wait(self.reconcile_every):
+                try:
+                    self.reconciler_runs.append(
+                        reconciler_app.lambda_handler({}, LocalContext("ReconcilerFunction", timeout_seconds=300))
+                    )
+                except Exception as exc:  # the schedule keeps going, as EventBridge Scheduler would
+                    print(f"[reconciler] run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+        self._reconciler = threading.Thread(target=reconcile, name="reconciler-schedule", daemon=True)
+        self._reconciler.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.worker.stop()
+        self.playment.stop()
+        self.textking.stop()
+        for server in (self.api_server, self.playment_server, self.textking_server):
+            server.stop()
+        self.aws.stop()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "api": self.api_url,
+            "playment_callback_url": f"{self.api_url}/callbacks/playment",
+            "textking_callback_url": f"{self.api_url}/callbacks/textking",
+            "playment_sandbox": self.playment_server.url,
+            "textking_sandbox": f"{self.textking_server.url}/v1",
+            "aws_endpoint": self.aws.endpoint,
+            "jobs_table": self.environment["JOBS_TABLE_NAME"],
+            "results_bucket": self.environment["RESULTS_BUCKET_NAME"],
+            "submission_queue": self.environment["SUBMISSION_QUEUE_URL"],
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run Handoff's local stack until Ctrl-C (or until stdin closes).")
+    parser.add_argument("--faults", action="store_true", help="switch the demo's faults on")
+    parser.add_argument("--ready-json", action="store_true", help="print one JSON line when ready (for tests)")
+    parser.add_argument("--until-stdin-closes", action="store_true")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    stack = LocalStack(faults=Faults.demo() if args.faults else Faults(), log_level=args.log_level).start()
+    urls = stack.describe()
+    if args.ready_json:
+        print(json.dumps(urls), flush=True)
+    else:
+        width = max(map(len, urls))
+        print("Handoff local stack (no Docker, no AWS account):")
+        for name, value in urls.items():
+            print(f"  {name.ljust(width)}  {value}")
+        print("POST /jobs needs a SigV4 Authorization header (any credentials); see README 'Local stack'.")
+        print("Function logs follow (JSON, one line per event, reference_id on each). Ctrl-C stops.", flush=True)
+    try:
+        if args.until_stdin_closes:
+            sys.stdin.read()
+        else:
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The whole lifecycle for both vendors through the local API, over real HTTP, with the vendors'
+faults on (Playment: 503s, lost answers, jobs FAILED; callbacks dropped, doubled, reordered)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from werkzeug.test import EnvironBuilder
+
+from local.api import LocalApi, routes_from_template
+from tests.integration.conftest import Stack
+
+TERMINAL = {"COMPLETED", "FAILED", "CANCELED"}
+
+
+def playment_job(n: int) -> dict[str, Any]:
+    return {
+        "vendor": "playment",
+        "reference_id": f"it-img-{n:02d}",
+        "data": {"image_url": f"https://images.example.com/it/{n}.jpg"},
+        "tag": "boxes",
+    }
+
+
+def textking_job(n: int) -> dict[str, Any]:
+    return {
+        "vendor": "textking",
+        "reference_id": f"it-doc-{n}",
+        "name": f"Integration document {n}",
+        "source_language": "en",
+        "target_language": "fr",
+        "document": {"filename": f"it{n}.txt", "text": f"Document number {n}."},
+    }
+
+
+def wait_for_terminal(stack: Stack, references: list[str], timeout: float = 90) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    jobs: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        for reference_id in references:
+            if jobs.get(reference_id, {}).get("status") not in TERMINAL:
+                answer = stack.call("GET", f"/jobs/{reference_id}")
+                assert answer.status_code == 200, answer.text
+                jobs[reference_id] = answer.json()
+        if all(j["status"] in TERMINAL for j in jobs.values()):
+            return jobs
+        time.sleep(1)
+    stuck = {r: j["status"] for r, j in jobs.items() if j["status"] not in TERMINAL}
+    raise AssertionError(f"jobs not finished after {timeout} s: {stuck}")
+
+
+def test_both_vendors_whole_lifecycle_with_faults(stack: Stack) -> None:
+    # given 15 Playment jobs in one bulk call and 2 TEXTKING documents one by one
+    bulk = stack.call("POST", "/jobs", {"jobs": [playment_job(n) for n in range(15)]})
+    assert bulk.status_code == 202, bulk.text
+    assert bulk.json()["totals"]["queued"] == 15
+    for n in range(2):
+        answer = stack.call("POST", "/jobs", textking_job(n))
+        assert answer.status_code in {201, 202}, answer.text
+
+    # when the vendors do their work, with faults, and the stack follows
+    references = [f"it-img-{n:02d}" for n in range(15)] + ["it-doc-0", "it-doc-1"]
+    jobs = wait_for_terminal(stack, references)
+
+    # then no job is lost: each ends where its vendor says it is
+    playment = {j["reference_id"]: j for j in stack.sandbox_jobs("playment")}
+    for n in range(15):
+        job = jobs[f"it-img-{n:02d}"]
+        vendor_failed = playment[job["reference_id"]]["status"] == "failed"
+        assert job["status"] == ("FAILED" if vendor_failed else "COMPLETED"), job
+        assert job["vendor_job_id"] == playment[job["reference_id"]]["id"]
+        if job["status"] == "COMPLETED":
+            assert job["result"]["annotations"]["rectangles"][0]["label"] == "car"
+    # and no vendor holds a job twice
+    assert sorted(playment) == [f"it-img-{n:02d}" for n in range(15)]
+    assert len(stack.sandbox_jobs("playment")) == 15
+    assert len(stack.sandbox_jobs("textking")) == 2
+    # and the translations are in the ResultsBucket
+    s3 = stack.aws("s3")
+    for reference_id in ("it-doc-0", "it-doc-1"):
+        job = jobs[reference_id]
+        assert job["status"] == "COMPLETED"
+        bucket, _, key = job["result_ref"].removeprefix("s3://").partition("/")
+        assert key == f"deliveries/textking/{reference_id}/{'it' + reference_id[-1]}_fr.txt"
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"Hallo Welt"
+    # and every status change happened once (duplicated and reordered callbacks wrote nothing)
+    for job in jobs.values():
+        statuses = [h["status"] for h in job["history"]]
+        assert len(statuses) == len(set(statuses)), (job["reference_id"], statuses)
+        assert statuses[0] == "QUEUED"
+
+
+def test_the_api_refuses_what_api_gateway_and_the_functions_refuse(stack: Stack) -> None:
+    unsigned = stack.call("POST", "/jobs", playment_job(99), sign=False)
+    assert (unsigned.status_code, unsigned.json()) == (403, {"message": "Missing Authentication Token"})
+    assert stack.call("GET", "/no/such/route").status_code == 403
+    invalid = stack.call("POST", "/jobs", {"vendor": "playment", "reference_id": "x"})
+    assert invalid.status_code == 422
+    assert invalid.json()["error"]["code"] == "invalid_request"
+    no_key = stack.call("POST", "/callbacks/playment", {"annotations": []}, sign=False)
+    assert no_key.status_code == 401
+    assert stack.call("GET", "/jobs/never-submitted").status_code == 404
+
+
+def test_local_events_have_the_fields_of_sam_local_generate_event(tmp_path: Path) -> None:
+    # given SAM CLI's own sample of an API Gateway REST proxy event (it needs no Docker for this)
+    sam = Path(sys.executable).parent / "sam"
+    generated = subprocess.run(
+        [str(sam), "local", "generate-event", "apigateway", "aws-proxy", "--method", "POST", "--path", "jobs"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"SAM_CLI_TELEMETRY": "0", "PATH": str(sam.parent), "HOME": str(tmp_path)},
+    )
+    reference = json.loads(generated.stdout)
+
+    # when the local API builds the event for the same request
+    stage, binary, routes = routes_from_template()
+    api = LocalApi(stage, binary, routes)
+    route = next(r for r in routes if r.path == "/jobs" and r.method == "POST")
+    builder = EnvironBuilder(path=f"/{stage}/jobs", method="POST", data=b"{}", content_type="application/json")
+    event = api.event(builder.get_request(), route, "/jobs", {})
+
+    # then it carries every field API Gateway's has, at the top and in requestContext
+    assert set(reference) <= set(event)
+    assert set(reference["requestContext"]) - {"authorizer"} <= set(event["requestContext"])
+    assert Counter(type(event[k]).__name__ for k in ("headers", "multiValueHeaders"))["dict"] == 2
+    # and form bodies are base64-encoded, as the template's BinaryMediaTypes ask
+    form = EnvironBuilder(
+        path=f"/{stage}/callbacks/textking",
+        method="POST",
+        data=b"a=1",
+        content_type="application/x-www-form-urlencoded",
+    )
+    textking_route = next(r for r in routes if r.path == "/callbacks/textking")
+    form_event = api.event(form.get_request(), textking_route, "/callbacks/textking", {})
+    assert form_event["isBase64Encoded"] is True
+    assert form_event["body"] == "YT0x"
