@@ -136,6 +136,13 @@ class LocalAws:
                     TableName=self.resources[logical],
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
                 )
+        events = self.client("events")
+        for logical, resource in resources.items():
+            if resource["Type"] == "AWS::Events::EventBus":  # moto reports no physical id for a bus
+                name = str(self._resolve(resource["Properties"]["Name"], template))
+                if name not in {b["Name"] for b in events.list_event_buses()["EventBuses"]}:
+                    events.create_event_bus(Name=name)
+                self.resources[logical] = name
         secretsmanager = self.client("secretsmanager")
         for logical, resource in resources.items():
             if resource["Type"] != "AWS::SecretsManager::Secret":

@@ -166,11 +166,23 @@ def report(stack: LocalStack, jobs: dict[str, dict[str, Any]], elapsed: float) -
         f"{stack.playment.callbacks.dropped + stack.textking.callbacks.dropped} dropped; "
         f"the reconciler brought {advanced} job(s) up to date"
     )
+    time.sleep(2)  # the last status changes reach the bus
+    events: dict[str, list[str]] = {}
+    for event in sorted(stack.job_events(), key=lambda e: e["detail"]["version"]):
+        events.setdefault(event["detail"]["reference_id"], []).append(event["detail"]["status"])
+    unmatched = [r for r, j in jobs.items() if events.get(r) != [h["status"] for h in j["history"]]]
+    print(
+        f"Events: {sum(map(len, events.values()))} `Job Status Changed` on the bus; "
+        f"one per status change for {len(jobs) - len(unmatched)} of {len(jobs)} jobs"
+    )
     missing = 23 - len(jobs)
-    if wrong or doubled or missing or len(stack.textking.jobs) != 3:
-        print(f"\nFAILED: wrong state {wrong}, doubled at Playment {doubled}, missing {missing}", file=sys.stderr)
+    if wrong or doubled or missing or unmatched or len(stack.textking.jobs) != 3:
+        print(
+            f"\nFAILED: wrong state {wrong}, doubled at Playment {doubled}, missing {missing}, events off {unmatched}",
+            file=sys.stderr,
+        )
         return 1
-    print("\nOK: every job in the right state, one vendor job per reference_id.")
+    print("\nOK: every job in the right state, one vendor job per reference_id, one event per status change.")
     return 0
 
 

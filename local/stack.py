@@ -4,6 +4,8 @@ integration tests run against.
     moto server (127.0.0.1)      the stack's tables, queues and bucket, created from template.yaml
     local API (127.0.0.1)        the template's routes -> the handlers, as API Gateway would call them
     SubmissionQueue poller       -> SubmissionWorker, as Lambda's SQS event source would
+    JobsTable stream poller      -> EventPublisher -> the bus; a rule copies every event into a
+                                    local queue (`events_queue`) so they can be seen
     schedule                     -> Reconciler, every `reconcile_every` seconds
     Playment sandbox             job API + callbacks to the local API (x-playment-key)
     TEXTKING sandbox             job API + form-encoded callbacks to the local API
@@ -36,6 +38,7 @@ from local.sandboxes.playment import PlaymentSandbox  # noqa: E402
 from local.sandboxes.server import BackgroundServer  # noqa: E402
 from local.sandboxes.textking import TextkingSandbox  # noqa: E402
 from local.sqs_poller import SqsPoller  # noqa: E402
+from local.stream_poller import StreamPoller  # noqa: E402
 
 
 @dataclass
@@ -138,8 +141,15 @@ class LocalStack:
 
         self.api = LocalApi(stage, binary_media_types, routes)
         self.api_server = BackgroundServer(self.api, port=api_port).start()
+        from functions.event_publisher import app as publisher_app
         from functions.reconciler import app as reconciler_app
         from functions.submission_worker import app as worker_app
+
+        self.events_queue = self._capture_events(environment["EVENT_BUS_NAME"])
+        stream_arn = self.aws.client("dynamodb").describe_table(TableName=environment["JOBS_TABLE_NAME"])["Table"][
+            "LatestStreamArn"
+        ]
+        self.stream = StreamPoller(self.aws.client("dynamodbstreams"), stream_arn, publisher_app.lambda_handler).start()
 
         self.worker = SqsPoller(
             self.aws.client("sqs"),
@@ -166,8 +176,29 @@ class LocalStack:
         self._reconciler.start()
         return self
 
+    def _capture_events(self, bus: str) -> str:
+        """A rule on the stack's bus that copies every Handoff event into a local queue (a stand-in
+        for a downstream subscriber; not part of the template)."""
+        sqs, events = self.aws.client("sqs"), self.aws.client("events")
+        url = str(sqs.create_queue(QueueName="local-job-events")["QueueUrl"])
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="local-all-job-events", EventBusName=bus, EventPattern=json.dumps({"source": ["handoff"]}))
+        events.put_targets(Rule="local-all-job-events", EventBusName=bus, Targets=[{"Id": "local-queue", "Arn": arn}])
+        return url
+
+    def job_events(self) -> list[dict[str, Any]]:
+        """Every event the bus delivered to the local queue so far (taken off the queue)."""
+        sqs = self.aws.client("sqs")
+        found: list[dict[str, Any]] = []
+        while batch := sqs.receive_message(QueueUrl=self.events_queue, MaxNumberOfMessages=10).get("Messages", []):
+            found += [json.loads(m["Body"]) for m in batch]
+            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+            sqs.delete_message_batch(QueueUrl=self.events_queue, Entries=entries)
+        return found
+
     def stop(self) -> None:
         self._stop.set()
+        self.stream.stop()
         self.worker.stop()
         self.playment.stop()
         self.textking.stop()
@@ -186,6 +217,8 @@ class LocalStack:
             "jobs_table": self.environment["JOBS_TABLE_NAME"],
             "results_bucket": self.environment["RESULTS_BUCKET_NAME"],
             "submission_queue": self.environment["SUBMISSION_QUEUE_URL"],
+            "event_bus": self.environment["EVENT_BUS_NAME"],
+            "events_queue": self.events_queue,
         }
 
 

@@ -40,6 +40,7 @@ os.environ.update(
     RETRY_BASE_SECONDS="0",
     RETRY_CAP_SECONDS="0",
     RECONCILE_AFTER_SECONDS="3600",
+    EVENT_BUS_NAME="handoff-events",
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
@@ -287,6 +288,19 @@ def queue_depth(queue_name: str = "handoff-submissions") -> int:
     ]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
     return sum(int(attributes[n]) for n in names)
+
+
+def stream_records() -> list[dict[str, Any]]:
+    """Every record of the JobsTable stream so far, shaped as Lambda hands them to a function."""
+    dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
+    arn = dynamodb.describe_table(TableName=os.environ["JOBS_TABLE_NAME"])["Table"]["LatestStreamArn"]
+    records: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records += [{**r, "eventSourceARN": arn} for r in streams.get_records(ShardIterator=iterator)["Records"]]
+    return records
 
 
 def table_items() -> list[dict[str, Any]]:

@@ -321,3 +321,22 @@ class Job(BaseModel):
     created_at: str
     updated_at: str
     version: int = 1
+
+
+# --- Events --------------------------------------------------------------------------------------
+
+EVENT_SOURCE = "handoff"
+STATUS_CHANGED = "Job Status Changed"
+
+
+class JobStatusChanged(BaseModel):
+    """The detail of a `Job Status Changed` event on the bus (source "handoff")."""
+
+    reference_id: str
+    vendor: str
+    status: JobStatus
+    previous_status: JobStatus | None = Field(description="None when the job was just created (QUEUED).")
+    vendor_job_id: str | None = None
+    result_ref: str | None = None
+    at: str = Field(description="When the status changed (the job's updated_at), ISO-8601 UTC.")
+    version: int = Field(description="The job item's version after the change: increases with every write.")

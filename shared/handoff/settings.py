@@ -25,6 +25,7 @@ class CoreSettings(BaseModel):
     vendor_connect_timeout: float = Field(default=3.05, gt=0)
     vendor_read_timeout: float = Field(default=10.0, gt=0)
     results_bucket: str = ""
+    event_bus_name: str = ""
 
 
 class PlaymentSettings(BaseModel):
@@ -145,6 +146,7 @@ CORE_ENV = {
     "vendor_connect_timeout": "VENDOR_CONNECT_TIMEOUT_SECONDS",
     "vendor_read_timeout": "VENDOR_READ_TIMEOUT_SECONDS",
     "results_bucket": "RESULTS_BUCKET_NAME",
+    "event_bus_name": "EVENT_BUS_NAME",
 }
 
 TEXTKING_ENV = {

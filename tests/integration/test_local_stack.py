@@ -94,6 +94,26 @@ def test_both_vendors_whole_lifecycle_with_faults(stack: Stack) -> None:
         statuses = [h["status"] for h in job["history"]]
         assert len(statuses) == len(set(statuses)), (job["reference_id"], statuses)
         assert statuses[0] == "QUEUED"
+    # and reached the bus as exactly one `Job Status Changed` event each
+    events = wait_for_events(stack, jobs)
+    for reference_id, job in jobs.items():
+        assert events[reference_id] == [h["status"] for h in job["history"]], reference_id
+
+
+def wait_for_events(stack: Stack, jobs: dict[str, dict[str, Any]], timeout: float = 15) -> dict[str, list[str]]:
+    sqs = stack.aws("sqs")
+    received: list[dict[str, Any]] = []
+    want = sum(len(j["history"]) for j in jobs.values())
+    deadline = time.monotonic() + timeout
+    while len(received) < want and time.monotonic() < deadline:
+        batch = sqs.receive_message(QueueUrl=stack.urls["events_queue"], MaxNumberOfMessages=10).get("Messages", [])
+        received += [json.loads(m["Body"]) for m in batch]
+        for m in batch:
+            sqs.delete_message(QueueUrl=stack.urls["events_queue"], ReceiptHandle=m["ReceiptHandle"])
+    events: dict[str, list[str]] = {}
+    for event in sorted(received, key=lambda e: (e["detail"]["reference_id"], e["detail"]["version"])):
+        events.setdefault(event["detail"]["reference_id"], []).append(event["detail"]["status"])
+    return events
 
 
 def test_the_api_refuses_what_api_gateway_and_the_functions_refuse(stack: Stack) -> None:

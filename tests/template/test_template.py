@@ -131,3 +131,14 @@ def test_the_retry_path_reports_partial_batch_failures_dead_letters_and_alarms()
     assert int(worker["Environment"]["Variables"]["SUBMISSION_LEASE_SECONDS"]) > worker["Timeout"]
     alarms = {name for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
     assert {"SubmissionDLQAlarm", "SubmissionWorkerErrorsAlarm", "ReconcilerErrorsAlarm"} <= alarms
+
+
+def test_events_come_from_the_stream_with_partial_failures_and_nothing_dropped() -> None:
+    resources = load_template()["Resources"]
+    stream = resources["EventPublisherFunction"]["Properties"]["Events"]["Stream"]["Properties"]
+    assert stream["Stream"] == {"!GetAtt": "JobsTable.StreamArn"}
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # a batch that keeps failing ends in a queue, not in the void
+    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {"!GetAtt": "EventsDLQ.Arn"}
+    assert resources["JobsTable"]["Properties"]["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert resources["JobsEventBus"]["Properties"]["Name"] == {"!Ref": "EventBusName"}

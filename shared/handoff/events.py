@@ -1,0 +1,114 @@
+"""Job events: one `Job Status Changed` event on the bus per status change, from the table stream.
+
+Deriving events from the stream (NEW_AND_OLD_IMAGES) rather than publishing beside each write
+means a function that stops between its state write and its answer loses nothing: the write is
+in the stream, and the event follows from it. A stream record whose status did not change (an
+attempt counted, ids recorded, the reconciler's look) gives no event.
+
+PutEvents takes ten entries a call and may refuse some of them (FailedEntryCount); refused
+entries are sent again, and those still refused make the batch stop there: the stream is
+retried from the first record not published, so nothing is lost (events downstream are
+at-least-once; `version` tells a repeat).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from handoff.models import EVENT_SOURCE, STATUS_CHANGED, JobStatus, JobStatusChanged
+from handoff.observability import logger
+
+PUT_EVENTS_LIMIT = 10
+SEND_ROUNDS = 3  # attempts for entries PutEvents refused, within one invocation
+
+_deserializer = TypeDeserializer()
+
+
+def status_change(record: Mapping[str, Any]) -> JobStatusChanged | None:
+    """The event a stream record stands for (None: the status did not change, or the item went away)."""
+    if record.get("eventName") not in {"INSERT", "MODIFY"}:
+        return None
+    images = record.get("dynamodb", {})
+    new = _plain(images.get("NewImage"))
+    old = _plain(images.get("OldImage"))
+    if not new or "status" not in new or new.get("status") == old.get("status"):
+        return None
+    return JobStatusChanged(
+        reference_id=str(new["reference_id"]),
+        vendor=str(new.get("vendor", "")),
+        status=JobStatus(new["status"]),
+        previous_status=JobStatus(old["status"]) if old.get("status") else None,
+        vendor_job_id=new.get("vendor_job_id"),
+        result_ref=new.get("result_ref"),
+        at=str(new.get("updated_at", "")),
+        version=int(new.get("version", 0)),
+    )
+
+
+def _plain(image: Mapping[str, Any] | None) -> dict[str, Any]:
+    wanted = ("reference_id", "vendor", "status", "vendor_job_id", "result_ref", "updated_at", "version")
+    return {k: _deserializer.deserialize(image[k]) for k in wanted if image and k in image}
+
+
+@dataclass(frozen=True)
+class Pending:
+    record_id: str  # the stream record's sequence number
+    entry: dict[str, Any]
+
+
+class EventPublisher:
+    def __init__(self, client: Any, bus_name: str, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.client = client
+        self.bus_name = bus_name
+        self.sleep = sleep
+
+    def publish(self, records: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Publish one event per status change, in stream order. Returns the sequence numbers
+        of the records to retry (empty when everything was published)."""
+        pending: list[Pending] = []
+        for record in records:
+            change = status_change(record)
+            if change is not None:
+                pending.append(Pending(str(record["dynamodb"]["SequenceNumber"]), self._entry(change)))
+        for start in range(0, len(pending), PUT_EVENTS_LIMIT):
+            chunk = pending[start : start + PUT_EVENTS_LIMIT]
+            refused = self._send(chunk)
+            if refused:
+                # Stop at the first record not published: everything after it comes again.
+                first = min(pending.index(p) for p in refused)
+                logger.error(
+                    "events not published; the stream will retry them",
+                    extra={"reference_ids": [json.loads(p.entry["Detail"])["reference_id"] for p in refused][:10]},
+                )
+                return [p.record_id for p in pending[first:]]
+        return []
+
+    def _send(self, chunk: list[Pending]) -> list[Pending]:
+        for round_ in range(SEND_ROUNDS):
+            response = self.client.put_events(Entries=[p.entry for p in chunk])
+            if not response.get("FailedEntryCount"):
+                return []
+            results = response.get("Entries", [])
+            chunk = [p for p, result in zip(chunk, results, strict=False) if result.get("ErrorCode")]
+            codes = sorted({str(r.get("ErrorCode")) for r in results if r.get("ErrorCode")})
+            logger.warning(
+                "PutEvents refused entries; sending them again", extra={"refused": len(chunk), "codes": codes}
+            )
+            if round_ < SEND_ROUNDS - 1:
+                self.sleep(0.1 * 2**round_)
+        return chunk
+
+    def _entry(self, change: JobStatusChanged) -> dict[str, Any]:
+        return {
+            "Source": EVENT_SOURCE,
+            "DetailType": STATUS_CHANGED,
+            "Detail": json.dumps(change.model_dump(mode="json")),
+            "EventBusName": self.bus_name,
+            "Resources": [],
+        }

@@ -1,0 +1,162 @@
+"""EventPublisher: the JobsTable stream -> one `Job Status Changed` event per status change."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from pytest_httpserver import HTTPServer
+
+from functions.event_publisher import app as publisher_app
+from functions.playment_callback import app as callback_app
+from functions.submit_job import app as submit_app
+from handoff.events import EventPublisher
+from tests.conftest import LambdaContext, load_event, stream_records
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+REF = "order-1042-img-7"
+JOB_ID = "3f3e8675-ca69-46d7-aa34-96f90fcbb732"
+BUS = "handoff-events"
+
+
+@pytest.fixture
+def bus() -> Iterator[str]:
+    """The bus, with a rule that copies every Handoff event into a queue the test reads."""
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    events.create_event_bus(Name=BUS)
+    url = sqs.create_queue(QueueName="captured-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all-handoff", EventBusName=BUS, EventPattern=json.dumps({"source": ["handoff"]}))
+    events.put_targets(Rule="all-handoff", EventBusName=BUS, Targets=[{"Id": "capture", "Arn": arn}])
+    yield url
+
+
+def captured(url: str) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs")
+    found: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        found += [json.loads(m["Body"]) for m in batch]
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+        )
+    return sorted(found, key=lambda e: e["detail"]["version"])
+
+
+def publish(records: list[dict[str, Any]], context: LambdaContext) -> dict[str, Any]:
+    answer: dict[str, Any] = publisher_app.lambda_handler({"Records": records}, context)
+    return answer
+
+
+def callback(status: str, context: LambdaContext) -> None:
+    request = load_event("playment_callback/api_completed.json")
+    body = {"reference_id": REF, "job_id": JOB_ID, "status": status, "tag": "t", "result": {"category": "cat"}}
+    request["body"] = json.dumps({"annotations": [body]})
+    assert callback_app.lambda_handler(request, context)["statusCode"] == 200
+
+
+def test_each_status_change_is_exactly_one_event_and_other_writes_none(
+    playment: HTTPServer, bus: str, context: LambdaContext
+) -> None:
+    # given a job that failed once (a write without a status change), then was accepted
+    create = "/v0/projects/proj-1/jobs"
+    playment.expect_ordered_request(create, method="POST").respond_with_data("busy", status=503)
+    playment.expect_ordered_request(create, method="POST").respond_with_json(
+        {"data": {"job_id": JOB_ID}, "success": True}
+    )
+    submit_app.lambda_handler(load_event("submit_job/direct_invoke_playment.json"), context)
+    submit_app.submitter().resume(REF, final=False, max_wait=1)
+    # and callbacks PENDING, COMPLETED, and COMPLETED again (a duplicate: nothing written)
+    for status in ("PENDING", "COMPLETED", "COMPLETED"):
+        callback(status, context)
+
+    # when the stream is published
+    answer = publish(stream_records(), context)
+
+    # then there is one event per status change, in order, and nothing for the other writes
+    assert answer == {"batchItemFailures": []}
+    events = captured(bus)
+    assert [(e["detail"]["previous_status"], e["detail"]["status"]) for e in events] == [
+        (None, "QUEUED"),
+        ("QUEUED", "SUBMITTED"),
+        ("SUBMITTED", "IN_PROGRESS"),
+        ("IN_PROGRESS", "COMPLETED"),
+    ]
+    assert {(e["source"], e["detail-type"]) for e in events} == {("handoff", "Job Status Changed")}
+    last = events[-1]["detail"]
+    assert last["reference_id"] == REF
+    assert last["vendor"] == "playment"
+    assert last["vendor_job_id"] == JOB_ID
+    assert last["at"].endswith("Z")
+
+
+def test_a_duplicate_callback_publishes_nothing(playment: HTTPServer, bus: str, context: LambdaContext) -> None:
+    playment.expect_request("/v0/projects/proj-1/jobs", method="POST").respond_with_json(
+        {"data": {"job_id": JOB_ID}, "success": True}
+    )
+    submit_app.lambda_handler(load_event("submit_job/direct_invoke_playment.json"), context)
+    callback("COMPLETED", context)
+    publish(stream_records(), context)
+    before = len(captured(bus))
+    seen = len(stream_records())
+
+    callback("COMPLETED", context)  # the vendor sends it again
+    publish(stream_records()[seen:], context)
+
+    assert before == 3
+    assert captured(bus) == []
+
+
+def stream_record(sequence: str, status: str, previous: str | None) -> dict[str, Any]:
+    image = {"reference_id": {"S": f"r-{sequence}"}, "vendor": {"S": "playment"}, "status": {"S": status},
+             "updated_at": {"S": "2026-11-23T10:00:00.000Z"}, "version": {"N": sequence}}  # fmt: skip
+    old = {**image, "status": {"S": previous}} if previous else None
+    return {
+        "eventName": "MODIFY" if previous else "INSERT",
+        "dynamodb": {"SequenceNumber": sequence, "NewImage": image, **({"OldImage": old} if old else {})},
+    }
+
+
+def test_refused_entries_are_sent_again_and_never_dropped() -> None:
+    # given PutEvents refuses the second entry once, then takes it
+    client = boto3.client("events", region_name="us-east-1")
+    records = [stream_record("1", "SUBMITTED", "QUEUED"), stream_record("2", "COMPLETED", "SUBMITTED")]
+    with Stubber(client) as stub:
+        stub.add_response(
+            "put_events",
+            {"FailedEntryCount": 1, "Entries": [{"EventId": "e1"}, {"ErrorCode": "ThrottlingException"}]},
+        )
+        stub.add_response("put_events", {"FailedEntryCount": 0, "Entries": [{"EventId": "e2"}]})
+
+        # when the batch is published
+        retry = EventPublisher(client, BUS, sleep=lambda _: None).publish(records)
+
+        # then the refused entry went out again, alone, and nothing is left to retry
+        assert retry == []
+        stub.assert_no_pending_responses()
+
+
+def test_entries_refused_every_time_make_the_stream_retry_from_the_first_unpublished_record() -> None:
+    client = boto3.client("events", region_name="us-east-1")
+    records = [stream_record(str(n), "SUBMITTED", "QUEUED") for n in range(1, 4)]
+    with Stubber(client) as stub:
+        refused = {"ErrorCode": "InternalFailure"}
+        stub.add_response("put_events", {"FailedEntryCount": 2, "Entries": [{"EventId": "e1"}, refused, refused]})
+        for _ in range(2):
+            stub.add_response("put_events", {"FailedEntryCount": 2, "Entries": [refused, refused]})
+
+        retry = EventPublisher(client, BUS, sleep=lambda _: None).publish(records)
+
+    # the first record was published; the stream resumes at the second (Lambda takes the lowest)
+    assert retry == ["2", "3"]
+
+
+def test_the_sample_stream_event_gives_two_events(bus: str, context: LambdaContext) -> None:
+    answer = publish(load_event("event_publisher/stream_batch.json")["Records"], context)
+
+    assert answer == {"batchItemFailures": []}
+    assert [e["detail"]["status"] for e in captured(bus)] == ["QUEUED", "SUBMITTED"]
