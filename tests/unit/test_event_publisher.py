@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -25,7 +24,7 @@ BUS = "handoff-events"
 
 
 @pytest.fixture
-def bus() -> Iterator[str]:
+def bus() -> str:
     """The bus, with a rule that copies every Handoff event into a queue the test reads."""
     events, sqs = boto3.client("events"), boto3.client("sqs")
     events.create_event_bus(Name=BUS)
@@ -33,7 +32,7 @@ def bus() -> Iterator[str]:
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="all-handoff", EventBusName=BUS, EventPattern=json.dumps({"source": ["handoff"]}))
     events.put_targets(Rule="all-handoff", EventBusName=BUS, Targets=[{"Id": "capture", "Arn": arn}])
-    yield url
+    return url
 
 
 def captured(url: str) -> list[dict[str, Any]]:
