@@ -12,7 +12,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 ENV ?= default
 STACK ?= $(if $(filter prod,$(ENV)),handoff-prod,handoff)
 
-.PHONY: help install test unit integration lint build deploy redrive local demo clean lock
+.PHONY: help install test unit integration lint build deploy redrive replay openapi local demo clean lock
 
 help:
 	@echo "make demo      the whole flow on the local stack, with faults, in about a minute"
@@ -23,6 +23,8 @@ help:
 	@echo "make build     sam build (layer for python3.13/arm64)"
 	@echo "make deploy    sam deploy (ENV=prod for the prod environment in samconfig.toml)"
 	@echo "make redrive   move dead-lettered submissions back to the queue (STACK=..., RATE=msgs/s)"
+	@echo "make replay    re-apply an archived callback (KEY=raw/<vendor>/..., STACK=...)"
+	@echo "make openapi   regenerate openapi.json from the functions' models"
 	@echo "make clean     remove build and cache folders"
 
 install: $(VENV)/.installed
@@ -64,8 +66,15 @@ lock:
 	python3 -m venv .lock-venv && .lock-venv/bin/pip install --quiet -r requirements.in && \
 	  .lock-venv/bin/pip freeze > requirements.txt && rm -rf .lock-venv
 
+openapi: install
+	$(PY) -m ops.openapi
+
 redrive: install
 	$(PY) -m ops.redrive --stack $(STACK) $(if $(RATE),--rate $(RATE))
+
+replay: install
+	@test -n "$(KEY)" || { echo "usage: make replay KEY=raw/<vendor>/... [STACK=...]"; exit 2; }
+	$(PY) -m ops.replay --stack $(STACK) --key $(KEY)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

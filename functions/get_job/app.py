@@ -8,11 +8,12 @@ from typing import Annotated, Any
 import boto3
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handoff import api
 from handoff.models import REFERENCE_ID_PATTERN
-from handoff.observability import logger, metrics, tracer
+from handoff.observability import for_job, logger, metrics, tracer
 from handoff.settings import core_settings
 from handoff.store import JobStore
 
@@ -27,14 +28,14 @@ def store() -> JobStore:
 
 @app.get("/jobs/<reference_id>", summary="A job with its history")
 def get_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) -> Response[str]:
-    logger.append_keys(reference_id=reference_id)
+    for_job(reference_id)
     job = store().get(reference_id)
     if job is None:
         return api.error_response(404, "job_not_found", f"no job with reference_id {reference_id}")
     return api.json_response(200, job.model_dump(mode="json"))
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:

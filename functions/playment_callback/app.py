@@ -17,13 +17,14 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from handoff import api
 from handoff.callbacks import CallbackApplier, Tally, Verdict
 from handoff.models import PlaymentAnnotation
-from handoff.observability import count, logger, metrics, tracer
+from handoff.observability import count, for_job, logger, metrics, tracer
 from handoff.vendors import client_for
 from handoff.vendors.playment import NAME, callback_key_matches, observation
 
@@ -66,6 +67,12 @@ def playment_callback() -> Response[str]:
     if not isinstance(annotations, list) or not annotations:
         return api.error_response(400, "invalid_callback", 'the body needs a non-empty "annotations" list')
 
+    if (
+        len(annotations) == 1
+        and isinstance(annotations[0], dict)
+        and isinstance(annotations[0].get("reference_id"), str)
+    ):
+        for_job(annotations[0]["reference_id"][:256])  # the usual case: one job per callback
     archive_key = applier().archive.put_callback(NAME, body, "application/json")
     tally, failed = Tally(), 0
     for raw in annotations:
@@ -117,7 +124,7 @@ def _apply_one(raw: Any, archive_key: str) -> Verdict | None:
     return verdict
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:

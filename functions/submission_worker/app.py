@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from handoff.models import SubmissionMessage
-from handoff.observability import count, logger, metrics, tracer
+from handoff.observability import count, for_job, logger, metrics, tracer
 from handoff.queue import SubmissionQueue
 from handoff.settings import submission_settings
 from handoff.submission import Action, Submitter, UnknownJob
@@ -61,7 +61,7 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
         count("PoisonMessage", "unknown")
         queue().retry_later(receipt, 0)
         raise NotDone("poison message") from None
-    logger.append_keys(reference_id=message.reference_id)
+    for_job(message.reference_id)
     remaining = lambda_context.get_remaining_time_in_millis() / 1000
     if remaining < MIN_SECONDS_FOR_ATTEMPT:
         queue().retry_later(receipt, 0)

@@ -20,12 +20,13 @@ from urllib.parse import quote
 import boto3
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from handoff import api
 from handoff.models import REFERENCE_ID_PATTERN, BulkSubmitRequest, SubmitBody, canonical_json, parse_submit_request
-from handoff.observability import logger, metrics, tracer
+from handoff.observability import for_job, logger, metrics, tracer
 from handoff.submission import (
     ConflictError,
     NotRetryable,
@@ -53,7 +54,7 @@ def submitter() -> Submitter:
 def post_job(body: Annotated[SubmitBody, Body()]) -> Response[str]:
     if isinstance(body, BulkSubmitRequest):
         return _submit_bulk(body)
-    logger.append_keys(reference_id=body.reference_id)
+    for_job(body.reference_id)
     too_large = _too_large(body.model_dump(mode="json"))
     if too_large:
         return api.error_response(413, "request_too_large", too_large)
@@ -71,7 +72,7 @@ def post_job(body: Annotated[SubmitBody, Body()]) -> Response[str]:
 
 @app.post("/jobs/<reference_id>/retry", summary="Resubmit a job that failed before the vendor accepted it")
 def retry_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) -> Response[str]:
-    logger.append_keys(reference_id=reference_id)
+    for_job(reference_id)
     try:
         job = submitter().resubmit(reference_id)
     except NotRetryable as exc:
@@ -132,7 +133,7 @@ def _error(code: str, message: str, details: list[dict[str, Any]] | None = None)
     return {"code": code, "message": message, "details": details or []}
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:

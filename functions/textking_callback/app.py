@@ -18,13 +18,14 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handoff import api
 from handoff.callbacks import CallbackApplier, Verdict
 from handoff.lifecycle import Observation, is_terminal
 from handoff.models import Job
-from handoff.observability import count, logger, metrics, tracer
+from handoff.observability import count, for_job, logger, metrics, tracer
 from handoff.vendors import client_for
 from handoff.vendors.base import VendorError
 from handoff.vendors.textking import NAME, TextkingClient, parse_callback_form, verify_token
@@ -62,7 +63,7 @@ def textking_callback() -> Response[str]:
     if verified is None:
         return _unauthorized("extra_data is not a valid token")
     reference_id, trigger_state = verified
-    logger.append_keys(reference_id=reference_id)
+    for_job(reference_id)
 
     job = applier().store.get(reference_id)
     if job is not None and not _belongs_to(job, form.project_id, form.job_id):
@@ -111,7 +112,7 @@ def _unauthorized(reason: str) -> Response[str]:
     return api.error_response(401, "unauthorized", reason)
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:

@@ -15,6 +15,14 @@ metrics = Metrics(namespace="Handoff", service="handoff")
 tracer = Tracer(service="handoff")
 
 
+def for_job(reference_id: str) -> None:
+    """From here on, this invocation is about one job: its reference_id is the correlation id and
+    on every log line, and annotates the trace."""
+    logger.append_keys(reference_id=reference_id)
+    logger.set_correlation_id(reference_id)
+    tracer.put_annotation(key="reference_id", value=reference_id)
+
+
 def count(name: str, vendor: str, value: int = 1) -> None:
     """Add a Count metric with the vendor as its dimension."""
     from aws_lambda_powertools.metrics import single_metric

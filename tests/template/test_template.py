@@ -142,3 +142,25 @@ def test_events_come_from_the_stream_with_partial_failures_and_nothing_dropped()
     assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {"!GetAtt": "EventsDLQ.Arn"}
     assert resources["JobsTable"]["Properties"]["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     assert resources["JobsEventBus"]["Properties"]["Name"] == {"!Ref": "EventBusName"}
+
+
+def test_the_dashboard_shows_the_metrics_the_code_emits_and_the_queues() -> None:
+    import re
+
+    body = load_template()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["!Sub"]
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
+    metrics = {m[1] for w in widgets for m in w["properties"]["metrics"]}
+    emitted = {
+        "JobsSubmitted",
+        "SubmissionRetried",
+        "SubmissionFailed",
+        "CallbackApplied",
+        "CallbackDuplicate",
+        "CallbackUnknown",
+        "CallbackRejected",
+    }
+    assert emitted | {"ApproximateNumberOfMessagesVisible", "Duration", "Errors"} <= metrics
+    code = "".join(
+        p.read_text() for p in [*ROOT.glob("functions/*/app.py"), *(ROOT / "shared" / "handoff").rglob("*.py")]
+    )
+    assert all(f'"{name}"' in code for name in emitted), "a dashboard metric the code never emits"

@@ -21,6 +21,7 @@ import requests
 
 from handoff.lifecycle import Observation
 from handoff.models import Job, JobError
+from handoff.observability import tracer
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
 AUTH_STATUSES = frozenset({401, 403})
@@ -124,6 +125,7 @@ class Timeouts:
         return (self.connect, self.read)
 
 
+@tracer.capture_method(capture_response=False)
 def send(session: requests.Session, method: str, url: str, timeouts: Timeouts, **kwargs: Any) -> requests.Response:
     """One HTTP request with a timeout; network failures come back as Transient."""
     deadline = send_deadline.get()

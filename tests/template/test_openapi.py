@@ -1,0 +1,48 @@
+"""openapi.json: what the code generates, complete, and every reference resolvable."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ops import openapi
+from tests.conftest import ROOT, load_template
+
+
+def committed() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((ROOT / "openapi.json").read_text())
+    return document
+
+
+def test_the_committed_document_is_what_the_code_generates() -> None:
+    assert (ROOT / "openapi.json").read_text() == openapi.render(openapi.generate()), "run `make openapi`"
+
+
+def test_every_route_of_the_template_is_documented_with_handoffs_error_body() -> None:
+    document = committed()
+    for resource in load_template()["Resources"].values():
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            if event["Type"] != "Api":
+                continue
+            operation = document["paths"][event["Properties"]["Path"]][event["Properties"]["Method"].lower()]
+            errors = {s: r for s, r in operation["responses"].items() if s.startswith(("4", "5"))}
+            assert errors
+            assert all(
+                r["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+                for r in errors.values()
+            )
+
+
+def test_every_reference_resolves() -> None:
+    document = committed()
+    schemas = document["components"]["schemas"]
+
+    def refs(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            return ([node["$ref"]] if "$ref" in node else []) + [r for v in node.values() for r in refs(v)]
+        if isinstance(node, list):
+            return [r for v in node for r in refs(v)]
+        return []
+
+    missing = {r for r in refs(document) if r.removeprefix("#/components/schemas/") not in schemas}
+    assert not missing
