@@ -22,11 +22,14 @@ import os
 import secrets
 import sys
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# Metrics output is off locally (POWERTOOLS_METRICS_DISABLED); Powertools still warns on each flush.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 for entry in (str(ROOT / "shared"), str(ROOT)):
     if entry not in sys.path:
         sys.path.insert(0, entry)
