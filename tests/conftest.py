@@ -80,6 +80,18 @@ PLAYMENT_PREVIOUS_CALLBACK_KEY = "previous-playment-callback-key"
 TEXTKING_ACCESS_TOKEN = "tk-access-token-0123"
 TEXTKING_SIGNING_KEY = "sample-textking-signing-key"
 TEXTKING_PREVIOUS_SIGNING_KEY = "previous-textking-signing-key"
+# The metrics by vendor that operators are promised (README "Observability", the dashboard).
+VENDOR_METRICS = frozenset(
+    {
+        "JobsSubmitted",
+        "SubmissionRetried",
+        "SubmissionFailed",
+        "CallbackApplied",
+        "CallbackDuplicate",
+        "CallbackUnknown",
+        "CallbackRejected",
+    }
+)
 
 
 class _CfnLoader(yaml.SafeLoader):

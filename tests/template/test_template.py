@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, load_template
+from tests.conftest import ROOT, VENDOR_METRICS, load_template
 
 BIN = Path(sys.executable).parent
 
@@ -150,15 +150,7 @@ def test_the_dashboard_shows_the_metrics_the_code_emits_and_the_queues() -> None
     body = load_template()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["!Sub"]
     widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
     metrics = {m[1] for w in widgets for m in w["properties"]["metrics"]}
-    emitted = {
-        "JobsSubmitted",
-        "SubmissionRetried",
-        "SubmissionFailed",
-        "CallbackApplied",
-        "CallbackDuplicate",
-        "CallbackUnknown",
-        "CallbackRejected",
-    }
+    emitted = VENDOR_METRICS
     assert emitted | {"ApproximateNumberOfMessagesVisible", "Duration", "Errors"} <= metrics
     code = "".join(
         p.read_text() for p in [*ROOT.glob("functions/*/app.py"), *(ROOT / "shared" / "handoff").rglob("*.py")]

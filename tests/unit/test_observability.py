@@ -23,6 +23,7 @@ from tests.conftest import (
     PLAYMENT_CALLBACK_KEY,
     TEXTKING_ACCESS_TOKEN,
     TEXTKING_SIGNING_KEY,
+    VENDOR_METRICS,
     LambdaContext,
     load_event,
 )
@@ -150,13 +151,5 @@ def test_metrics_are_counted_by_vendor(
         for directive in line["_aws"]["CloudWatchMetrics"]
         for metric in directive["Metrics"]
     }
-    expected = {
-        "JobsSubmitted",
-        "SubmissionRetried",
-        "SubmissionFailed",
-        "CallbackApplied",
-        "CallbackDuplicate",
-        "CallbackUnknown",
-        "CallbackRejected",
-    }
+    expected = VENDOR_METRICS
     assert {(name, "playment") for name in expected} <= emitted
