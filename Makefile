@@ -12,11 +12,12 @@ export AWS_DEFAULT_REGION ?= us-east-1
 ENV ?= default
 STACK ?= $(if $(filter prod,$(ENV)),handoff-prod,handoff)
 
-.PHONY: help install test unit integration lint build deploy redrive replay openapi local demo clean lock
+.PHONY: help install test unit integration lint build deploy redrive replay openapi local demo bench clean lock
 
 help:
 	@echo "make demo      the whole flow on the local stack, with faults, in about a minute"
 	@echo "make local     run the local stack until Ctrl-C (no Docker, no AWS account)"
+	@echo "make bench     print the benchmark figures (never part of make test)"
 	@echo "make install   create $(VENV) from the pinned requirements.txt"
 	@echo "make test      lint + template checks + all tests (what CI runs)"
 	@echo "make lint      ruff, mypy, cfn-lint, sam validate --lint"
@@ -48,6 +49,9 @@ local: install
 
 demo: install
 	$(PY) -m local.demo
+
+bench: install
+	$(PY) -m bench
 
 lint: install
 	$(BIN)/ruff check .
