@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-SECTIONS = ("bench.cold_start", "bench.requests", "bench.retry_path")
+SECTIONS = ("bench.cold_start", "bench.requests", "bench.local_stack", "bench.retry_path", "bench.package_size")
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 
 Each measurement is a fresh `python -S -c "import ..."` (interpreter start included, as a cold
 Lambda pays it) whose path holds only what a Lambda has: the layer's requirements installed for
-this machine (in .bench-layer/, with the runtime's boto3 at the pinned version), the layer's
+this machine (in .bench-layer/; the layer pins boto3 too), the layer's
 `handoff` package and the function; none of the development packages (moto, awscrt, ...) that the
 project's venv holds. Runs are interleaved so that a noisy neighbour hits both sides alike; the
 figure is the median of `runs`.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -39,10 +38,8 @@ LAYER = ROOT / ".bench-layer"
 
 
 def layer_path() -> Path:
-    """The layer's requirements (and the runtime's boto3) for this machine, installed once."""
-    pins = (ROOT / "requirements.txt").read_text()
-    boto = [line for line in pins.splitlines() if re.match(r"^(boto3|botocore|s3transfer|jmespath)==", line)]
-    wanted = (ROOT / "shared" / "requirements.txt").read_text() + "\n".join(boto)
+    """The layer's requirements (boto3 included) for this machine, installed once."""
+    wanted = (ROOT / "shared" / "requirements.txt").read_text()
     stamp = LAYER / ".stamp"
     digest = hashlib.sha256(wanted.encode()).hexdigest()
     if not stamp.exists() or stamp.read_text() != digest:

@@ -111,6 +111,8 @@ def test_sam_build_builds_the_layer_for_arm64_and_every_function(tmp_path: Path)
     assert (layer / "handoff" / "store.py").exists()
     assert list(layer.glob("pydantic_core/*aarch64*.so")), "pydantic_core must be the linux/arm64 build"
     assert (layer / "aws_lambda_powertools").is_dir()
+    # botocore comes in with the tracer; boto3 must come with it, not from the runtime beside it
+    assert (layer / "botocore").is_dir() == (layer / "boto3").is_dir()
     for name, _props in functions().items():
         assert (build_dir / name / "app.py").exists(), name
     shutil.rmtree(build_dir, ignore_errors=True)

@@ -1,0 +1,47 @@
+"""Package size: each function's code and the layer, as `sam build` makes them (unzipped and zipped)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def sizes(folder: Path) -> tuple[int, int]:
+    """(bytes on disk, bytes zipped) of a build folder."""
+    raw, buffer = 0, io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                raw += path.stat().st_size
+                archive.write(path, path.relative_to(folder))
+    return raw, len(buffer.getvalue())
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        build = Path(scratch) / "build"
+        env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "SAM_CLI_TELEMETRY": "0"}
+        subprocess.run(
+            [str(BIN / "sam"), "build", "--build-dir", str(build), "--cache-dir", str(Path(scratch) / "cache")],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        print("Package size, as sam build makes it (Lambda's limits: 50 MB zipped, 250 MB unzipped with layers)")
+        for folder in sorted(p for p in build.iterdir() if p.is_dir()):
+            raw, zipped = sizes(folder)
+            scale, unit = (1024, "KB") if raw < 1024 * 1024 else (1024 * 1024, "MB")
+            print(f"  {folder.name:28} {raw / scale:8.1f} {unit} unzipped {zipped / scale:8.1f} {unit} zipped")
+
+
+if __name__ == "__main__":
+    main()
