@@ -222,6 +222,7 @@ class LocalStack:
             "submission_queue": self.environment["SUBMISSION_QUEUE_URL"],
             "event_bus": self.environment["EVENT_BUS_NAME"],
             "events_queue": self.events_queue,
+            "playment_secret": self.aws.resources["PlaymentSecret"],
         }
 
 
@@ -231,8 +232,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-json", action="store_true", help="print one JSON line when ready (for tests)")
     parser.add_argument("--until-stdin-closes", action="store_true")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--playment-rate", type=float, default=20.0, help="the sandbox's (and the stack's) limit")
+    parser.add_argument("--workers", type=int, default=2, help="concurrent SubmissionWorker invocations")
+    parser.add_argument("--no-vendor-callbacks", action="store_true", help="the Playment sandbox never calls back")
     args = parser.parse_args(argv)
-    stack = LocalStack(faults=Faults.demo() if args.faults else Faults(), log_level=args.log_level).start()
+    stack = LocalStack(
+        faults=Faults.demo() if args.faults else Faults(),
+        log_level=args.log_level,
+        playment_rate_limit=args.playment_rate,
+        worker_concurrency=args.workers,
+    ).start()
+    if args.no_vendor_callbacks:
+        stack.playment.callback_url = ""
     urls = stack.describe()
     if args.ready_json:
         print(json.dumps(urls), flush=True)

@@ -4,9 +4,6 @@ would), with the demo's faults switched on."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +14,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.conftest import ROOT
+from local.process import StackProcess
 
 
 class Stack:
@@ -54,39 +51,6 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "local.stack",
-            "--faults",
-            "--ready-json",
-            "--until-stdin-closes",
-            "--log-level",
-            "INFO",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        text=True,
-    )
-    assert process.stdout is not None
-    assert process.stdin is not None
-    output: list[str] = []
-    ready = ""
-    for line in process.stdout:
-        output.append(line)
-        if line.startswith("{") and '"api"' in line:
-            ready = line
-            break
-    assert ready, "the local stack did not start:\n" + "".join(output[-30:])
-
-    def drain() -> None:  # keep reading, or a full pipe would stall the stack
-        assert process.stdout is not None
-        output.extend(process.stdout)
-
-    threading.Thread(target=drain, daemon=True).start()
-    yield Stack(json.loads(ready), output)
-    process.stdin.close()
-    process.wait(timeout=30)
+    process = StackProcess("--faults", "--log-level", "INFO")
+    yield Stack(process.urls, process.output)
+    process.stop()
