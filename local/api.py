@@ -21,6 +21,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
@@ -91,8 +92,16 @@ def routes_from_template(template_path: Path = ROOT / "template.yaml") -> tuple[
 
 
 class LocalApi:
-    def __init__(self, stage: str, binary_media_types: list[str], routes: list[Route]) -> None:
+    def __init__(
+        self,
+        stage: str,
+        binary_media_types: list[str],
+        routes: list[Route],
+        functions: Mapping[str, Callable[[dict[str, Any], Any], Any]] | None = None,
+    ) -> None:
         self.stage = stage
+        # logical id -> how to invoke it (local.runtime.FunctionRuntime); default: import and call here
+        self.functions = functions or {}
         self.binary_media_types = binary_media_types
         self.routes = routes
         self.api_id = "local"
@@ -111,8 +120,13 @@ class LocalApi:
             if route.iam and not request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 "):
                 return self._gateway_error(403, "Missing Authentication Token")
             event = self.event(request, route, path or "", params)
-            handler = getattr(importlib.import_module(route.module), route.handler)
-            result = handler(event, LocalContext(route.function, route.timeout))
+            handler = self.functions.get(route.function) or getattr(
+                importlib.import_module(route.module), route.handler
+            )
+            try:
+                result = handler(event, LocalContext(route.function, route.timeout))
+            except Exception:  # what API Gateway answers when the function fails
+                return self._gateway_error(502, "Internal server error")
             self.served.append((request.method, route.path, int(result.get("statusCode", 200))))
             return self._response(result)
         return self._gateway_error(403, "Missing Authentication Token")  # what API Gateway says to an unknown route

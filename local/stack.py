@@ -36,7 +36,7 @@ for entry in (str(ROOT / "shared"), str(ROOT)):
 
 from local.api import LocalApi, routes_from_template  # noqa: E402
 from local.aws import LocalAws, free_port  # noqa: E402
-from local.context import LocalContext  # noqa: E402
+from local.runtime import FunctionRuntime  # noqa: E402
 from local.sandboxes.playment import PlaymentSandbox  # noqa: E402
 from local.sandboxes.server import BackgroundServer  # noqa: E402
 from local.sandboxes.textking import TextkingSandbox  # noqa: E402
@@ -76,6 +76,7 @@ class LocalStack:
     reconcile_every: float = 5.0
     reconcile_after: int = 8  # seconds of silence before the reconciler looks a job up
     worker_concurrency: int = 2
+    api_concurrency: int = 4  # containers per HTTP function
     log_level: str = "WARNING"
 
     def start(self) -> LocalStack:
@@ -142,22 +143,22 @@ class LocalStack:
         os.environ.update(environment)
         self.environment = environment
 
-        self.api = LocalApi(stage, binary_media_types, routes)
+        # Every function runs in processes of its own, as Lambda runs it (local/runtime.py).
+        self.functions = self._functions(environment)
+        self.api = LocalApi(stage, binary_media_types, routes, self.functions)
         self.api_server = BackgroundServer(self.api, port=api_port).start()
-        from functions.event_publisher import app as publisher_app
-        from functions.reconciler import app as reconciler_app
-        from functions.submission_worker import app as worker_app
 
         self.events_queue = self._capture_events(environment["EVENT_BUS_NAME"])
         stream_arn = self.aws.client("dynamodb").describe_table(TableName=environment["JOBS_TABLE_NAME"])["Table"][
             "LatestStreamArn"
         ]
-        self.stream = StreamPoller(self.aws.client("dynamodbstreams"), stream_arn, publisher_app.lambda_handler).start()
-
+        self.stream = StreamPoller(
+            self.aws.client("dynamodbstreams"), stream_arn, self.functions["EventPublisherFunction"]
+        ).start()
         self.worker = SqsPoller(
             self.aws.client("sqs"),
             environment["SUBMISSION_QUEUE_URL"],
-            worker_app.lambda_handler,
+            self.functions["SubmissionWorkerFunction"],
             function_name="SubmissionWorkerFunction",
             concurrency=self.worker_concurrency,
             wait_seconds=1,
@@ -169,15 +170,35 @@ class LocalStack:
         def reconcile() -> None:
             while not self._stop.wait(self.reconcile_every):
                 try:
-                    self.reconciler_runs.append(
-                        reconciler_app.lambda_handler({}, LocalContext("ReconcilerFunction", timeout_seconds=300))
-                    )
+                    self.reconciler_runs.append(self.functions["ReconcilerFunction"].invoke({}))
                 except Exception as exc:  # the schedule keeps going, as EventBridge Scheduler would
                     print(f"[reconciler] run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
         self._reconciler = threading.Thread(target=reconcile, name="reconciler-schedule", daemon=True)
         self._reconciler.start()
         return self
+
+    def _functions(self, environment: dict[str, str]) -> dict[str, FunctionRuntime]:
+        from samcli.yamlhelper import yaml_parse
+
+        sam = yaml_parse((ROOT / "template.yaml").read_text())
+        default_timeout = sam.get("Globals", {}).get("Function", {}).get("Timeout", 3)
+        concurrency = {"SubmissionWorkerFunction": self.worker_concurrency, "ReconcilerFunction": 1}
+        runtimes = {}
+        for name, resource in sam["Resources"].items():
+            if resource["Type"] != "AWS::Serverless::Function":
+                continue
+            props = resource["Properties"]
+            module, handler = props["Handler"].rsplit(".", 1)
+            runtimes[name] = FunctionRuntime(
+                name,
+                ".".join((*Path(props["CodeUri"]).parts, module)),
+                handler,
+                environment,
+                timeout=float(props.get("Timeout", default_timeout)),
+                concurrency=concurrency.get(name, self.api_concurrency),
+            )
+        return runtimes
 
     def _capture_events(self, bus: str) -> str:
         """A rule on the stack's bus that copies every Handoff event into a local queue (a stand-in
@@ -203,6 +224,8 @@ class LocalStack:
         self._stop.set()
         self.stream.stop()
         self.worker.stop()
+        for runtime in self.functions.values():
+            runtime.stop()
         self.playment.stop()
         self.textking.stop()
         for server in (self.api_server, self.playment_server, self.textking_server):
