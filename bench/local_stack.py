@@ -100,10 +100,14 @@ def callback_throughput(jobs: int = 400) -> str:
             url = f"{urls['api']}/callbacks/playment"
             return int(local.session.post(url, json=body, headers=headers, timeout=30).status_code)
 
+        ordered = sorted(ids)
+        with ThreadPoolExecutor(SENDERS) as pool:  # warm: every container started (steady state)
+            list(pool.map(send, ordered[: SENDERS * 2]))
+        measured = ordered[SENDERS * 2 :]
         started = time.monotonic()
         with ThreadPoolExecutor(SENDERS) as pool:
-            statuses = list(pool.map(send, sorted(ids)))
-        callbacks_per_s = len(ids) / (time.monotonic() - started)
+            statuses = list(pool.map(send, measured))
+        callbacks_per_s = len(measured) / (time.monotonic() - started)
 
         aws(urls, "dynamodb").create_table(
             TableName="bench-floor",
@@ -126,8 +130,8 @@ def callback_throughput(jobs: int = 400) -> str:
 
         started = time.monotonic()
         with ThreadPoolExecutor(SENDERS) as pool:
-            list(pool.map(update, range(len(ids))))
-        updates_per_s = len(ids) / (time.monotonic() - started)
+            list(pool.map(update, range(len(measured))))
+        updates_per_s = len(measured) / (time.monotonic() - started)
     finally:
         stack.stop()
     return (

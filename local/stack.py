@@ -10,8 +10,9 @@ integration tests run against.
     Playment sandbox             job API + callbacks to the local API (x-playment-key)
     TEXTKING sandbox             job API + form-encoded callbacks to the local API
 
-Everything runs in this process (the handlers too), so it must be a process of its own: the
-functions' environment is set here before any handler module is imported.
+The servers, pollers and sandboxes run in this process; every function runs in processes of
+its own (local/runtime.py: warm "containers", at most the function's concurrency), with the
+environment this process resolves from the template.
 """
 
 from __future__ import annotations
