@@ -159,3 +159,33 @@ def test_the_sample_stream_event_gives_two_events(bus: str, context: LambdaConte
 
     assert answer == {"batchItemFailures": []}
     assert [e["detail"]["status"] for e in captured(bus)] == ["QUEUED", "SUBMITTED"]
+
+
+class Stopped(BaseException):
+    """The function's process ends here (a timeout, an out-of-memory kill): nothing after runs."""
+
+
+def test_a_function_stopped_after_its_write_loses_no_event(
+    playment: HTTPServer, bus: str, context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a submitted job, and a callback function that will stop right after its state write
+    playment.expect_request("/v0/projects/proj-1/jobs", method="POST").respond_with_json(
+        {"data": {"job_id": JOB_ID}, "success": True}
+    )
+    submit_app.lambda_handler(load_event("submit_job/direct_invoke_playment.json"), context)
+    applier = callback_app.applier()
+    written = applier.store.transition
+
+    def write_then_stop(*args: Any, **kwargs: Any) -> Any:
+        written(*args, **kwargs)
+        raise Stopped
+
+    monkeypatch.setattr(applier.store, "transition", write_then_stop)
+
+    # when the COMPLETED callback arrives and the function never answers
+    with pytest.raises(Stopped):
+        callback("COMPLETED", context)
+
+    # then the change is in the table, and its event still reaches the bus through the stream
+    publish(stream_records(), context)
+    assert [e["detail"]["status"] for e in captured(bus)] == ["QUEUED", "SUBMITTED", "COMPLETED"]
