@@ -78,6 +78,7 @@ class LocalStack:
     reconcile_after: int = 8  # seconds of silence before the reconciler looks a job up
     worker_concurrency: int = 2
     api_concurrency: int = 4  # containers per HTTP function
+    secrets_max_age: int = 300  # the template's default; 0 makes a rotated key count at once
     log_level: str = "WARNING"
 
     def start(self) -> LocalStack:
@@ -119,6 +120,7 @@ class LocalStack:
                 "VendorConnectTimeoutSeconds": "1",
                 "VendorReadTimeoutSeconds": "2",
                 "LogLevel": self.log_level,
+                "SecretsMaxAgeSeconds": str(self.secrets_max_age),
             }
         ).start()
         callback_key = secrets.token_urlsafe(24)
@@ -247,6 +249,7 @@ class LocalStack:
             "event_bus": self.environment["EVENT_BUS_NAME"],
             "events_queue": self.events_queue,
             "playment_secret": self.aws.resources["PlaymentSecret"],
+            "textking_secret": self.aws.resources["TextkingSecret"],
         }
 
 
@@ -259,12 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--playment-rate", type=float, default=20.0, help="the sandbox's (and the stack's) limit")
     parser.add_argument("--workers", type=int, default=2, help="concurrent SubmissionWorker invocations")
     parser.add_argument("--no-vendor-callbacks", action="store_true", help="the Playment sandbox never calls back")
+    parser.add_argument("--secrets-max-age", type=int, default=300, help="seconds a function caches a secret")
     args = parser.parse_args(argv)
     stack = LocalStack(
         faults=Faults.demo() if args.faults else Faults(),
         log_level=args.log_level,
         playment_rate_limit=args.playment_rate,
         worker_concurrency=args.workers,
+        secrets_max_age=args.secrets_max_age,
     ).start()
     if args.no_vendor_callbacks:
         stack.playment.callback_url = ""
