@@ -19,12 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "shared"), str(ROOT)]
 
+from local.aws import endpoint_client  # noqa: E402
 from local.demo import signed_post  # noqa: E402
 from local.process import StackProcess  # noqa: E402
 from local.sandboxes.playment import peak_rate  # noqa: E402
@@ -33,14 +33,7 @@ SENDERS = 8
 
 
 def aws(urls: dict[str, Any], service: str) -> Any:
-    factory: Any = boto3.client
-    return factory(
-        service,
-        endpoint_url=urls["aws_endpoint"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 (moto accepts anything)
-    )
+    return endpoint_client(urls["aws_endpoint"], service)
 
 
 def sandbox_jobs(urls: dict[str, Any]) -> list[dict[str, Any]]:

@@ -33,6 +33,18 @@ BUILT_BY_MOTO = frozenset(
 )
 
 
+def endpoint_client(endpoint: str, service: str) -> Any:
+    """A boto3 client of `service` against the local stack's moto server (any credentials do)."""
+    factory: Any = boto3.client  # any service by name (the typed overloads want a literal)
+    return factory(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 (moto accepts anything)
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -73,14 +85,7 @@ class LocalAws:
         self._server: Any = None
 
     def client(self, service: str) -> Any:
-        factory: Any = boto3.client  # any service by name (the typed overloads want a literal)
-        return factory(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 (moto accepts anything)
-        )
+        return endpoint_client(self.endpoint, service)
 
     def start(self) -> LocalAws:
         import logging

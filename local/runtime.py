@@ -58,7 +58,6 @@ class FunctionRuntime:
         self.environment = environment
         self.timeout = timeout
         self.concurrency = concurrency
-        self.cold_starts = 0
         self._idle: queue.Queue[tuple[Any, Connection]] = queue.Queue()
         self._all: list[tuple[Any, Connection]] = []
         self._lock = threading.Lock()
@@ -111,6 +110,5 @@ class FunctionRuntime:
                 )
                 process.start()
                 self._all.append((process, ours))
-                self.cold_starts += 1
                 return process, ours
         return self._idle.get()

@@ -44,7 +44,6 @@ class SqsPoller:
         self.concurrency = concurrency
         self.wait_seconds = wait_seconds
         self.timeout_seconds = timeout_seconds
-        self.invocations = 0
         self.errors = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -66,7 +65,6 @@ class SqsPoller:
             response = self.handler(event, LocalContext(self.function_name, self.timeout_seconds))
         except Exception:  # like Lambda: a crashed invocation returns every record to the queue
             with self._lock:
-                self.invocations += 1
                 self.errors += 1
             return len(received)
         failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
@@ -76,8 +74,6 @@ class SqsPoller:
                 QueueUrl=self.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
-        with self._lock:
-            self.invocations += 1
         return len(received)
 
     def start(self) -> None:

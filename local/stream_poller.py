@@ -31,8 +31,6 @@ class StreamPoller:
         self.function_name = function_name
         self.batch_size = batch_size
         self.interval = interval
-        self.delivered = 0
-        self.retried = 0
         self._iterators: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
@@ -58,7 +56,6 @@ class StreamPoller:
             except Exception:
                 failed = [records[0]["dynamodb"]["SequenceNumber"]]
             if failed:
-                self.retried += 1
                 self._iterators[shard_id] = self.streams.get_shard_iterator(
                     StreamArn=self.stream_arn,
                     ShardId=shard_id,
@@ -68,7 +65,6 @@ class StreamPoller:
             else:
                 self._iterators[shard_id] = page["NextShardIterator"]
             handed += len(records)
-        self.delivered += handed
         return handed
 
     def start(self) -> StreamPoller:

@@ -26,9 +26,8 @@ from pydantic import ValidationError
 
 from handoff.models import SubmissionMessage
 from handoff.observability import count, for_job, logger, metrics, tracer
-from handoff.queue import SubmissionQueue
 from handoff.settings import submission_settings
-from handoff.submission import Action, Submitter, UnknownJob
+from handoff.submission import Action, RetryQueue, Submitter, UnknownJob
 
 # An attempt needs this much of the invocation left (TEXTKING takes up to ~10 requests).
 MIN_SECONDS_FOR_ATTEMPT = 30.0
@@ -48,8 +47,8 @@ def submitter() -> Submitter:
     return Submitter.for_stack(dynamodb, sqs)
 
 
-def queue() -> SubmissionQueue:
-    return SubmissionQueue(submission_settings().queue_url, sqs)
+def queue() -> RetryQueue:
+    return submitter().queue  # the one SubmissionQueue the submitter was built with
 
 
 def handle_record(record: SQSRecord, lambda_context: LambdaContext) -> None:

@@ -80,6 +80,8 @@ class RetryQueue(Protocol):
 
     def send_many(self, reference_ids: Iterable[str]) -> list[str]: ...
 
+    def retry_later(self, receipt_handle: str, delay: int) -> None: ...
+
 
 class Action(StrEnum):
     DONE = "done"  # delete the message

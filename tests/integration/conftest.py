@@ -7,13 +7,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from local.aws import endpoint_client
 from local.process import StackProcess
 
 
@@ -33,13 +33,7 @@ class Stack:
         return requests.request(method, url, data=data, headers=headers, timeout=30)
 
     def aws(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.urls["aws_endpoint"],
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        return endpoint_client(self.urls["aws_endpoint"], service)
 
     def sandbox_jobs(self, vendor: str) -> list[dict[str, Any]]:
         base = (
