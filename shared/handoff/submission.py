@@ -230,7 +230,10 @@ class Submitter:
         try:
             accepted = self._send(client, job, request, checkpoint, max_wait)
         except Transient as exc:
-            return self._transient(job, exc, final=final)
+            found = self._last_look(client, job, request) if final else None
+            if found is None:
+                return self._transient(job, exc, final=final)
+            accepted = found
         except Rejected as exc:
             logger.info("vendor rejected the submission", extra={**log, "error_code": exc.code})
             count("SubmissionFailed", job.vendor)
@@ -323,6 +326,29 @@ class Submitter:
                     f"{exc.code}: the vendor holds the reference_id but its job was not found (yet)",
                 ) from exc
             return found
+
+    def _last_look(self, client: Any, job: Job, request: SubmitRequest) -> Any:
+        """Before the last failed attempt makes the job FAILED: does the vendor hold it anyway?
+
+        A timeout or a lost answer leaves it unknown whether the job was created; only the next
+        attempt's FS_0001 would have told. With no next attempt, the vendor is asked directly, so
+        a job the vendor holds is never reported FAILED (nor resubmitted by an operator).
+        """
+        try:
+            found = client.find(request, job)
+        except Exception:  # the lookup failing is no reason to hide the attempt's own error
+            logger.warning(
+                "could not look the job up before giving up",
+                extra={"reference_id": job.reference_id, "vendor": job.vendor},
+                exc_info=True,
+            )
+            return None
+        if found is not None:
+            logger.info(
+                "the last attempt failed, but the vendor holds the job",
+                extra={"reference_id": job.reference_id, "vendor_job_id": found.vendor_job_id},
+            )
+        return found
 
     def _transient(self, job: Job, exc: Transient, *, final: bool) -> SubmitResult:
         log = {"reference_id": job.reference_id, "vendor": job.vendor, "error_code": exc.code}

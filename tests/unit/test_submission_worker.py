@@ -144,6 +144,30 @@ def test_a_vendor_that_always_fails_ends_failed_retries_exhausted_with_the_messa
     assert sandbox.jobs == {}
 
 
+def test_a_lost_answer_on_the_last_attempt_is_recorded_submitted_not_failed(
+    sandbox: PlaymentSandbox, context: LambdaContext
+) -> None:
+    # given Playment answers 503 three times, then creates the job but its answer never arrives,
+    # and that fourth attempt is the last one (1 inline + 3 receives)
+    sandbox.fail_next.extend([503, 503, 503])
+    sandbox.lose_next = 1
+
+    # when the job is submitted and the worker uses up its attempts
+    submit_app.lambda_handler(request(), context)
+    run_until(poller(), lambda: job()["status"] != "QUEUED")
+
+    # then the job is SUBMITTED with the job Playment holds: never FAILED, never resubmittable
+    (vendor_job,) = sandbox.jobs.values()
+    stored = job()
+    assert stored["status"] == "SUBMITTED"
+    assert stored["vendor_job_id"] == vendor_job.id
+    assert [h["status"] for h in stored["history"]] == ["QUEUED", "SUBMITTED"]
+    assert [r.status for r in sandbox.creations()] == [503, 503, 503, 200]
+    # and the message is done with: nothing in either queue
+    assert queued_messages() == []
+    assert queued_messages("handoff-submissions-dlq") == []
+
+
 def test_a_failure_inside_handoff_is_retried_visibly_and_given_up_loudly(
     sandbox: PlaymentSandbox, context: LambdaContext
 ) -> None:

@@ -136,6 +136,40 @@ def test_a_failure_midway_resumes_without_a_second_project(textking: TextkingFak
     assert job()["attempts"] == 2
 
 
+def test_a_last_attempt_that_fails_before_the_order_gives_the_job_up_and_a_resubmit_continues_it(
+    textking: TextkingFake, context: LambdaContext
+) -> None:
+    # given TEXTKING created the project and job, then failed every later request of the attempt
+    original = textking._add_callback
+
+    def down(req: Any, project_id: str, job_id: str) -> Any:
+        from werkzeug import Response
+
+        return Response("unavailable", status=503)
+
+    textking._add_callback = down  # type: ignore[method-assign]
+    status, _ = submit(context, request(order=True))
+    assert status == 202
+
+    # when that was the last attempt (before giving up, TEXTKING is asked whether it holds the order)
+    result = submit_app.submitter().resume(REF, final=True, max_wait=1.0)
+
+    # then the job is FAILED retries_exhausted: its project was never started, so no order exists
+    assert result.job.status.value == "FAILED"
+    assert job()["last_error"]["code"] == "retries_exhausted"
+    assert textking.only_job().callbacks == []
+    assert all(p["state"] == "prepared" for p in textking.projects.values())
+
+    # and an operator's resubmit continues the same project and job once TEXTKING is back
+    textking._add_callback = original  # type: ignore[method-assign]
+    submit_app.submitter().resubmit(REF)
+    resumed = submit_app.submitter().resume(REF, final=False, max_wait=1.0)
+    assert resumed.job.status.value == "SUBMITTED"
+    assert len(textking.projects) == 1
+    assert len(textking.jobs) == 1
+    assert [p["state"] for p in textking.projects.values()] == ["running"]
+
+
 def test_a_project_that_is_no_longer_prepared_is_rejected(textking: TextkingFake, context: LambdaContext) -> None:
     # given a caller-supplied project that TEXTKING has already started
     project = {"id": "0d9b3a44-1a2b-4c3d-8e9f-001122334455", "name": "old", "state": "running"}

@@ -108,7 +108,8 @@ class VendorClient(Protocol):
         ...
 
     def find(self, request: Any, job: Job) -> Acceptance | None:
-        """After AlreadySubmitted: the vendor's existing job for this reference (None: not found)."""
+        """The vendor's job for this reference if an earlier attempt fully submitted it (None: not
+        found). Asked after AlreadySubmitted, and before a job whose last attempt failed is given up."""
         ...
 
     def observe(self, job: Job) -> Observation | None:

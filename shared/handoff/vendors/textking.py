@@ -233,16 +233,25 @@ class TextkingClient:
     # -- reading back ------------------------------------------------------------------------------
 
     def find(self, request: TextkingSubmitRequest, job: Job) -> Acceptance | None:
-        """The TEXTKING job an earlier attempt created, if the checkpoint knows it and TEXTKING has it.
+        """The TEXTKING job an earlier attempt created and ordered, if the checkpoint knows it.
 
         TEXTKING never answers "already submitted" (it has no idempotency key; every POST creates),
-        so this is only the checkpoint read back.
+        so this is the checkpoint read back. A job whose project was never started is not found:
+        its order was not placed, and the next attempt (or an operator's resubmit) continues it.
         """
         project_id, job_id = job.vendor_refs.get("project_id"), job.vendor_refs.get("job_id")
         if not project_id or not job_id:
             return None
         found = self.get_job(project_id, job_id)
-        return Acceptance(vendor_job_id=found.id, vendor_refs={"project_id": project_id, "job_id": found.id})
+        order = request.order if request.order is not None else self.settings.ordering_enabled
+        if order:
+            project = json_or_none(self._call("GET", f"/project/{_seg(project_id)}"))
+            if not isinstance(project, dict) or project.get("state") not in {"running", "finished"}:
+                return None
+        return Acceptance(
+            vendor_job_id=found.id,
+            vendor_refs={"project_id": project_id, "job_id": found.id, "ordered": "true" if order else "false"},
+        )
 
     def observe(self, job: Job) -> Observation | None:
         """The job's real state (callbacks are only hints), with the translation once it is delivered.
