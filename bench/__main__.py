@@ -6,7 +6,14 @@ import importlib
 import sys
 import time
 
-SECTIONS = ("bench.cold_start", "bench.requests", "bench.local_stack", "bench.retry_path", "bench.package_size")
+SECTIONS = (
+    "bench.cold_start",
+    "bench.requests",
+    "bench.local_stack",
+    "bench.retry_path",
+    "bench.package_size",
+    "bench.cost",
+)
 
 
 def main() -> int:

@@ -3,7 +3,10 @@
 - bulk submission: 500 jobs to the Playment sandbox limited to 50 requests/s: elapsed (POST to the
   sandbox holding all 500) against the 10 s floor, and the sandbox's 429 answers;
 - callback throughput: Playment callbacks/s through the local API from 8 concurrent senders,
-  beside a bare conditional UpdateItem loop from 8 threads against the same moto server (the floor).
+  beside a bare conditional UpdateItem loop from 8 threads against the same moto server (the floor);
+  once as `make local` runs (every event also copied into a local queue, which a subscriber drains)
+  and once without that copy (in AWS, EventBridge's delivery does not share a core with DynamoDB).
+  The jobs are written SUBMITTED straight into the table (local/seed.py) and nobody else calls back.
 
 The stack runs in a process of its own (moto server, local API, the functions, the sandboxes);
 this process sends. Both share this machine's cores (2 here).
@@ -24,10 +27,12 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "shared"), str(ROOT)]
 
+from local import seed  # noqa: E402
 from local.aws import endpoint_client  # noqa: E402
 from local.demo import signed_post  # noqa: E402
 from local.process import StackProcess  # noqa: E402
 from local.sandboxes.playment import peak_rate  # noqa: E402
+from local.subscriber import EventSubscriber  # noqa: E402
 
 SENDERS = 8
 
@@ -75,13 +80,17 @@ def bulk_at_limit(jobs: int = 500, limit: int = 50) -> str:
     )
 
 
-def callback_throughput(jobs: int = 400) -> str:
-    stack = StackProcess("--log-level", "WARNING", "--playment-rate", "200", "--workers", "4", "--no-vendor-callbacks")
+def callback_throughput(jobs: int = 400, *, capture_events: bool = True) -> tuple[float, float, int]:
+    """(callbacks/s, bare UpdateItems/s, answers not 200) for `jobs` COMPLETED callbacks."""
+    options = ["--log-level", "WARNING", "--no-vendor-callbacks", "--reconcile-after", "3600"]
+    stack = StackProcess(*options, *([] if capture_events else ["--no-event-capture"]))
+    subscriber = EventSubscriber(stack.urls["aws_endpoint"], stack.urls["events_queue"]) if capture_events else None
     try:
         urls = stack.urls
-        submit_bulk(urls, "cb", jobs)
-        time.sleep(2)  # the last SUBMITTED writes land
-        ids = {j["reference_id"]: j["id"] for j in sandbox_jobs(urls) if j["reference_id"].startswith("cb")}
+        if subscriber is not None:
+            subscriber.start()  # a downstream consumer keeps the events queue drained
+        ids = seed.submitted_playment_jobs(urls["jobs_table"], aws(urls, "dynamodb"), "cb", jobs)
+        time.sleep(3)  # the seeded jobs' own events are published before the measurement
         secret = aws(urls, "secretsmanager").get_secret_value(SecretId=urls["playment_secret"])["SecretString"]
         headers = {"Content-Type": "application/json", "x-playment-key": json.loads(secret)["callback_key"]}
         local = threading.local()
@@ -101,6 +110,7 @@ def callback_throughput(jobs: int = 400) -> str:
         with ThreadPoolExecutor(SENDERS) as pool:
             statuses = list(pool.map(send, measured))
         callbacks_per_s = len(measured) / (time.monotonic() - started)
+        time.sleep(3)  # the callbacks' events are published before the floor is measured
 
         aws(urls, "dynamodb").create_table(
             TableName="bench-floor",
@@ -126,18 +136,29 @@ def callback_throughput(jobs: int = 400) -> str:
             list(pool.map(update, range(len(measured))))
         updates_per_s = len(measured) / (time.monotonic() - started)
     finally:
+        if subscriber is not None:
+            subscriber.stop()
         stack.stop()
-    return (
-        f"  callbacks: {callbacks_per_s:.0f}/s through the local API from {SENDERS} senders, beside "
-        f"{updates_per_s:.0f} bare conditional UpdateItems/s (the floor): ratio {callbacks_per_s / updates_per_s:.2f} "
-        f"(target >= 0.7); {sum(s != 200 for s in statuses)} answers not 200"
-    )
+    return callbacks_per_s, updates_per_s, sum(s != 200 for s in statuses)
+
+
+def callback_lines() -> list[str]:
+    lines = []
+    for capture, label in ((True, "events also copied to a local queue, drained by a subscriber"), (False, "no copy")):
+        callbacks, floor, not_ok = callback_throughput(capture_events=capture)
+        lines.append(
+            f"  callbacks ({label}): {callbacks:.0f}/s through the local API from {SENDERS} senders, beside "
+            f"{floor:.0f} bare conditional UpdateItems/s (the floor): ratio {callbacks / floor:.2f} "
+            f"(target >= 0.7); {not_ok} answers not 200"
+        )
+    return lines
 
 
 def main() -> None:
     print("Local stack in its own process, driven from outside (2 cores shared)")
     print(bulk_at_limit(), flush=True)
-    print(callback_throughput(), flush=True)
+    for line in callback_lines():
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

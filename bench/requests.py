@@ -8,11 +8,14 @@ as a real HTTP server. Stream reads, SQS receives and deletes are the event sour
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,9 @@ from tests.conftest import (  # noqa: E402  (sets the functions' environment, as
 )
 
 JOB_ID_FIELD = "vendor_job_id"
+os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # the figures, not one metric line per request
+logging.getLogger("werkzeug").setLevel(logging.ERROR)  # nor the sandbox's access log
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 class Counted:
@@ -79,7 +85,31 @@ def counting() -> Iterator[Counted]:
             client.meta.events.unregister("after-call", counted.after)
 
 
-def main() -> None:
+@dataclass
+class Measured:
+    rows: list[tuple[str, Counted, str]]
+    job_item_bytes: int  # the job's item once COMPLETED, sized as DynamoDB sizes items
+
+
+def item_bytes(value: Any, name: str = "") -> int:
+    """An item's size by DynamoDB's rules (attribute names + values; numbers ~ 1 byte per two
+    digits + 1; each map or list 3 bytes + 1 per element). Close enough to count write units."""
+    size = len(name.encode())
+    kind, inner = next(iter(value.items()))
+    if kind in {"S", "B"}:
+        return size + len(inner.encode() if isinstance(inner, str) else inner)
+    if kind == "N":
+        return size + len(inner.lstrip("-").replace(".", "")) // 2 + 1
+    if kind in {"BOOL", "NULL"}:
+        return size + 1
+    if kind == "M":
+        return size + 3 + sum(item_bytes(v, k) + 1 for k, v in inner.items())
+    if kind == "L":
+        return size + 3 + sum(item_bytes(v) + 1 for v in inner)
+    return size + len(json.dumps(inner))
+
+
+def measure() -> Measured:
     from functions.event_publisher import app as publisher_app
     from functions.playment_callback import app as callback_app
     from functions.submission_worker import app as worker_app
@@ -139,9 +169,16 @@ def main() -> None:
             submit("bench-2")
             SqsPoller(boto3.client("sqs"), queue_url, worker_app.lambda_handler, wait_seconds=0).poll_once()
         rows.append(("submit, 503, one retry -> SUBMITTED", counted, "2 writes + 1 per attempt"))
+        item = boto3.client("dynamodb").get_item(
+            TableName=os.environ["JOBS_TABLE_NAME"], Key={"reference_id": {"S": "bench-1"}}
+        )["Item"]
+    return Measured(rows, sum(item_bytes(v, k) for k, v in item.items()))
 
+
+def main() -> None:
+    measured = measure()
     print("AWS requests per lifecycle step (warm functions; floor beside)")
-    for label, counted, floor in rows:
+    for label, counted, floor in measured.rows:
         calls = ", ".join(f"{k} x{n}" for k, n in sorted(counted.calls.items()))
         print(f"  {label:38} {calls}")
         print(

@@ -1,10 +1,10 @@
-"""Local AWS: moto as a threaded server on 127.0.0.1, with the stack built from template.yaml itself.
+"""Local AWS: moto as a server process on 127.0.0.1, with the stack built from template.yaml itself.
 
 The SAM template is translated offline (aws-sam-translator, as `sam deploy` would) and the plain
 CloudFormation is created as a stack in moto, so tables, indexes, queues, the dead-letter wiring
 and the bucket are exactly what deploys. What moto cannot build is left out and stood in for here
 (../shared/notes/local-aws.md §3): API Gateway and Lambda (the local API and pollers run the
-handlers in this process), the schedule, alarms, log groups and IAM; secrets (moto creates an
+handlers), the schedule, alarms, log groups and IAM; secrets (moto creates an
 empty row) are created with freshly generated keys; TTL is switched on by hand.
 The functions' environment is the template's own, with its !Ref/!Sub resolved against the stack.
 """
@@ -15,6 +15,9 @@ import json
 import os
 import secrets
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,15 +91,18 @@ class LocalAws:
         return endpoint_client(self.endpoint, service)
 
     def start(self) -> LocalAws:
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call is no log to follow
         port = free_port()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        self._server.start()
+        # moto in a process of its own (local/moto_server.py): it answers every AWS call of every
+        # function and poller, and sharing one interpreter (one core) with the local API and the
+        # pollers made it the stack's bottleneck (bench/local_stack.py).
+        self._server = subprocess.Popen(  # noqa: S603 (moto's own server module)
+            [sys.executable, "-m", "local.moto_server", str(port)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,  # one line per AWS call is no log to follow
+        )
         self.endpoint = f"http://127.0.0.1:{port}"
+        self._wait_until_listening(port)
         template = translate(ROOT / "template.yaml")
         self._create_stack(template)
         self._stand_in(template)
@@ -105,8 +111,29 @@ class LocalAws:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
+            self._server.terminate()
+            try:
+                self._server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._server.kill()
+                self._server.wait()
             self._server = None
+
+    def _wait_until_listening(self, port: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._server.poll() is not None:
+                raise RuntimeError(f"the moto server exited with {self._server.returncode} before it listened")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(
+                        f"the moto server did not listen on port {port} within {timeout:.0f} s"
+                    ) from None
+                time.sleep(0.05)
 
     # -- the stack ------------------------------------------------------------------------------------
 

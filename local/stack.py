@@ -2,6 +2,7 @@
 integration tests run against.
 
     moto server (127.0.0.1)      the stack's tables, queues and bucket, created from template.yaml
+                                 (a process of its own: local/moto_server.py)
     local API (127.0.0.1)        the template's routes -> the handlers, as API Gateway would call them
     SubmissionQueue poller       -> SubmissionWorker, as Lambda's SQS event source would
     JobsTable stream poller      -> EventPublisher -> the bus; a rule copies every event into a
@@ -10,7 +11,7 @@ integration tests run against.
     Playment sandbox             job API + callbacks to the local API (x-playment-key)
     TEXTKING sandbox             job API + form-encoded callbacks to the local API
 
-The servers, pollers and sandboxes run in this process; every function runs in processes of
+The local API, pollers and sandboxes run in this process; every function runs in processes of
 its own (local/runtime.py: warm "containers", at most the function's concurrency), with the
 environment this process resolves from the template.
 """
@@ -80,6 +81,7 @@ class LocalStack:
     api_concurrency: int = 4  # containers per HTTP function
     secrets_max_age: int = 300  # the template's default; 0 makes a rotated key count at once
     log_level: str = "WARNING"
+    capture_events: bool = True  # the rule that copies events into `events_queue` (see _capture_events)
 
     def start(self) -> LocalStack:
         playment_key, textking_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -151,7 +153,7 @@ class LocalStack:
         self.api = LocalApi(stage, binary_media_types, routes, self.functions)
         self.api_server = BackgroundServer(self.api, port=api_port).start()
 
-        self.events_queue = self._capture_events(environment["EVENT_BUS_NAME"])
+        self.events_queue = self._capture_events(environment["EVENT_BUS_NAME"]) if self.capture_events else ""
         stream_arn = self.aws.client("dynamodb").describe_table(TableName=environment["JOBS_TABLE_NAME"])["Table"][
             "LatestStreamArn"
         ]
@@ -263,6 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="concurrent SubmissionWorker invocations")
     parser.add_argument("--no-vendor-callbacks", action="store_true", help="the Playment sandbox never calls back")
     parser.add_argument("--secrets-max-age", type=int, default=300, help="seconds a function caches a secret")
+    parser.add_argument(
+        "--reconcile-after", type=int, default=8, help="seconds of silence before the reconciler looks a job up"
+    )
+    parser.add_argument(
+        "--no-event-capture",
+        action="store_true",
+        help="no rule copying the bus's events into events_queue (moto's SQS slows as that queue fills)",
+    )
     args = parser.parse_args(argv)
     stack = LocalStack(
         faults=Faults.demo() if args.faults else Faults(),
@@ -270,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         playment_rate_limit=args.playment_rate,
         worker_concurrency=args.workers,
         secrets_max_age=args.secrets_max_age,
+        reconcile_after=args.reconcile_after,
+        capture_events=not args.no_event_capture,
     ).start()
     if args.no_vendor_callbacks:
         stack.playment.callback_url = ""

@@ -69,6 +69,7 @@ class Received:
     method: str
     path: str
     status: int | None = None  # None while the answer is still on its way (a stalled answer)
+    fault: str | None = None  # the fault drawn for it: "error", "timeout", "lost" (None: none)
 
 
 class PlaymentSandbox:
@@ -145,6 +146,7 @@ class PlaymentSandbox:
             self.received.append(received)
         response = self._dispatch(request, arrived)
         received.status = response.status_code
+        received.fault = getattr(response, "fault", None)
         time.sleep(self.latency + getattr(response, "stall", 0.0))
         return response(environ, start_response)
 
@@ -173,7 +175,7 @@ class PlaymentSandbox:
     def _admin(self, request: Request) -> Response:
         """What the sandbox saw, and its knobs, for a test or demo in another process."""
         if request.path == "/_sandbox/creations":
-            rows = [{"at": r.at, "status": r.status} for r in self.creations()]
+            rows = [{"at": r.at, "status": r.status, "fault": r.fault} for r in self.creations()]
             return Response(json.dumps(rows), content_type="application/json")
         if request.path == "/_sandbox/jobs":
             with self._lock:
@@ -198,9 +200,9 @@ class PlaymentSandbox:
                 return _error(429, "rate_limited", f"more than {self.rate_limit:g} requests per second")
             fault = self._fault()
         if fault == "error":
-            return _error(503, "FS_0000", "internal error, try again after some time")
+            return _faulted(_error(503, "FS_0000", "internal error, try again after some time"), fault)
         if fault == "timeout":
-            return _stalled(_error(504, "api_error", "gateway timeout"), self.stall_seconds)
+            return _faulted(_stalled(_error(504, "api_error", "gateway timeout"), self.stall_seconds), fault)
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return _error(400, "GE_0001", "malformed JSON")
@@ -228,7 +230,7 @@ class PlaymentSandbox:
             self._work_on(job)
         answer = _ok({"job_id": job.id, "reference_id": job.reference_id, "tag": job.tag})
         # lost: created, but the answer comes after the client has given up waiting
-        return _stalled(answer, self.stall_seconds) if fault == "lost" else answer
+        return _faulted(_stalled(answer, self.stall_seconds), fault) if fault == "lost" else answer
 
     def _work_on(self, job: SandboxJob) -> None:
         """Schedule the job's progress and its callbacks (the vendor's annotators at work)."""
@@ -358,6 +360,11 @@ def main() -> None:
 
 def _stalled(response: Response, seconds: float) -> Response:
     response.stall = seconds  # type: ignore[attr-defined]
+    return response
+
+
+def _faulted(response: Response, fault: str) -> Response:
+    response.fault = fault  # type: ignore[attr-defined]
     return response
 
 
