@@ -287,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.playment.callback_url = ""
     urls = stack.describe()
     if args.ready_json:
-        print(json.dumps(urls), flush=True)
+        # The functions' environment too: a test can run a function in a process of its own (and stop it).
+        print(json.dumps({**urls, "function_environment": stack.environment}), flush=True)
     else:
         width = max(map(len, urls))
         print("Handoff local stack (no Docker, no AWS account):")
