@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import boto3
@@ -22,6 +23,8 @@ from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "shared"), str(ROOT)]
+os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # the figures, not one metric line per job
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 from tests.conftest import (  # noqa: E402  (sets the functions' environment, as the tests do)
     PLAYMENT_API_KEY,

@@ -342,10 +342,12 @@ class PlaymentSandbox:
 
 def main() -> None:
     """Serve a sandbox in its own process: python -m local.sandboxes.playment API_KEY PROJECT_ID [RATE]."""
+    import logging
     import sys
 
     from local.sandboxes.server import BackgroundServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request on the caller's terminal
     api_key, project_id = sys.argv[1], sys.argv[2]
     box = PlaymentSandbox(
         api_key=api_key, project_id=project_id, rate_limit=float(sys.argv[3]) if len(sys.argv) > 3 else 20
