@@ -49,7 +49,7 @@ def watched() -> Iterator[Watched]:
 def run_stopped(stack: Stack, module: str, event: dict[str, Any], method: str, status: str) -> int:
     """Run the function on `event` in a process that ends right after it writes the job in `status`."""
     function_environment: Any = stack.urls["function_environment"]  # a dict in the ready JSON
-    environment = {**os.environ, **function_environment}
+    environment = {"PATH": os.environ.get("PATH", ""), **function_environment}  # what Lambda would give it
     done = subprocess.run(
         [sys.executable, "-m", "tests.integration.stopped_function", module, method, status],
         input=json.dumps(event),
