@@ -1,6 +1,6 @@
 """Bad input on every route, generated (hypothesis): 1,000 requests over the five routes, as API
-Gateway hands them to the functions. Whatever arrives: no 5xx, every error in the documented shape, and no job written
-by a request that was refused."""
+Gateway hands them to the functions. Whatever arrives: no 5xx, every error in the documented shape, and nothing
+written (no job item changed or added, nothing archived) by a request that was refused."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from functions.get_job import app as get_job_app
 from functions.playment_callback import app as playment_app
 from functions.submit_job import app as submit_app
 from functions.textking_callback import app as textking_app
+from local import seed
 from tests.conftest import PLAYMENT_CALLBACK_KEY, LambdaContext, load_event
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -59,11 +60,14 @@ def bodies(sample: dict[str, Any]) -> st.SearchStrategy[str]:
     )
 
 
-def jobs_written() -> int:
-    return int(boto3.client("dynamodb").scan(TableName="handoff-jobs", Select="COUNT")["Count"])
+def written() -> tuple[list[dict[str, Any]], int]:
+    """What a request could have written: every job item, and how many objects the archive holds."""
+    items = boto3.client("dynamodb").scan(TableName="handoff-jobs", ConsistentRead=True)["Items"]
+    listing = boto3.client("s3").list_objects_v2(Bucket="handoff-results")
+    return sorted(items, key=lambda item: item["reference_id"]["S"]), int(listing["KeyCount"])
 
 
-def check(answer: dict[str, Any], before: int) -> None:
+def check(answer: dict[str, Any], before: tuple[list[dict[str, Any]], int]) -> None:
     status = int(answer["statusCode"])
     assert status < 500, (status, answer.get("body"))
     if status >= 400:
@@ -71,7 +75,15 @@ def check(answer: dict[str, Any], before: int) -> None:
         assert isinstance(error["code"], str)
         assert isinstance(error["message"], str)
         assert isinstance(error["details"], list)
-        assert jobs_written() == before, "a refused request wrote a job"
+        assert written() == before, "a refused request wrote something"
+
+
+def a_submitted_playment_job() -> dict[str, str]:
+    """A SUBMITTED job for the callbacks to aim at (once per test: hypothesis reuses the table)."""
+    existing = boto3.client("dynamodb").get_item(TableName="handoff-jobs", Key={"reference_id": {"S": "fuzz-0000"}})
+    if "Item" not in existing:
+        seed.submitted_playment_jobs("handoff-jobs", boto3.client("dynamodb"), "fuzz", 1)
+    return {"reference_id": "fuzz-0000", "job_id": "pj-fuzz-0000"}
 
 
 def with_body(event: dict[str, Any], body: str, content_type: str | None = None) -> dict[str, Any]:
@@ -87,7 +99,7 @@ def with_body(event: dict[str, Any], body: str, content_type: str | None = None)
 @FUZZ
 @given(body=bodies(load_event("submit_job/direct_invoke_playment.json")))
 def test_post_jobs(body: str, context: LambdaContext) -> None:
-    before = jobs_written()
+    before = written()
     check(
         submit_app.lambda_handler(with_body(load_event("submit_job/api_post_playment_image.json"), body), context),
         before,
@@ -97,7 +109,7 @@ def test_post_jobs(body: str, context: LambdaContext) -> None:
 @FUZZ
 @given(reference_id=st.text(min_size=1, max_size=40), retry=st.booleans())
 def test_get_and_retry_a_job(reference_id: str, retry: bool, context: LambdaContext) -> None:
-    before = jobs_written()
+    before = written()
     event = copy.deepcopy(load_event("submit_job/api_post_retry.json" if retry else "get_job/api_get.json"))
     event["path"] = f"/jobs/{quote(reference_id, safe='')}" + ("/retry" if retry else "")
     event["pathParameters"] = {"reference_id": reference_id}
@@ -107,12 +119,15 @@ def test_get_and_retry_a_job(reference_id: str, retry: bool, context: LambdaCont
 
 @FUZZ
 @given(
-    body=bodies({"annotations": [{"reference_id": "r", "job_id": "j", "status": "COMPLETED", "result": {}}]}),
+    body=bodies(
+        {"annotations": [{"reference_id": "fuzz-0000", "job_id": "pj-fuzz-0000", "status": "COMPLETED", "result": {}}]}
+    ),
     key=st.sampled_from([PLAYMENT_CALLBACK_KEY, "", "wrong"]),
     content_type=st.sampled_from(["application/json", "text/plain", "application/json; charset=utf-8"]),
 )
 def test_playment_callbacks(body: str, key: str, content_type: str, context: LambdaContext) -> None:
-    before = jobs_written()
+    a_submitted_playment_job()  # a callback that gets through changes a real job
+    before = written()
     event = with_body(load_event("playment_callback/api_completed.json"), body, content_type)
     event["headers"]["x-playment-key"] = key
     event["multiValueHeaders"]["x-playment-key"] = [key]
@@ -128,7 +143,7 @@ def test_playment_callbacks(body: str, key: str, content_type: str, context: Lam
     content_type=st.sampled_from(["application/x-www-form-urlencoded", "application/json", ""]),
 )
 def test_textking_callbacks(form: str, content_type: str, context: LambdaContext) -> None:
-    before = jobs_written()
+    before = written()
     check(
         textking_app.lambda_handler(
             with_body(load_event("textking_callback/api_form_plain.json"), form, content_type), context
