@@ -1,7 +1,8 @@
 """moto's server for the local stack, in a process of its own: `python -m local.moto_server PORT`.
 
-It is moto's own server (what `python -m moto.server` runs) with two changes, both about how
-moto's threaded server differs from AWS, not about what the services do:
+It is moto's own server (what `python -m moto.server` runs) with four changes, all about how
+moto's implementation differs from AWS (its threading, its speed), not about what the services
+do. They touch moto's internals, written against the pinned moto (requirements.txt):
 
 - DynamoDB requests are applied one at a time. AWS applies each request atomically; moto's
   server runs requests in threads without a lock, so two concurrent conditional writes could both

@@ -9,7 +9,6 @@ the bus exactly once: the events equal the job's history.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -70,7 +69,7 @@ def submit_event(reference_id: str) -> dict[str, Any]:
 
 
 def callback_event(key: str, annotation: dict[str, Any]) -> dict[str, Any]:
-    event = copy.deepcopy(load_event("playment_callback/api_completed.json"))
+    event = load_event("playment_callback/api_completed.json")  # a fresh copy from the file
     event["body"] = json.dumps({"annotations": [annotation]})
     event["headers"]["x-playment-key"] = key
     event["multiValueHeaders"]["x-playment-key"] = [key]
