@@ -134,7 +134,8 @@ class LocalApi:
     def event(self, request: Request, route: Route, path: str, params: dict[str, str]) -> dict[str, Any]:
         raw = request.get_data()
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        binary = any(fnmatch(content_type, t) for t in self.binary_media_types)
+        # API Gateway takes a request without Content-Type as application/json.
+        binary = any(fnmatch(content_type or "application/json", t) for t in self.binary_media_types)
         now = time.time()
         request_id = str(uuid.uuid4())
         headers = dict(request.headers.items())

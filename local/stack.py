@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# The stack's DocumentSourceBucket: where a caller puts TEXTKING documents named by s3:// URI.
+DOCUMENT_BUCKET = "handoff-local-documents"
 # Metrics output is off locally (POWERTOOLS_METRICS_DISABLED); Powertools still warns on each flush.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 for entry in (str(ROOT / "shared"), str(ROOT)):
@@ -123,8 +125,10 @@ class LocalStack:
                 "VendorReadTimeoutSeconds": "2",
                 "LogLevel": self.log_level,
                 "SecretsMaxAgeSeconds": str(self.secrets_max_age),
+                "DocumentSourceBucket": DOCUMENT_BUCKET,
             }
         ).start()
+        self.aws.client("s3").create_bucket(Bucket=DOCUMENT_BUCKET)  # the caller's bucket: not in the template
         callback_key = secrets.token_urlsafe(24)
         self.aws.put_secret("PlaymentSecret", {"api_key": playment_key, "callback_key": callback_key})
         textking_secret = dict(self.aws.secret_values["TextkingSecret"], access_token=textking_token)

@@ -60,6 +60,7 @@ class CallbackCounts(BaseModel):
 class PlaymentCallbackBody(BaseModel):
     annotations: list[dict[str, Any]] = Field(
         min_length=1,
+        max_length=1000,
         description="{reference_id, job_id | flu_id, status (PENDING|COMPLETED|FAILED, any case), tag, result | error}",
     )
 
@@ -77,10 +78,20 @@ def _answers(job: str) -> dict[tuple[str, str], dict[str, tuple[str, str]]]:
             "201": ("the vendor accepted the job (SUBMITTED)", job),
             "202": ("QUEUED: the retry path owns it; or, for {jobs: [...]}, one row per job", job),
             "200": ("the same request again: the existing job; or a batch with nothing new", job),
-            "400": ("the body is not JSON, or missing", error),
+            "400": (
+                "the body is missing, not UTF-8, not JSON (RFC 8259: no NaN or Infinity), or nested deeper "
+                "than 64 levels",
+                error,
+            ),
             "409": ("the reference_id holds a different request", error),
-            "413": ("the request is over 256 KB", error),
-            "422": ("invalid request (details per field); or no job of a batch accepted", error),
+            "413": ("one job's request over 256 KB, or the body over 6 MiB", error),
+            "415": ("not application/json (UTF-8)", error),
+            "422": (
+                "invalid request (details per field), or what the vendor would refuse (a TEXTKING quality the "
+                "stack does not take, a document outside DocumentSourceBucket or missing); or no job of a "
+                "batch accepted. Nothing is written",
+                error,
+            ),
             "424": ("the vendor rejected the job; the job (FAILED) is in `job`", error),
         },
         ("post", "/jobs/{reference_id}/retry"): {
@@ -92,22 +103,22 @@ def _answers(job: str) -> dict[tuple[str, str], dict[str, tuple[str, str]]]:
         ("get", "/jobs/{reference_id}"): {
             "200": ("the job with its history", job),
             "404": ("no such job", error),
-            "422": ("not a valid reference_id", error),
+            "422": ("not a valid reference_id (control characters never match a job)", error),
         },
         ("post", "/callbacks/playment"): {
             "200": ("counts of annotations applied, duplicate, unknown, invalid", "CallbackCounts"),
-            "400": ("not JSON, or no annotations", error),
+            "400": ("not UTF-8, not JSON, nested deeper than 64 levels, or no annotations", error),
             "401": ("missing or wrong x-playment-key", error),
-            "413": ("over 5 MiB", error),
-            "415": ("not application/json", error),
+            "413": ("over 5 MiB, or more than 1,000 annotations", error),
+            "415": ("not application/json (UTF-8)", error),
             "503": ("archived, but not every annotation could be stored: send again", error),
         },
         ("post", "/callbacks/textking"): {
             "200": ("applied, duplicate or unknown: 1", "CallbackCounts"),
-            "400": ("not TEXTKING's form", error),
+            "400": ("not UTF-8, or not TEXTKING's form", error),
             "401": ("bad token, or not this job's ids", error),
             "413": ("over 16 KiB", error),
-            "415": ("not application/x-www-form-urlencoded", error),
+            "415": ("not application/x-www-form-urlencoded (UTF-8)", error),
             "503": ("TEXTKING could not be read: send again", error),
         },
     }
@@ -142,7 +153,17 @@ def generate() -> dict[str, Any]:
         "description": "Hands jobs to outsourcing vendors (Playment, TEXTKING) and follows each one until it is done. "
         "Every error answer is {error: {code, message, details}}.",
     }
-    document["servers"] = [{"url": "https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"}]
+    document["servers"] = [
+        {
+            "url": "https://{api_id}.execute-api.{region}.amazonaws.com/{stage}",
+            "description": "the stack's API (its ApiUrl output)",
+            "variables": {
+                "api_id": {"default": "abcdef1234", "description": "the REST API's id"},
+                "region": {"default": "us-east-1"},
+                "stage": {"default": "v1", "description": "the Stage parameter"},
+            },
+        }
+    ]
     document["components"]["securitySchemes"] = {
         "sigv4": {
             "type": "apiKey",

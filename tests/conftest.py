@@ -31,6 +31,7 @@ os.environ.update(
     TEXTKING_SECRET_NAME="handoff/textking",
     TEXTKING_BASE_URL="http://127.0.0.1:9/v1",
     TEXTKING_CALLBACK_URL="https://handoff.example.com/v1/callbacks/textking",
+    TEXTKING_DOCUMENT_BUCKET="handoff-documents",
     VENDOR_CONNECT_TIMEOUT_SECONDS="1",
     VENDOR_READ_TIMEOUT_SECONDS="2",
     RATE_LIMIT_TABLE_NAME="handoff-rate-limits",
@@ -215,6 +216,7 @@ def aws() -> Iterator[None]:
             ),
         )
         boto3.client("s3").create_bucket(Bucket=os.environ["RESULTS_BUCKET_NAME"])
+        boto3.client("s3").create_bucket(Bucket=os.environ["TEXTKING_DOCUMENT_BUCKET"])
         reset_function_caches()
         yield
         reset_function_caches()

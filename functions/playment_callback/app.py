@@ -1,17 +1,21 @@
 """PlaymentCallback: POST /callbacks/playment (no IAM; authenticated by the x-playment-key header).
 
-401  missing or wrong x-playment-key          nothing written
 413  body over 5 MiB                          nothing written
-415  not application/json                     nothing written
-400  not JSON / no "annotations" list         nothing written
+415  not application/json (UTF-8)             nothing written
+400  not UTF-8, not JSON, nested deeper than 64 levels, or no "annotations" list   nothing written
+401  missing or wrong x-playment-key          nothing written
+413  more than MAX_ANNOTATIONS annotations    nothing written
 200  {"applied", "duplicate", "unknown", "invalid"}: the raw body archived in S3, then each
-     annotation applied on its own
+     annotation applied on its own (concurrently: the documented maximum finishes in seconds)
 503  the body is archived but some annotations could not be stored: safe to send again
+
+A vendor's values are never a reason to refuse: NaN, infinities and numbers beyond a double are
+taken as Playment's encoder may write them, and the result is kept as JSON text or in S3.
 """
 
 from __future__ import annotations
 
-import json
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
 
@@ -29,6 +33,10 @@ from handoff.vendors import client_for
 from handoff.vendors.playment import NAME, callback_key_matches, observation
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
+# The most annotations one callback may carry: each is one conditional write (plus an S3 put for a
+# large result), applied APPLY_CONCURRENCY at a time, so the maximum stays far inside the timeout.
+MAX_ANNOTATIONS = 1000
+APPLY_CONCURRENCY = 16
 METRIC_BY_VERDICT = {
     "applied": "CallbackApplied",
     "duplicate": "CallbackDuplicate",
@@ -38,7 +46,7 @@ METRIC_BY_VERDICT = {
 
 dynamodb = boto3.client("dynamodb")
 s3 = boto3.client("s3")
-app = api.new_resolver()
+app = api.new_resolver({("POST", "/callbacks/playment"): api.json_body(MAX_BODY_BYTES, strict=False)})
 
 
 @lru_cache(maxsize=1)
@@ -53,19 +61,15 @@ def playment_callback() -> Response[str]:
         count("CallbackRejected", NAME)
         logger.warning("callback refused: missing or wrong x-playment-key")
         return api.error_response(401, "unauthorized", "missing or wrong x-playment-key")
-    body = api.raw_body(event)
-    if len(body) > MAX_BODY_BYTES:
-        return api.error_response(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
-    if api.media_type(event) != "application/json":
-        return api.error_response(415, "unsupported_media_type", "send application/json")
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        logger.warning("callback refused: body is not JSON", extra={"bytes": len(body)})
-        return api.error_response(400, "malformed_json", "the body is not valid JSON")
+    body = api.raw_body(event)  # the gate has checked it: UTF-8 JSON within the size limit
+    payload = api.parse_json(body, strict=False)
     annotations = payload.get("annotations") if isinstance(payload, dict) else None
     if not isinstance(annotations, list) or not annotations:
         return api.error_response(400, "invalid_callback", 'the body needs a non-empty "annotations" list')
+    if len(annotations) > MAX_ANNOTATIONS:
+        return api.error_response(
+            413, "too_many_annotations", f"{len(annotations)} annotations; at most {MAX_ANNOTATIONS} per callback"
+        )
 
     if (
         len(annotations) == 1
@@ -75,8 +79,9 @@ def playment_callback() -> Response[str]:
         for_job(annotations[0]["reference_id"][:256])  # the usual case: one job per callback
     archive_key = applier().archive.put_callback(NAME, body, "application/json")
     tally, failed = Tally(), 0
-    for raw in annotations:
-        verdict = _apply_one(raw, archive_key)
+    with ThreadPoolExecutor(max_workers=min(APPLY_CONCURRENCY, len(annotations))) as pool:
+        verdicts = list(pool.map(lambda raw: _apply_one(raw, archive_key), annotations))
+    for verdict in verdicts:
         if verdict is None:
             failed += 1
         else:

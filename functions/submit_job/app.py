@@ -2,10 +2,15 @@
 
 One job:   201 SUBMITTED (vendor accepted)     202 QUEUED (the retry path owns it)
            200 the existing job (same request) 409 conflict (reference_id used by another request)
-           424 vendor rejected (job FAILED)    422 invalid / 400 malformed JSON / 413 too large
+           424 vendor rejected (job FAILED)    422 invalid, or what the vendor would refuse (a
+           TEXTKING quality, a document outside DocumentSourceBucket or missing): nothing written
+           400 malformed JSON / not UTF-8      413 too large      415 not application/json
+           A different request for a job the vendor refused before accepting it replaces it
+           (201/202/424 as a new job); the same request again is 200 with the FAILED job.
 {"jobs": [...]} (up to 500): every valid job recorded QUEUED and enqueued for the worker, which
            submits at the vendor's pace. 202 with one row per job (queued, replayed, conflict,
-           invalid); 200 when nothing new was queued; 422 when no job was accepted.
+           invalid); 200 when nothing new was queued; 422 when no job was accepted. A
+           reference_id given twice: the first entry decides, later ones are replayed/conflict.
 POST /jobs/{reference_id}/retry, or direct invoke {"action": "retry", "reference_id": ...}:
            202 a job that FAILED before any vendor accepted it is QUEUED again; 404; 409.
 """
@@ -29,6 +34,7 @@ from handoff.models import REFERENCE_ID_PATTERN, BulkSubmitRequest, SubmitBody, 
 from handoff.observability import for_job, logger, metrics, tracer
 from handoff.submission import (
     ConflictError,
+    InvalidForVendor,
     NotRetryable,
     Outcome,
     Submitter,
@@ -38,11 +44,13 @@ from handoff.submission import (
 
 # A job item must stay well under DynamoDB's 400 KB; the request is most of it.
 MAX_REQUEST_BYTES = 256 * 1024
+# A whole body (up to 500 jobs): Lambda's limit for a synchronous invocation's payload.
+MAX_BODY_BYTES = 6 * 1024 * 1024
 STATUS_BY_OUTCOME = {Outcome.SUBMITTED: 201, Outcome.QUEUED: 202, Outcome.REPLAYED: 200}
 
 dynamodb = boto3.client("dynamodb")
 sqs = boto3.client("sqs")
-app = api.new_resolver()
+app = api.new_resolver({("POST", "/jobs"): api.json_body(MAX_BODY_BYTES, untyped=True)})
 
 
 @lru_cache(maxsize=1)
@@ -60,6 +68,8 @@ def post_job(body: Annotated[SubmitBody, Body()]) -> Response[str]:
         return api.error_response(413, "request_too_large", too_large)
     try:
         result = submitter().submit(body)
+    except InvalidForVendor as exc:
+        return api.error_response(422, "invalid_request", str(exc), exc.details)
     except ConflictError as exc:
         return api.error_response(409, "conflict", str(exc), conflict_details(exc.existing))
     job = result.job.model_dump(mode="json")
@@ -77,7 +87,7 @@ def retry_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) 
         job = submitter().resubmit(reference_id)
     except NotRetryable as exc:
         if exc.job is None:
-            return api.error_response(404, "not_found", f"no job with reference_id {reference_id}")
+            return api.error_response(404, "job_not_found", f"no job with reference_id {reference_id}")
         return api.error_response(
             409,
             "not_retryable",
@@ -111,6 +121,8 @@ def _submit_bulk(body: BulkSubmitRequest) -> Response[str]:
             rows[index].update(
                 outcome="conflict", error=_error("conflict", str(result), conflict_details(result.existing))
             )
+        elif isinstance(result, InvalidForVendor):
+            rows[index].update(outcome="invalid", error=_error("invalid_request", str(result), result.details))
         else:
             rows[index].update(outcome=result.outcome.value, status=result.job.status.value)
     totals = Counter(str(row["outcome"]) for row in rows)

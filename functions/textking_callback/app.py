@@ -3,7 +3,8 @@
 TEXTKING posts a form with project_id, job_id and extra_data only: no state, no signature. We
 registered each callback with extra_data = a token signed over (reference_id, trigger state), so:
 
-    415  not application/x-www-form-urlencoded     400  not such a form      413  over 16 KiB
+    415  not application/x-www-form-urlencoded (UTF-8)    413  over 16 KiB
+    400  not UTF-8, or not such a form
     401  bad token, or job_id/project_id not the job's own                 (nothing written)
     200  {"applied"|"duplicate"|"unknown": 1}: the raw body archived, the job's REAL state read
          with GET /project/{p}/job/{j} (the callback is only a hint) and applied; on delivery
@@ -34,7 +35,7 @@ MAX_BODY_BYTES = 16 * 1024
 
 dynamodb = boto3.client("dynamodb")
 s3 = boto3.client("s3")
-app = api.new_resolver()
+app = api.new_resolver({("POST", "/callbacks/textking"): api.form_body(MAX_BODY_BYTES)})
 
 
 @lru_cache(maxsize=1)
@@ -50,11 +51,7 @@ def textking() -> TextkingClient:
 @app.post("/callbacks/textking", summary="TEXTKING job state callback")
 def textking_callback() -> Response[str]:
     event = app.current_event
-    if api.media_type(event) != "application/x-www-form-urlencoded":
-        return api.error_response(415, "unsupported_media_type", "send application/x-www-form-urlencoded")
-    body = api.raw_body(event)
-    if len(body) > MAX_BODY_BYTES:
-        return api.error_response(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    body = api.raw_body(event)  # the gate has checked it: a UTF-8 form within the size limit
     try:
         form = parse_callback_form(body)
     except ValueError as exc:

@@ -1,10 +1,23 @@
 """API Gateway plumbing shared by the HTTP functions.
 
-One error shape everywhere: {"error": {"code", "message", "details"}}. Request validation is
-Powertools' (enable_validation); its errors are reshaped here: a body that is not JSON -> 400
-malformed_json, a missing body -> 400 missing_body, anything else -> 422 invalid_request with one
-detail per field. Direct invocations go through the same resolver (see `handle`), so the HTTP
-route and `lambda.invoke` share one code path.
+One error shape everywhere: {"error": {"code", "message", "details"}}.
+
+Every request passes one gate before any route runs (`Resolver.resolve`), so no handler ever sees
+a body it cannot read:
+
+    422 invalid_request         a path parameter with control characters (never matched to a job)
+    404 not_found               a path with control characters
+    413 payload_too_large       a body over the route's limit
+    415 unsupported_media_type  a body of another media type (or charset) than the route takes
+    400 invalid_encoding        a body that is not UTF-8 (API Gateway hands every body over base64-
+                                encoded, BinaryMediaTypes */*, so the function sees the exact bytes)
+    400 malformed_json          not JSON, or nested deeper than MAX_JSON_DEPTH, or (where the route
+                                is strict) NaN, Infinity or a number no double can hold
+
+Request validation after that is Powertools' (enable_validation); its errors are reshaped here:
+a missing body -> 400 missing_body, anything else -> 422 invalid_request with one detail per
+field. Direct invocations go through the same resolver (see `handle`), so the HTTP route and
+`lambda.invoke` share one code path.
 """
 
 from __future__ import annotations
@@ -14,10 +27,16 @@ import binascii
 import json
 import re
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
 from handoff.models import BODY_TAGS, VENDOR_NAMES
 from handoff.observability import logger
@@ -34,8 +53,192 @@ def json_response(status: int, body: Any) -> Response[str]:
     return Response(status_code=status, content_type="application/json", body=json.dumps(body))
 
 
-def new_resolver() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+# Deeper JSON is refused on every route: no request or vendor document we know nests past a
+# dozen levels, and Python's parser and encoder fail (RecursionError) somewhere under 1,000.
+MAX_JSON_DEPTH = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class BodyRefused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _no_constant(name: str) -> Any:
+    raise BodyRefused(400, "malformed_json", f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise BodyRefused(400, "malformed_json", f"the number {text[:32]} is out of range")
+    return value
+
+
+def parse_json(text: str | bytes, *, strict: bool = True) -> Any:
+    """JSON as RFC 8259 has it, at most MAX_JSON_DEPTH deep. Raises BodyRefused (400).
+
+    strict=False also takes NaN, Infinity and numbers beyond a double (as infinities), as a
+    vendor's JSON encoder may write them: vendor data is kept, never refused for its values.
+    """
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite) if strict else json.loads(text)
+    except RecursionError:
+        raise BodyRefused(400, "malformed_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, BodyRefused):
+            raise
+        raise BodyRefused(400, "malformed_json", "the body is not valid JSON") from None
+    if _depth_exceeds(value, MAX_JSON_DEPTH):
+        raise BodyRefused(400, "malformed_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def strict_json_loads(text: str) -> Any:
+    """Powertools' body deserializer: as parse_json, with its errors as json.JSONDecodeError."""
+    try:
+        return parse_json(text)
+    except BodyRefused as exc:
+        raise json.JSONDecodeError(exc.message, str(text)[:1], 0) from None
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+@dataclass(frozen=True)
+class BodyRule:
+    """What one route accepts as a body."""
+
+    media_type: str  # the one media type taken; charset, if given, must be utf-8
+    max_bytes: int
+    json: bool = True  # parse as JSON in the gate
+    strict: bool = True  # JSON numbers as RFC 8259 and a double allow (see parse_json)
+    untyped_is: str | None = None  # a body without Content-Type is taken as this type (None: refused)
+
+
+def json_body(max_bytes: int, *, strict: bool = True, untyped: bool = False) -> BodyRule:
+    return BodyRule("application/json", max_bytes, strict=strict, untyped_is="application/json" if untyped else None)
+
+
+def form_body(max_bytes: int) -> BodyRule:
+    return BodyRule("application/x-www-form-urlencoded", max_bytes, json=False)
+
+
+class Resolver(APIGatewayRestResolver):
+    """Powertools' REST resolver behind the request gate (see the module docstring)."""
+
+    def __init__(self, bodies: Mapping[tuple[str, str], BodyRule]) -> None:
+        super().__init__(enable_validation=True, json_body_deserializer=strict_json_loads)
+        self.bodies = dict(bodies)  # (method, resource as in the template) -> rule
+
+    def resolve(self, event: Any, context: Any) -> dict[str, Any]:
+        if isinstance(event, dict):
+            try:
+                event = self.gate(event)
+            except BodyRefused as exc:
+                logger.warning("request refused at the gate", extra={"code": exc.code, "status": exc.status})
+                return proxy_error(exc.status, exc.code, exc.message)
+            except _InvalidPath as exc:
+                return proxy_error(422, "invalid_request", "1 invalid field(s)", exc.details)
+        return super().resolve(event, context)
+
+    def gate(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The event with its body checked and decoded to text (raises BodyRefused, _InvalidPath)."""
+        params = event.get("pathParameters") or {}
+        bad = [name for name, value in params.items() if _CONTROL.search(unquote(str(value)))]
+        if bad:
+            raise _InvalidPath(
+                [
+                    {"field": name, "message": "control characters are not allowed", "type": "string_pattern_mismatch"}
+                    for name in sorted(bad)
+                ]
+            )
+        if _CONTROL.search(unquote(str(event.get("path") or ""))):
+            raise BodyRefused(404, "not_found", "no such route")
+        rule = self.bodies.get((str(event.get("httpMethod") or "").upper(), str(event.get("resource") or "")))
+        if rule is None:
+            return event
+        body = _body_bytes(event)
+        if len(body) > rule.max_bytes:
+            raise BodyRefused(413, "payload_too_large", f"the body is over {rule.max_bytes} bytes")
+        if not body:
+            return {**event, "body": None, "isBase64Encoded": False}
+        kind, charset = _content_type(event)
+        if not kind and rule.untyped_is:
+            kind = rule.untyped_is
+        if kind != rule.media_type or charset not in ("", "utf-8", "utf8"):
+            raise BodyRefused(415, "unsupported_media_type", f"send {rule.media_type} (UTF-8)")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BodyRefused(400, "invalid_encoding", "the body is not valid UTF-8") from None
+        if rule.json:
+            parse_json(text, strict=rule.strict)
+        return {**event, "body": text, "isBase64Encoded": False}
+
+
+class _InvalidPath(Exception):
+    def __init__(self, details: list[dict[str, Any]]) -> None:
+        super().__init__("invalid path parameter")
+        self.details = details
+
+
+def _body_bytes(event: Mapping[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(str(body), validate=True)
+        except (binascii.Error, ValueError):
+            raise BodyRefused(400, "invalid_encoding", "the body is not valid base64") from None
+    try:
+        return str(body).encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: not text any sender could have meant
+        raise BodyRefused(400, "invalid_encoding", "the body is not valid UTF-8") from None
+
+
+def _content_type(event: Mapping[str, Any]) -> tuple[str, str]:
+    """(media type, charset) of the request, lower-case ("" when absent)."""
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    kind, _, params = headers.get("content-type", "").partition(";")
+    charset = ""
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    return kind.strip().lower(), charset
+
+
+def proxy_error(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """An error answer as a Lambda proxy response (for answers made before the resolver runs)."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "multiValueHeaders": {},
+        "body": json.dumps({"error": {"code": code, "message": message, "details": details or []}}),
+        "isBase64Encoded": False,
+    }
+
+
+def new_resolver(bodies: Mapping[tuple[str, str], BodyRule] | None = None) -> Resolver:
+    app = Resolver(bodies or {})
+
+    @app.exception_handler(BodyRefused)
+    def _refused(exc: BodyRefused) -> Response[str]:
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported(exc: RequestUnsupportedContentType) -> Response[str]:
+        return error_response(415, "unsupported_media_type", "send application/json")
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response[str]:
@@ -86,7 +289,7 @@ def _detail(error: Any) -> dict[str, Any]:
 
 
 def raw_body(event: Any) -> bytes:
-    """The request body exactly as the sender sent it (API Gateway may hand it over base64-encoded)."""
+    """The request body exactly as the sender sent it (after the gate: checked UTF-8 text)."""
     body = event.body or ""
     if event.is_base64_encoded:
         try:
@@ -94,11 +297,6 @@ def raw_body(event: Any) -> bytes:
         except (binascii.Error, ValueError):
             return b""
     return str(body).encode("utf-8")
-
-
-def media_type(event: Any) -> str:
-    """The Content-Type without parameters, lower-case ("" when absent)."""
-    return str(event.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
 
 
 def is_api_event(event: Any) -> bool:

@@ -14,6 +14,12 @@ from typing import Any
 from urllib.parse import quote
 
 import boto3
+from botocore.exceptions import ClientError
+
+from handoff.models import DocumentUnavailable
+
+# S3 answers that no retry will change: the object (or bucket) is not there, or not ours to read.
+_PERMANENT = frozenset({"NoSuchKey", "NoSuchBucket", "AccessDenied", "404", "403", "InvalidObjectState"})
 
 
 class Archive:
@@ -50,7 +56,29 @@ class Archive:
 
 
 def read_s3_uri(uri: str, client: Any = None) -> bytes:
-    """The bytes of s3://bucket/key."""
+    """The bytes of s3://bucket/key. Raises DocumentUnavailable when it is missing or forbidden."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    obj = (client or boto3.client("s3")).get_object(Bucket=bucket, Key=key)
+    try:
+        obj = (client or boto3.client("s3")).get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        _raise_if_permanent(exc, uri)
+        raise
     return bytes(obj["Body"].read())
+
+
+def check_s3_uri(uri: str, client: Any = None) -> None:
+    """Raise DocumentUnavailable unless s3://bucket/key exists and is readable (one HeadObject,
+    authorised by s3:GetObject). Other failures (throttling, 5xx) raise ClientError."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    try:
+        (client or boto3.client("s3")).head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        _raise_if_permanent(exc, uri)
+        raise
+
+
+def _raise_if_permanent(exc: ClientError, uri: str) -> None:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    if code in _PERMANENT:
+        reason = "is forbidden to Handoff" if code in {"AccessDenied", "403"} else "does not exist"
+        raise DocumentUnavailable(f"{uri} {reason} ({code})") from exc

@@ -8,6 +8,7 @@ an observation whose vendor job id contradicts the stored one is refused.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -15,12 +16,16 @@ from typing import Any
 
 from handoff.archive import Archive
 from handoff.lifecycle import Observation
-from handoff.models import canonical_json
+from handoff.models import JobError
 from handoff.settings import core_settings, results_bucket
-from handoff.store import JobStore
+from handoff.store import JobStore, json_text
 
-# Results up to this size live in the job item; larger ones in S3 with a pointer.
+# Results up to this size (as stored: JSON text) live in the job item; larger ones in S3 with a
+# pointer, as do results that strict JSON cannot carry (NaN, infinities: kept as the vendor said).
 INLINE_RESULT_LIMIT = 64 * 1024
+# A vendor's error details (Playment lists every failed attachment) beyond this stored size are
+# kept in S3; the item keeps the code, the message and a pointer.
+INLINE_ERROR_LIMIT = 8 * 1024
 
 
 class Verdict(StrEnum):
@@ -55,11 +60,13 @@ class CallbackApplier:
     def apply(self, observation: Observation, *, source: str) -> Verdict:
         set_fields: dict[str, Any] = {}
         if observation.result is not None:
-            encoded = canonical_json(observation.result).encode()
-            if len(encoded) <= INLINE_RESULT_LIMIT:
+            inline = _strict_json(observation.result)
+            if inline is not None and len(inline.encode()) <= INLINE_RESULT_LIMIT:
                 set_fields["result"] = observation.result
             else:
-                set_fields["result_ref"] = self.archive.put_result(self.vendor, observation.reference_id, encoded)
+                set_fields["result_ref"] = self.archive.put_result(
+                    self.vendor, observation.reference_id, _lenient_json(observation.result)
+                )
         if observation.result_ref is not None:
             set_fields["result_ref"] = observation.result_ref
         if observation.document is not None:
@@ -68,7 +75,7 @@ class CallbackApplier:
                 self.vendor, observation.reference_id, document.filename, document.content, document.content_type
             )
         if observation.error is not None:
-            set_fields["last_error"] = observation.error.model_dump(mode="json")
+            set_fields["last_error"] = self._bounded_error(observation.reference_id, observation.error)
         outcome = self.store.transition(
             observation.reference_id,
             observation.update.transition,
@@ -86,3 +93,29 @@ class CallbackApplier:
         if observation.vendor_job_id and stored and stored != observation.vendor_job_id:
             return Verdict.INVALID
         return Verdict.DUPLICATE
+
+    def _bounded_error(self, reference_id: str, error: JobError) -> dict[str, Any]:
+        """The error as the item keeps it: whole when small, else code, message and a pointer."""
+        whole = error.model_dump(mode="json")
+        text = _strict_json(whole)
+        if text is not None and len(text.encode()) <= INLINE_ERROR_LIMIT:
+            return whole
+        ref = self.archive.put_result(self.vendor, reference_id, _lenient_json(whole))
+        return {
+            "code": error.code[:128],
+            "message": error.message[:2000],
+            "retryable": error.retryable,
+            "details": [{"details_ref": ref, "count": len(error.details)}],
+        }
+
+
+def _strict_json(value: Any) -> str | None:
+    try:
+        return json_text(value)
+    except (ValueError, TypeError):
+        return None
+
+
+def _lenient_json(value: Any) -> bytes:
+    # What the vendor sent, NaN and infinities included (as Python's json, and most vendors, write them).
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

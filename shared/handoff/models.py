@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 REFERENCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 
@@ -23,7 +24,7 @@ ReferenceId = Annotated[
 ]
 
 # Playment reads public https URLs, s3:// and gs:// URIs (REFERENCE.md §1.3).
-AttachmentUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=r"^(https?|s3|gs)://\S+$")]
+AttachmentUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=r"^(https|s3|gs)://\S+$")]
 
 
 class JobStatus(StrEnum):
@@ -63,7 +64,7 @@ class VideoData(_PassThrough):
 class SensorMeta(_PassThrough):
     id: str = Field(min_length=1, max_length=256)
     modality: str = Field(min_length=1, max_length=64)
-    primary_view: bool = False
+    primary_view: bool = Field(default=False, strict=True)
 
 
 class FrameSensor(_PassThrough):
@@ -130,7 +131,8 @@ class PlaymentSubmitRequest(BaseModel):
     )
     batch_id: str | None = Field(default=None, min_length=1, max_length=128)
     # Playment documents 1..10 on one page and 1..9 (FS_00012) on another: 1..9 is valid under both.
-    priority_weight: int = Field(default=5, ge=1, le=9)
+    # strict: JSON true is not the number 1, nor "5" the number 5.
+    priority_weight: int = Field(default=5, ge=1, le=9, strict=True)
 
     def vendor_data(self) -> dict[str, Any]:
         """The data object exactly as the caller gave it (validated, nothing added)."""
@@ -145,15 +147,26 @@ LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$",
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
 
 
-class TextkingDocument(BaseModel):
-    """The one document of a TEXTKING job: inline text, or an s3:// object the function reads."""
+_MIME_PART = r"[A-Za-z0-9!#$&^_.+\-]+"
+MEDIA_TYPE_PATTERN = rf'^{_MIME_PART}/{_MIME_PART}( *; *{_MIME_PART}=({_MIME_PART}|"[^"\x00-\x1f\x7f]*"))*$'
+# The stack's TextkingQualities default; the schema lists these, a deployment may take others.
+DEFAULT_TEXTKING_QUALITIES = ("translation", "translation-and-correction")
 
-    model_config = ConfigDict(extra="forbid")
+
+class TextkingDocument(BaseModel):
+    """The one document of a TEXTKING job: inline text, or an s3:// object in the stack's
+    DocumentSourceBucket, which the function reads."""
+
+    # The schema says "exactly one of text and s3_uri" as the validator below does.
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["s3_uri"]}]}
+    )
 
     filename: str = Field(min_length=1, max_length=200, pattern=r"^[^/\\\x00-\x1f]+$")
-    content_type: str = Field(default="text/plain; charset=utf-8", min_length=3, max_length=128)
-    text: str | None = Field(default=None, min_length=1, max_length=200_000)
-    s3_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+$")
+    # Sent as the upload's Content-Type header: a media type with parameters, never a line break.
+    content_type: str = Field(default="text/plain; charset=utf-8", max_length=128, pattern=MEDIA_TYPE_PATTERN)
+    text: Annotated[str, Field(min_length=1, max_length=200_000)] | SkipJsonSchema[None] = None
+    s3_uri: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+$")] | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _one_source(self) -> TextkingDocument:
@@ -170,7 +183,11 @@ class TextkingSubmitRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200, description="The job's name at TEXTKING.")
     source_language: LanguageCode
     target_language: LanguageCode
-    quality: Slug = "translation"
+    quality: Slug = Field(
+        default="translation",
+        description="One of the stack's TextkingQualities (the schema lists the default ones).",
+        json_schema_extra={"enum": list(DEFAULT_TEXTKING_QUALITIES)},
+    )
     topic: str | None = Field(default=None, min_length=1, max_length=64)
     briefing: str | None = Field(default=None, max_length=10_000)
     document: TextkingDocument
@@ -180,6 +197,7 @@ class TextkingSubmitRequest(BaseModel):
     project_name: str | None = Field(default=None, min_length=1, max_length=200)
     order: bool | None = Field(
         default=None,
+        strict=True,
         description="Start the project, which places a billed order. Default: the stack's TextkingOrderingEnabled.",
     )
 
@@ -285,6 +303,10 @@ def _require_unique(values: list[str], what: str) -> None:
     dupes = sorted(v for v, n in Counter(values).items() if n > 1)
     if dupes:
         raise ValueError(f"duplicate {what}: {dupes[:5]}")
+
+
+class DocumentUnavailable(Exception):
+    """A document named by s3:// URI cannot be read, and trying again will not change that."""
 
 
 # --- Jobs ----------------------------------------------------------------------------------------

@@ -71,6 +71,8 @@ class TextkingSettings(BaseModel):
     ordering_enabled: bool = False
     qualities: str = "translation,translation-and-correction"
     default_project_name: str = "Handoff"
+    # The one bucket documents may be named from by s3:// URI ("": none; send text instead).
+    document_bucket: str = ""
 
     @field_validator("base_url")
     @classmethod
@@ -157,6 +159,7 @@ TEXTKING_ENV = {
     "ordering_enabled": "TEXTKING_ORDERING_ENABLED",
     "qualities": "TEXTKING_QUALITIES",
     "default_project_name": "TEXTKING_DEFAULT_PROJECT_NAME",
+    "document_bucket": "TEXTKING_DOCUMENT_BUCKET",
 }
 
 PLAYMENT_ENV = {

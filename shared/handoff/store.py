@@ -33,9 +33,28 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# Attributes that hold data Handoff does not own (the caller's request with its pass-through
+# fields, a vendor's result, a vendor's error details): stored as JSON text, never as DynamoDB
+# maps, so no value of theirs (NaN, a 40-digit number, an empty key, deep nesting) can make an
+# item unwritable or unreadable.
+JSON_TEXT_ATTRIBUTES = frozenset({"request", "result", "last_error"})
+
+
 def to_dynamo(value: Any) -> dict[str, Any]:
     # A JSON round trip turns floats into Decimal, which is what DynamoDB numbers must be.
     return dict(_serializer.serialize(json.loads(json.dumps(value), parse_float=Decimal)))
+
+
+def json_text(value: Any) -> str:
+    """Strict JSON text (RFC 8259) of a value; raises ValueError for NaN or an infinity."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def attribute(name: str, value: Any) -> dict[str, Any]:
+    """The DynamoDB attribute value of one job attribute."""
+    if name in JSON_TEXT_ATTRIBUTES:
+        return {"S": json_text(value)}
+    return to_dynamo(value)
 
 
 def _plain(value: Any) -> Any:
@@ -50,7 +69,10 @@ def _plain(value: Any) -> Any:
 
 def item_to_job(item: dict[str, Any]) -> Job:
     plain = {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
-    plain["request"] = json.loads(plain["request"])
+    for name in JSON_TEXT_ATTRIBUTES:
+        # Items written before these became JSON text hold maps: read both.
+        if isinstance(plain.get(name), str):
+            plain[name] = json.loads(plain[name])
     return Job.model_validate(plain)
 
 
@@ -91,8 +113,7 @@ class JobStore:
         return self._client
 
     def create(self, job: Job) -> CreateOutcome:
-        item = {k: to_dynamo(v) for k, v in job.model_dump(mode="json", exclude_none=True).items()}
-        item["request"] = {"S": json.dumps(job.request, sort_keys=True, separators=(",", ":"))}
+        item = {k: attribute(k, v) for k, v in job.model_dump(mode="json", exclude_none=True).items()}
         written, existing = _conditional(
             self.client.put_item,
             TableName=self.table_name,
@@ -103,6 +124,30 @@ class JobStore:
         if written is None and existing is not None:
             return CreateOutcome(created=False, job=item_to_job(existing))
         return CreateOutcome(created=True, job=job)
+
+    def replace(self, job: Job, existing: Job) -> CreateOutcome:
+        """Put `job` in place of `existing`, only if that is still exactly as read (same version,
+        FAILED, no vendor job). The history carries on; `job` takes the next version."""
+        history = [*existing.history, *job.history][-HISTORY_LIMIT:]
+        replacement = job.model_copy(
+            update={"history": history, "version": existing.version + 1, "created_at": existing.created_at}
+        )
+        item = {k: attribute(k, v) for k, v in replacement.model_dump(mode="json", exclude_none=True).items()}
+        written, current = _conditional(
+            self.client.put_item,
+            TableName=self.table_name,
+            Item=item,
+            ConditionExpression="#status = :failed AND #version = :version AND attribute_not_exists(vendor_job_id)",
+            ExpressionAttributeNames={"#status": "status", "#version": "version"},
+            ExpressionAttributeValues={
+                ":failed": {"S": JobStatus.FAILED.value},
+                ":version": {"N": str(existing.version)},
+            },
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        if written is None:
+            return CreateOutcome(created=False, job=item_to_job(current) if current else existing)
+        return CreateOutcome(created=True, job=replacement)
 
     def get(self, reference_id: str) -> Job | None:
         response = self.client.get_item(
@@ -325,6 +370,8 @@ class _Update:
         return key
 
     def set(self, name: str, value: Any) -> None:
+        if name in JSON_TEXT_ATTRIBUTES:
+            value = json_text(value)
         self.sets.append(f"{self.name(name)} = {self.value(value)}")
 
     def set_if_absent(self, name: str, value: Any) -> None:

@@ -33,7 +33,7 @@ from handoff.lifecycle import GIVE_UP, RESUBMIT, transition_to
 from handoff.models import HistoryEntry, Job, JobError, JobStatus, SubmitRequest, parse_submit_request, request_hash
 from handoff.observability import count, logger
 from handoff.pacing import LATENESS_ALLOWANCE, RateLimiter
-from handoff.store import JobStore, utc_now
+from handoff.store import CreateOutcome, JobStore, utc_now
 from handoff.vendors.base import AlreadySubmitted, Checkpoint, MissedSlot, Rejected, Transient, send_deadline
 
 RETRIES_EXHAUSTED = "retries_exhausted"
@@ -61,6 +61,14 @@ class ConflictError(Exception):
     def __init__(self, existing: Job) -> None:
         super().__init__(f"reference_id {existing.reference_id} is already used by a different request")
         self.existing = existing
+
+
+class InvalidForVendor(Exception):
+    """The request is well-formed but the vendor (or its document) would refuse it: 422, nothing written."""
+
+    def __init__(self, details: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(details)} invalid field(s) for the vendor")
+        self.details = details
 
 
 class NotRetryable(Exception):
@@ -140,7 +148,9 @@ class Submitter:
     # -- SubmitJob ----------------------------------------------------------------------------------
 
     def submit(self, request: SubmitRequest) -> SubmitResult:
-        created = self.store.create(_new_job(request))
+        """Raises InvalidForVendor (nothing written) and ConflictError."""
+        self._check(request)
+        created = self._record(request)
         if not created.created:
             return _replay(created.job, request)
         result = self.attempt(created.job, request, max_wait=self.inline_max_wait)
@@ -148,16 +158,39 @@ class Submitter:
             self._enqueue(result.job, result.retry_in or 0)
         return result
 
-    def submit_many(self, requests: list[SubmitRequest]) -> list[SubmitResult | ConflictError]:
-        """Record every job QUEUED (in parallel), then enqueue the new ones in batches of ten."""
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            created = list(pool.map(lambda r: self.store.create(_new_job(r)), requests))
-        results: list[SubmitResult | ConflictError] = []
-        for request, outcome in zip(requests, created, strict=True):
+    def submit_many(self, requests: list[SubmitRequest]) -> list[SubmitResult | ConflictError | InvalidForVendor]:
+        """Record every job QUEUED (in parallel), then enqueue the new ones in batches of ten.
+
+        A reference_id given twice in one call is decided by its first entry, every time: only
+        the first is written, and each later one is answered as a repeat of it (replayed when it
+        is the same request, ConflictError when not), as if it had come in a later call.
+        """
+        first: dict[str, int] = {}
+        for index, request in enumerate(requests):
+            first.setdefault(request.reference_id, index)
+        leaders = sorted(set(first.values()))
+
+        def check_and_record(index: int) -> CreateOutcome | InvalidForVendor:
             try:
-                results.append(
-                    SubmitResult(Outcome.QUEUED, outcome.job) if outcome.created else _replay(outcome.job, request)
-                )
+                self._check(requests[index])
+            except InvalidForVendor as exc:
+                return exc
+            return self._record(requests[index])
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            created = dict(zip(leaders, pool.map(check_and_record, leaders), strict=True))
+        results: list[SubmitResult | ConflictError | InvalidForVendor] = []
+        for index, request in enumerate(requests):
+            leader = first[request.reference_id]
+            outcome = created[leader]
+            if isinstance(outcome, InvalidForVendor):
+                results.append(outcome)
+                continue
+            try:
+                if index == leader and outcome.created:
+                    results.append(SubmitResult(Outcome.QUEUED, outcome.job))
+                else:
+                    results.append(_replay(outcome.job, request))
             except ConflictError as exc:
                 results.append(exc)
         new = [r.job.reference_id for r in results if isinstance(r, SubmitResult) and r.outcome is Outcome.QUEUED]
@@ -170,6 +203,35 @@ class Submitter:
         for ref in unsent:
             count("SubmissionEnqueueFailed", vendor_of[ref])
         return results
+
+    def _check(self, request: SubmitRequest) -> None:
+        """Raise InvalidForVendor for what the vendor would refuse, before anything is written."""
+        try:
+            problems = self.clients(request.vendor).check(request)
+        except Exception:  # an unreadable configuration or a flaky lookup: the attempt reports it
+            logger.warning(
+                "could not check the request before submitting",
+                extra={"reference_id": request.reference_id},
+                exc_info=True,
+            )
+            return
+        if problems:
+            raise InvalidForVendor(problems)
+
+    def _record(self, request: SubmitRequest) -> CreateOutcome:
+        """Write the new QUEUED job; or, when its reference_id belongs to a job the vendor refused
+        before ever accepting it and this is a different (corrected) request, put it in that
+        job's place. Anything else holding the reference_id comes back as found."""
+        created = self.store.create(_new_job(request))
+        existing = created.job
+        if created.created or not replaceable(existing) or existing.request_hash == request_hash(request):
+            return created
+        replaced = self.store.replace(_new_job(request, detail="replaced: a corrected request"), existing)
+        if replaced.created:
+            logger.info(
+                "a refused job was replaced by a corrected request", extra={"reference_id": request.reference_id}
+            )
+        return replaced
 
     def resubmit(self, reference_id: str) -> Job:
         """Operator: put a job that FAILED before any vendor accepted it back in the queue."""
@@ -389,7 +451,7 @@ class Submitter:
             count("SubmissionEnqueueFailed", job.vendor)
 
 
-def _new_job(request: SubmitRequest) -> Job:
+def _new_job(request: SubmitRequest, detail: str | None = None) -> Job:
     now = utc_now()
     return Job(
         reference_id=request.reference_id,
@@ -399,7 +461,7 @@ def _new_job(request: SubmitRequest) -> Job:
         request_hash=request_hash(request),
         created_at=now,
         updated_at=now,
-        history=[HistoryEntry(at=now, status=JobStatus.QUEUED, source="submit")],
+        history=[HistoryEntry(at=now, status=JobStatus.QUEUED, source="submit", detail=detail)],
     )
 
 
@@ -407,6 +469,17 @@ def _replay(existing: Job, request: SubmitRequest) -> SubmitResult:
     if existing.request_hash != request_hash(request):
         raise ConflictError(existing)
     return SubmitResult(Outcome.REPLAYED, existing)
+
+
+def replaceable(job: Job) -> bool:
+    """A job the vendor refused (a permanent error, not retries running out) and never accepted:
+    a different request under its reference_id replaces it."""
+    return (
+        job.status is JobStatus.FAILED
+        and job.vendor_job_id is None
+        and job.last_error is not None
+        and not job.last_error.retryable
+    )
 
 
 def _exhausted_before_vendor(job: Job) -> bool:

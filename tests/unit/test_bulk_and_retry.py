@@ -173,7 +173,7 @@ def test_resubmission_is_refused_for_unknown_submitted_or_vendor_failed_jobs(
 def test_resubmission_by_direct_invoke(context: LambdaContext) -> None:
     answer = submit_app.lambda_handler(load_event("submit_job/direct_invoke_retry.json"), context)
 
-    assert answer["error"]["code"] == "not_found"
+    assert answer["error"]["code"] == "job_not_found"
 
 
 def test_a_redriven_message_gives_an_exhausted_job_another_round(

@@ -13,6 +13,8 @@ import pytest
 
 from functions.submit_job import app as submit_app
 from functions.textking_callback import app as callback_app
+from handoff.models import parse_submit_request
+from handoff.submission import Submitter
 from handoff.vendors.textking import TRIGGER_STATES, make_token, verify_token
 from tests.conftest import (
     TEXTKING_PREVIOUS_SIGNING_KEY,
@@ -184,17 +186,72 @@ def test_a_project_that_is_no_longer_prepared_is_rejected(textking: TextkingFake
 
 
 def test_a_document_given_by_s3_uri_is_read_by_the_function(textking: TextkingFake, context: LambdaContext) -> None:
-    boto3.client("s3").put_object(Bucket="handoff-results", Key="inbox/manual.docx", Body=b"PK\x03\x04 docx bytes")
+    boto3.client("s3").put_object(Bucket="handoff-documents", Key="inbox/manual.docx", Body=b"PK\x03\x04 docx bytes")
     document = {
         "filename": "manual.docx",
         "content_type": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "s3_uri": "s3://handoff-results/inbox/manual.docx",
+        "s3_uri": "s3://handoff-documents/inbox/manual.docx",
     }
 
     status, _ = submit(context, request(document=document))
 
     assert status == 201
     assert textking.only_job().document == ("manual.docx", b"PK\x03\x04 docx bytes", document["content_type"])
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "says"),
+    [
+        ({"quality": "premium-gold"}, "quality", "TextkingQualities"),
+        (
+            {"document": {"filename": "a.txt", "s3_uri": "s3://handoff-results/inbox/a.txt"}},
+            "document.s3_uri",
+            "DocumentSourceBucket",
+        ),
+        (
+            {"document": {"filename": "a.txt", "s3_uri": "s3://handoff-documents/inbox/missing.txt"}},
+            "document.s3_uri",
+            "does not exist",
+        ),
+    ],
+)
+def test_what_textking_would_refuse_is_422_before_any_vendor_call(
+    change: dict[str, Any], field: str, says: str, textking: TextkingFake, context: LambdaContext
+) -> None:
+    # given a request TEXTKING (or reading its document) would refuse after creating things
+    # when it is submitted
+    status, body = submit(context, request(**change))
+
+    # then it is refused at once, nothing is created at TEXTKING and no job is written
+    assert status == 422
+    assert body["error"]["code"] == "invalid_request"
+    assert [d["field"] for d in body["error"]["details"]] == [field]
+    assert says in body["error"]["details"][0]["message"]
+    assert textking.projects == {}
+    assert textking.jobs == {}
+    assert table_items() == []
+
+
+def test_a_document_that_vanished_before_the_attempt_fails_it_without_creating_a_project(
+    textking: TextkingFake, context: LambdaContext
+) -> None:
+    # given a queued job whose document is deleted before the worker reads it
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket="handoff-documents", Key="inbox/gone.txt", Body=b"hello")
+    document = {"filename": "gone.txt", "s3_uri": "s3://handoff-documents/inbox/gone.txt"}
+    submitter = Submitter.for_stack(boto3.client("dynamodb"), boto3.client("sqs"))
+    parsed = parse_submit_request(request(document=document))
+    s3.delete_object(Bucket="handoff-documents", Key="inbox/gone.txt")
+
+    # when the job is attempted (the check before the write saw the document; the read does not)
+    submitter._check = lambda request: None  # type: ignore[method-assign]
+    result = submitter.submit(parsed)
+
+    # then it is FAILED at once (not retried for minutes), and TEXTKING holds nothing
+    assert result.job.status.value == "FAILED"
+    assert result.job.last_error is not None
+    assert result.job.last_error.code == "document_unavailable"
+    assert textking.projects == {}
 
 
 def test_wrong_bearer_token_is_an_auth_rejection(textking: TextkingFake, context: LambdaContext) -> None:
@@ -204,14 +261,6 @@ def test_wrong_bearer_token_is_an_auth_rejection(textking: TextkingFake, context
 
     assert status == 424
     assert body["job"]["last_error"]["code"] == "http_401"
-
-
-def test_an_unconfigured_quality_is_rejected_before_any_call(textking: TextkingFake, context: LambdaContext) -> None:
-    status, body = submit(context, request(quality="express-gold"))
-
-    assert status == 424
-    assert body["job"]["last_error"]["code"] == "unsupported_quality"
-    assert textking.calls == []
 
 
 # --- callbacks ---------------------------------------------------------------------------------------------

@@ -103,6 +103,11 @@ class VendorClient(Protocol):
         """Load what a submission needs (credentials), so the paced request goes out on time."""
         ...
 
+    def check(self, request: Any) -> list[dict[str, Any]]:
+        """What the vendor would refuse that can be known before calling it, as error details
+        ({field, message, type}); [] when none. Called before the job is written."""
+        ...
+
     def submit(self, request: Any, checkpoint: Checkpoint) -> Acceptance:
         """Create the vendor's job (Transient / Rejected / AlreadySubmitted when it cannot)."""
         ...

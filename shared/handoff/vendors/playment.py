@@ -113,6 +113,10 @@ class PlaymentClient:
     def prepare(self) -> None:
         self._api_key()  # a cold function reads the secret now, not between its rate slot and the send
 
+    def check(self, request: PlaymentSubmitRequest) -> list[dict[str, Any]]:
+        """Nothing beyond the request model: Playment checks attachments only after creating the job."""
+        return []
+
     def submit(self, request: PlaymentSubmitRequest, checkpoint: Checkpoint) -> Acceptance:
         # One idempotent call: Playment refuses a repeated reference_id (FS_0001), so there is
         # nothing to checkpoint.

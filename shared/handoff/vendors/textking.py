@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, quote
 import requests
 
 from handoff.lifecycle import Document, Observation, VendorUpdate
-from handoff.models import Job, JobStatus, TextkingSubmitRequest
+from handoff.models import DocumentUnavailable, Job, JobStatus, TextkingSubmitRequest
 from handoff.settings import TextkingSettings, core_settings, secret_json, textking_callback_url, textking_settings
 from handoff.vendors.base import (
     Acceptance,
@@ -126,11 +126,13 @@ class TextkingClient:
         read_document: Callable[[str], bytes],
         timeouts: Timeouts,
         session: requests.Session | None = None,
+        check_document: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self._credentials = credentials  # the secret: access_token, signing_key, previous_signing_key
         self._callback_url = callback_url
-        self._read_document = read_document
+        self._read_document = read_document  # raises DocumentUnavailable when it never will be readable
+        self._check_document = check_document  # the same, without reading it (HeadObject)
         self.timeouts = timeouts
         self.session = session or requests.Session()
 
@@ -151,11 +153,16 @@ class TextkingClient:
         registered only for trigger states not yet registered; the order is placed only while the
         project is still `prepared`.
         """
-        if request.quality not in self.settings.quality_names:
-            raise Rejected(
-                "unsupported_quality",
-                f"quality {request.quality!r} is not one of {sorted(self.settings.quality_names)}",
-            )
+        problems = self.check(request, look=False)
+        if problems:
+            code = "unsupported_quality" if problems[0]["field"] == "quality" else "document_unavailable"
+            raise Rejected(code, f"{problems[0]['field']}: {problems[0]['message']}", details=problems)
+        document = request.document
+        # The document first: one that cannot be read must not leave a project and job behind.
+        try:
+            content = document.text.encode() if document.text is not None else self._read_document(str(document.s3_uri))
+        except DocumentUnavailable as exc:
+            raise Rejected("document_unavailable", str(exc)) from exc
         refs = checkpoint.refs
         resumed = "job_id" in refs
         project_id = refs.get("project_id") or request.project_id
@@ -169,8 +176,6 @@ class TextkingClient:
         if job_id is None:
             job_id = self.create_job(project_id, request)
             checkpoint.record(job_id=job_id)
-        document = request.document
-        content = document.text.encode() if document.text is not None else self._read_document(str(document.s3_uri))
         self.upload_document(project_id, job_id, document.filename, content, document.content_type)
         self.register_callbacks(project_id, job_id, request.reference_id, skip_existing=resumed)
         order = request.order if request.order is not None else self.settings.ordering_enabled
@@ -180,6 +185,29 @@ class TextkingClient:
             vendor_job_id=job_id,
             vendor_refs={"project_id": project_id, "job_id": job_id, "ordered": "true" if order else "false"},
         )
+
+    def check(self, request: TextkingSubmitRequest, *, look: bool = True) -> list[dict[str, Any]]:
+        """What TEXTKING (or reading the document) would refuse, known before any vendor call:
+        a quality the account does not take, a document outside DocumentSourceBucket, and (with
+        `look`) a document object that is missing or not readable. [] when none."""
+        problems: list[dict[str, Any]] = []
+        if request.quality not in self.settings.quality_names:
+            problems.append(
+                _problem("quality", f"not one of the stack's TextkingQualities {sorted(self.settings.quality_names)}")
+            )
+        uri = request.document.s3_uri
+        if uri is not None:
+            bucket = uri.removeprefix("s3://").partition("/")[0]
+            if not self.settings.document_bucket:
+                problems.append(_problem("document.s3_uri", "no DocumentSourceBucket is configured: send text"))
+            elif bucket != self.settings.document_bucket:
+                problems.append(_problem("document.s3_uri", "must name an object in the stack's DocumentSourceBucket"))
+            elif look and self._check_document is not None:
+                try:
+                    self._check_document(uri)
+                except DocumentUnavailable as exc:
+                    problems.append(_problem("document.s3_uri", str(exc)))
+        return problems
 
     def create_project(self, name: str) -> str:
         response = self._call("POST", "/projects", json={"name": name})
@@ -321,12 +349,16 @@ class TextkingClient:
         raise Transient("ambiguous_response", f"TEXTKING created a {what} without telling its id")
 
 
+def _problem(field: str, message: str) -> dict[str, Any]:
+    return {"field": field, "message": message, "type": "vendor_constraint"}
+
+
 def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
 def build_client() -> TextkingClient:
-    from handoff.archive import read_s3_uri
+    from handoff.archive import check_s3_uri, read_s3_uri
 
     settings = textking_settings()
     core = core_settings()
@@ -336,4 +368,5 @@ def build_client() -> TextkingClient:
         callback_url=textking_callback_url,
         read_document=read_s3_uri,
         timeouts=Timeouts(core.vendor_connect_timeout, core.vendor_read_timeout),
+        check_document=check_s3_uri,
     )

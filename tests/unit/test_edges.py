@@ -1,0 +1,413 @@
+"""Every answer final and truthful at the edges: vendor values DynamoDB cannot hold as maps,
+parsing limits, work bounded per request, content types, strict types and paths, a refused
+reference_id that can be used again, and bulk requests that decide the same way every time."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from typing import Any
+
+import boto3
+import pytest
+from pytest_httpserver import HTTPServer
+
+from functions.get_job import app as get_job_app
+from functions.playment_callback import app as callback_app
+from functions.submit_job import app as submit_app
+from tests.conftest import LambdaContext, archived, load_event, table_items
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+CREATE_PATH = "/v0/projects/proj-1/jobs"
+REF = "order-1042-img-7"
+JOB_ID = "pl-job-1"
+
+
+def accept(job_id: str = JOB_ID, reference_id: str = REF) -> dict[str, Any]:
+    return {"data": {"job_id": job_id, "reference_id": reference_id}, "success": True}
+
+
+def sample_request(**changes: Any) -> dict[str, Any]:
+    return copy.deepcopy(load_event("submit_job/direct_invoke_playment.json")) | changes
+
+
+def api_submit(
+    context: LambdaContext,
+    body: Any = None,
+    *,
+    raw: str | bytes | None = None,
+    content_type: str | None = "application/json",
+) -> tuple[int, dict[str, Any]]:
+    event = load_event("submit_job/api_post_playment_image.json")
+    if isinstance(raw, bytes):  # as API Gateway hands every body over (BinaryMediaTypes */*)
+        event["body"], event["isBase64Encoded"] = base64.b64encode(raw).decode(), True
+    else:
+        event["body"] = raw if raw is not None else json.dumps(body)
+    event["headers"] = {k: v for k, v in event["headers"].items() if k.lower() != "content-type"}
+    event["multiValueHeaders"] = {k: v for k, v in event["multiValueHeaders"].items() if k.lower() != "content-type"}
+    if content_type is not None:
+        event["headers"]["Content-Type"] = content_type
+        event["multiValueHeaders"]["Content-Type"] = [content_type]
+    response = submit_app.lambda_handler(event, context)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def get_job(context: LambdaContext, raw_id: str, path: str | None = None) -> tuple[int, dict[str, Any]]:
+    event = load_event("get_job/api_get.json")
+    event["path"] = path or f"/jobs/{raw_id}"
+    event["pathParameters"] = {"reference_id": raw_id}
+    response = get_job_app.lambda_handler(event, context)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def callback(context: LambdaContext, body: str | bytes, content_type: str = "application/json") -> tuple[int, Any]:
+    event = load_event("playment_callback/api_completed.json")
+    raw = body.encode() if isinstance(body, str) else body
+    event["body"], event["isBase64Encoded"] = base64.b64encode(raw).decode(), True
+    event["headers"]["Content-Type"] = content_type
+    event["multiValueHeaders"]["Content-Type"] = [content_type]
+    response = callback_app.lambda_handler(event, context)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def submitted(playment: HTTPServer, context: LambdaContext, reference_id: str = REF, job_id: str = JOB_ID) -> None:
+    playment.expect_oneshot_request(CREATE_PATH, method="POST").respond_with_json(accept(job_id, reference_id))
+    status, _ = api_submit(context, sample_request(reference_id=reference_id))
+    assert status == 201
+
+
+def assert_error(status: int, body: Any, expected_status: int, code: str) -> None:
+    assert status == expected_status, body
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str)
+    assert isinstance(body["error"]["details"], list)
+
+
+def nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+# --- 1. vendor-owned data is opaque: no value of theirs breaks an item ----------------------------
+
+ODD_RESULTS = {
+    "nan": '{"score": NaN}',
+    "infinity": '{"score": Infinity, "low": -Infinity}',
+    "beyond a double": '{"score": 1e400}',
+    "beyond DynamoDB's 38 digits": '{"count": 123456789012345678901234567890123456789012345}',
+    "an empty attribute name": '{"": "empty key", "boxes": [{"": 1}]}',
+    "deeper than DynamoDB's 32 levels": json.dumps(nested(40)),
+}
+
+
+@pytest.mark.parametrize("result", list(ODD_RESULTS.values()), ids=list(ODD_RESULTS))
+def test_a_callback_result_dynamodb_could_not_hold_as_a_map_completes_the_job(
+    result: str, playment: HTTPServer, context: LambdaContext
+) -> None:
+    # given a submitted job
+    submitted(playment, context)
+
+    # when Playment calls back COMPLETED with a result holding such a value
+    head = json.dumps({"reference_id": REF, "job_id": JOB_ID, "status": "COMPLETED"})[:-1]
+    body = '{"annotations": [' + head + ', "result": ' + result + "}]}"
+    status, counts = callback(context, body)
+
+    # then it is applied at once (never a 503 that no resend can fix), and the job reads back
+    assert (status, counts["applied"]) == (200, 1)
+    status, job = get_job(context, REF)
+    assert status == 200
+    assert job["status"] == "COMPLETED"
+    assert job["result"] is not None or job["result_ref"] is not None
+    if job["result_ref"]:  # what strict JSON cannot carry is kept in S3, as the vendor wrote it
+        key = job["result_ref"].removeprefix("s3://handoff-results/")
+        assert json.loads(archived(key)[key]) == json.loads(result)
+    else:
+        assert job["result"] == json.loads(result)
+
+
+def test_a_failed_callback_with_thousands_of_failures_keeps_them_in_s3(
+    playment: HTTPServer, context: LambdaContext
+) -> None:
+    # given a submitted job
+    submitted(playment, context)
+    failures = [{"url": f"https://images.example.com/{i}.jpg", "reason": "404 Not Found"} for i in range(5000)]
+
+    # when Playment calls back FAILED listing every failed attachment
+    annotation = {
+        "reference_id": REF,
+        "job_id": JOB_ID,
+        "status": "FAILED",
+        "error": {"code": "FS_0003", "message": "attachments unreachable", "meta_data": {"failures": failures}},
+    }
+    status, _ = callback(context, json.dumps({"annotations": [annotation]}))
+
+    # then the job is FAILED with the code and message inline and the failures behind a pointer
+    assert status == 200
+    _, job = get_job(context, REF)
+    assert job["status"] == "FAILED"
+    assert job["last_error"]["code"] == "FS_0003"
+    (pointer,) = job["last_error"]["details"]
+    assert pointer["count"] == 5000
+    key = pointer["details_ref"].removeprefix("s3://handoff-results/")
+    assert len(json.loads(archived(key)[key])["details"]) == 5000
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"count": 123456789012345678901234567890123456789012345},
+        {"": "empty key"},
+        nested(40),
+    ],
+    ids=["40 digits", "empty key", "40 levels"],
+)
+def test_pass_through_metadata_dynamodb_could_not_hold_as_a_map_is_accepted(
+    metadata: Any, playment: HTTPServer, context: LambdaContext
+) -> None:
+    # given Playment accepts jobs
+    playment.expect_request(CREATE_PATH, method="POST").respond_with_json(accept())
+
+    # when a caller passes such metadata through
+    status, body = api_submit(context, sample_request(data={"image_url": "https://x.example/1.jpg", "m": metadata}))
+
+    # then the job is submitted, stored and reads back exactly as sent
+    assert status == 201, body
+    _, job = get_job(context, REF)
+    assert job["request"]["data"]["m"] == metadata
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_request_with_a_number_json_cannot_carry_is_400_and_writes_nothing(
+    number: str, playment: HTTPServer, context: LambdaContext
+) -> None:
+    raw = json.dumps(sample_request()).replace('"priority_weight": 5', f'"x": {number}, "priority_weight": 5')
+    raw = raw.replace('"camera": "front"', f'"camera": {number}')
+
+    status, body = api_submit(context, raw=raw)
+
+    assert_error(status, body, 400, "malformed_json")
+    assert table_items() == []
+
+
+# --- 2. parsing limits -----------------------------------------------------------------------------
+
+
+def test_a_body_nested_thousands_deep_is_400_everywhere_and_nothing_is_written(
+    playment: HTTPServer, context: LambdaContext
+) -> None:
+    submitted(playment, context)
+    deep = "[" * 5000 + "]" * 5000
+    before = archived()
+
+    assert_error(*api_submit(context, raw=deep), 400, "malformed_json")
+    assert_error(*api_submit(context, raw=json.dumps({"jobs": [nested(100)]})), 400, "malformed_json")
+    status, body = callback(context, '{"annotations": ' + deep + "}")
+    assert_error(status, body, 400, "malformed_json")
+
+    assert archived() == before
+    assert [j["reference_id"] for j in table_items()] == [REF]
+
+
+def test_a_body_that_is_not_utf8_is_400_and_never_archived(playment: HTTPServer, context: LambdaContext) -> None:
+    # given a submitted job
+    submitted(playment, context)
+    before = archived()
+    annotation = {"reference_id": REF, "job_id": JOB_ID, "status": "PENDING", "note": "caf\xe9"}
+    latin1_bytes = json.dumps({"annotations": [annotation]}, ensure_ascii=False).encode("latin-1")
+
+    # when a callback and a submission arrive in bytes that are not UTF-8
+    status, body = callback(context, latin1_bytes)
+    assert_error(status, body, 400, "invalid_encoding")
+    request = sample_request(data={"image_url": "https://x.example/1.jpg", "note": "caf\xe9"})
+    status, body = api_submit(context, raw=json.dumps(request, ensure_ascii=False).encode("latin-1"))
+    assert_error(status, body, 400, "invalid_encoding")
+
+    # then nothing is archived altered, and the job is untouched
+    assert archived() == before
+    assert get_job(context, REF)[1]["status"] == "SUBMITTED"
+
+
+def test_a_utf8_body_is_archived_byte_for_byte(playment: HTTPServer, context: LambdaContext) -> None:
+    submitted(playment, context)
+    annotation = {"reference_id": REF, "job_id": JOB_ID, "status": "PENDING", "note": "caf\u00e9 \ufffd"}
+    raw = json.dumps({"annotations": [annotation]}, ensure_ascii=False)
+
+    status, _ = callback(context, raw.encode())
+
+    assert status == 200
+    (stored,) = archived("raw/").values()
+    assert stored == raw.encode()
+
+
+# --- 3. work bounded per request --------------------------------------------------------------------
+
+
+def test_a_callback_at_the_documented_maximum_is_applied_whole(playment: HTTPServer, context: LambdaContext) -> None:
+    # given one submitted job
+    submitted(playment, context)
+    limit = callback_app.MAX_ANNOTATIONS
+    # when a callback carries the maximum number of annotations (one real, the rest unknown jobs)
+    annotations = [{"reference_id": REF, "job_id": JOB_ID, "status": "COMPLETED", "result": {"ok": 1}}] + [
+        {"reference_id": f"other-{i}", "job_id": f"j-{i}", "status": "PENDING"} for i in range(limit - 1)
+    ]
+    status, counts = callback(context, json.dumps({"annotations": annotations}))
+
+    # then the answer covers every annotation
+    assert status == 200
+    assert counts == {"applied": 1, "duplicate": 0, "unknown": limit - 1, "invalid": 0}
+    assert get_job(context, REF)[1]["status"] == "COMPLETED"
+
+
+def test_a_callback_over_the_maximum_is_413_and_writes_nothing(playment: HTTPServer, context: LambdaContext) -> None:
+    submitted(playment, context)
+    before = archived()
+    annotations = [{"reference_id": REF, "job_id": JOB_ID, "status": "PENDING"}] * (callback_app.MAX_ANNOTATIONS + 1)
+
+    status, body = callback(context, json.dumps({"annotations": annotations}))
+
+    assert_error(status, body, 413, "too_many_annotations")
+    assert archived() == before
+    assert get_job(context, REF)[1]["status"] == "SUBMITTED"
+
+
+# --- 4. content types ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "multipart/form-data; boundary=x", "application/xml", "application/json; charset=latin-1"],
+)
+def test_post_jobs_in_another_media_type_is_415(content_type: str, context: LambdaContext) -> None:
+    status, body = api_submit(context, sample_request(), content_type=content_type)
+
+    assert_error(status, body, 415, "unsupported_media_type")
+    assert table_items() == []
+
+
+def test_post_jobs_without_content_type_is_taken_as_json(playment: HTTPServer, context: LambdaContext) -> None:
+    playment.expect_request(CREATE_PATH, method="POST").respond_with_json(accept())
+
+    status, _ = api_submit(context, sample_request(), content_type=None)
+
+    assert status == 201
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+def test_a_playment_callback_in_another_media_type_is_415(content_type: str, context: LambdaContext) -> None:
+    status, body = callback(context, '{"annotations": []}', content_type)
+
+    assert_error(status, body, 415, "unsupported_media_type")
+    assert archived() == {}
+
+
+# --- 6. a refused request does not burn its reference_id ----------------------------------------------
+
+
+def test_a_corrected_request_replaces_a_job_the_vendor_refused(playment: HTTPServer, context: LambdaContext) -> None:
+    # given Playment refused the first request (a bad attachment), so the job is FAILED unaccepted
+    playment.expect_oneshot_request(CREATE_PATH, method="POST").respond_with_json(
+        {"error": {"code": "FS_0003", "message": "Invalid data passed"}, "success": False}, status=400
+    )
+    status, _ = api_submit(context, sample_request())
+    assert status == 424
+
+    # when the caller sends the same request again, it is the FAILED job (nothing new)
+    status, body = api_submit(context, sample_request())
+    assert (status, body["status"]) == (200, "FAILED")
+
+    # and when it sends a corrected request under the same reference_id
+    playment.expect_oneshot_request(CREATE_PATH, method="POST").respond_with_json(accept())
+    corrected = sample_request(data={"image_url": "https://images.example.com/orders/1042/7-fixed.jpg"})
+    status, body = api_submit(context, corrected)
+
+    # then the corrected job takes its place and is submitted, with the whole history kept
+    assert status == 201
+    (job,) = table_items()
+    assert job["status"] == "SUBMITTED"
+    assert job["request"]["data"]["image_url"].endswith("7-fixed.jpg")
+    assert [h["status"] for h in job["history"]] == ["QUEUED", "FAILED", "QUEUED", "SUBMITTED"]
+
+
+def test_a_job_the_vendor_accepted_is_never_replaced(playment: HTTPServer, context: LambdaContext) -> None:
+    submitted(playment, context)
+
+    status, body = api_submit(context, sample_request(priority_weight=7))
+
+    assert_error(status, body, 409, "conflict")
+
+
+# --- 7. bulk determinism --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_the_first_of_two_bulk_entries_with_one_reference_id_always_wins(round_: int, context: LambdaContext) -> None:
+    first = sample_request(reference_id=f"dup-{round_}")
+    same = copy.deepcopy(first)
+    other = sample_request(reference_id=f"dup-{round_}", priority_weight=2)
+
+    status, body = api_submit(context, {"jobs": [first, same, other]})
+
+    assert status == 202
+    assert [row["outcome"] for row in body["jobs"]] == ["queued", "replayed", "conflict"]
+    (job,) = table_items()
+    assert job["request"]["priority_weight"] == 5
+
+
+# --- 8. strict types and paths ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("priority_weight", True), ("priority_weight", "5"), ("priority_weight", 5.5)],
+)
+def test_a_json_boolean_or_string_is_not_a_number(field: str, value: Any, context: LambdaContext) -> None:
+    status, body = api_submit(context, sample_request(**{field: value}))
+
+    assert_error(status, body, 422, "invalid_request")
+    assert body["error"]["details"][0]["field"] == field
+    assert table_items() == []
+
+
+@pytest.mark.parametrize("suffix", ["\n", "%0A", "\x00", "%7F", "\r"])
+def test_an_id_with_a_control_character_never_matches_a_job(
+    suffix: str, playment: HTTPServer, context: LambdaContext
+) -> None:
+    submitted(playment, context)
+
+    status, body = get_job(context, REF + suffix)
+
+    assert status == 422, body
+    assert body["error"]["details"][0]["field"] == "reference_id"
+
+
+def test_a_path_with_a_control_character_is_not_routed(context: LambdaContext) -> None:
+    event = load_event("submit_job/api_post_playment_image.json")
+    event["path"] = "/jobs\n"
+
+    response = submit_app.lambda_handler(event, context)
+
+    assert response["statusCode"] == 404
+    assert table_items() == []
+
+
+def test_http_image_urls_are_refused_as_the_readme_says(context: LambdaContext) -> None:
+    status, body = api_submit(context, sample_request(data={"image_url": "http://images.example.com/1.jpg"}))
+
+    assert_error(status, body, 422, "invalid_request")
+
+
+def test_the_jobs_table_holds_vendor_data_as_json_text(playment: HTTPServer, context: LambdaContext) -> None:
+    # given a submitted job that Playment then completes with a result
+    submitted(playment, context)
+    body = {"annotations": [{"reference_id": REF, "job_id": JOB_ID, "status": "COMPLETED", "result": {"a": [1]}}]}
+    assert callback(context, json.dumps(body))[0] == 200
+
+    # then the item holds the request and the result as strings of JSON, never as maps
+    item = boto3.client("dynamodb").get_item(TableName="handoff-jobs", Key={"reference_id": {"S": REF}})["Item"]
+    assert set(item["request"]) == {"S"}
+    assert set(item["result"]) == {"S"}
+    assert json.loads(item["result"]["S"]) == {"a": [1]}
