@@ -2,6 +2,8 @@
 
 - bulk submission: 500 jobs to the Playment sandbox limited to 50 requests/s: elapsed (POST to the
   sandbox holding all 500) against the 10 s floor, and the sandbox's 429 answers;
+- the largest callback: one Playment callback with the documented maximum of annotations (1,000),
+  each completing a seeded job: its answer time beside PlaymentCallback's timeout;
 - callback throughput: Playment callbacks/s through the local API from 8 concurrent senders,
   beside a bare conditional UpdateItem loop from 8 threads against the same moto server (the floor);
   once as `make local` runs (every event also copied into a local queue, which a subscriber drains)
@@ -154,9 +156,39 @@ def callback_lines() -> list[str]:
     return lines
 
 
+def largest_callback() -> str:
+    """One Playment callback at the documented maximum of annotations, each completing a seeded job."""
+    from functions.playment_callback.app import MAX_ANNOTATIONS
+
+    stack = StackProcess("--log-level", "WARNING", "--no-vendor-callbacks", "--reconcile-after", "3600")
+    try:
+        urls = stack.urls
+        ids = seed.submitted_playment_jobs(urls["jobs_table"], aws(urls, "dynamodb"), "big", MAX_ANNOTATIONS)
+        secret = aws(urls, "secretsmanager").get_secret_value(SecretId=urls["playment_secret"])["SecretString"]
+        headers = {"Content-Type": "application/json", "x-playment-key": json.loads(secret)["callback_key"]}
+        annotations = [
+            {"reference_id": ref, "job_id": job_id, "status": "COMPLETED", "result": {"boxes": [[1, 2, 3, 4]]}}
+            for ref, job_id in ids.items()
+        ]
+        started = time.monotonic()
+        answer = requests.post(
+            f"{urls['api']}/callbacks/playment", json={"annotations": annotations}, headers=headers, timeout=60
+        )
+        took = time.monotonic() - started
+        counts = answer.json() if answer.status_code == 200 else {}
+    finally:
+        stack.stop()
+    timeout = 15  # PlaymentCallbackFunction's Timeout in template.yaml
+    return (
+        f"  largest callback: {MAX_ANNOTATIONS} annotations answered {answer.status_code} in {took:.1f} s "
+        f"(the function's timeout: {timeout} s; ratio {took / timeout:.2f}); applied {counts.get('applied', 0)}"
+    )
+
+
 def main() -> None:
     print("Local stack in its own process, driven from outside (2 cores shared)")
     print(bulk_at_limit(), flush=True)
+    print(largest_callback(), flush=True)
     for line in callback_lines():
         print(line, flush=True)
 

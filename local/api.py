@@ -91,6 +91,19 @@ def routes_from_template(template_path: Path = ROOT / "template.yaml") -> tuple[
     return stage, binary, routes
 
 
+def gateway_responses_from_template(template_path: Path = ROOT / "template.yaml") -> dict[str, str]:
+    """The API's GatewayResponses: response type -> its application/json template."""
+    from samcli.yamlhelper import yaml_parse
+
+    sam = yaml_parse(template_path.read_text())
+    api = next(r for r in sam["Resources"].values() if r["Type"] == "AWS::Serverless::Api")["Properties"]
+    return {
+        kind: str(spec["ResponseTemplates"]["application/json"])
+        for kind, spec in api.get("GatewayResponses", {}).items()
+        if "application/json" in spec.get("ResponseTemplates", {})
+    }
+
+
 class LocalApi:
     def __init__(
         self,
@@ -98,8 +111,11 @@ class LocalApi:
         binary_media_types: list[str],
         routes: list[Route],
         functions: Mapping[str, Callable[[dict[str, Any], Any], Any]] | None = None,
+        gateway_responses: Mapping[str, str] | None = None,
     ) -> None:
         self.stage = stage
+        # What API Gateway answers itself, as the template shapes it (GatewayResponses).
+        self.gateway_responses = dict(gateway_responses or {})
         # logical id -> how to invoke it (local.runtime.FunctionRuntime); default: import and call here
         self.functions = functions or {}
         self.binary_media_types = binary_media_types
@@ -118,7 +134,7 @@ class LocalApi:
             if params is None:
                 continue
             if route.iam and not request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 "):
-                return self._gateway_error(403, "Missing Authentication Token")
+                return self._gateway_error(403, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
             event = self.event(request, route, path or "", params)
             handler = self.functions.get(route.function) or getattr(
                 importlib.import_module(route.module), route.handler
@@ -126,10 +142,11 @@ class LocalApi:
             try:
                 result = handler(event, LocalContext(route.function, route.timeout))
             except Exception:  # what API Gateway answers when the function fails
-                return self._gateway_error(502, "Internal server error")
+                return self._gateway_error(502, "DEFAULT_5XX", "Internal server error")
             self.served.append((request.method, route.path, int(result.get("statusCode", 200))))
             return self._response(result)
-        return self._gateway_error(403, "Missing Authentication Token")  # what API Gateway says to an unknown route
+        # what API Gateway says to an unknown route or method
+        return self._gateway_error(403, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
 
     def event(self, request: Request, route: Route, path: str, params: dict[str, str]) -> dict[str, Any]:
         raw = request.get_data()
@@ -197,6 +214,11 @@ class LocalApi:
             response.headers.setlist(name, [str(v) for v in values])
         return response
 
-    @staticmethod
-    def _gateway_error(status: int, message: str) -> Response:
-        return Response(json.dumps({"message": message}), status=status, content_type="application/json")
+    def _gateway_error(self, status: int, kind: str, message: str) -> Response:
+        default = "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"
+        template = self.gateway_responses.get(kind) or self.gateway_responses.get(default)
+        if template is None:
+            body = json.dumps({"message": message})
+        else:  # $context.error.messageString is the message already quoted as a JSON string
+            body = template.replace("$context.error.messageString", json.dumps(message))
+        return Response(body, status=status, content_type="application/json")

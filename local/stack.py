@@ -38,7 +38,7 @@ for entry in (str(ROOT / "shared"), str(ROOT)):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
-from local.api import LocalApi, routes_from_template  # noqa: E402
+from local.api import LocalApi, gateway_responses_from_template, routes_from_template  # noqa: E402
 from local.aws import LocalAws, free_port  # noqa: E402
 from local.runtime import FunctionRuntime  # noqa: E402
 from local.sandboxes.playment import PlaymentSandbox  # noqa: E402
@@ -154,7 +154,7 @@ class LocalStack:
 
         # Every function runs in processes of its own, as Lambda runs it (local/runtime.py).
         self.functions = self._functions(environment)
-        self.api = LocalApi(stage, binary_media_types, routes, self.functions)
+        self.api = LocalApi(stage, binary_media_types, routes, self.functions, gateway_responses_from_template())
         self.api_server = BackgroundServer(self.api, port=api_port).start()
 
         self.events_queue = self._capture_events(environment["EVENT_BUS_NAME"]) if self.capture_events else ""

@@ -184,6 +184,10 @@ def generate() -> dict[str, Any]:
         }
         if path.startswith("/jobs"):
             operation["security"] = [{"sigv4": []}]
+            operation["responses"]["403"] = {
+                "description": "API Gateway: no or a bad SigV4 signature, or no execute-api:Invoke permission",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+            }
     document["paths"]["/jobs"]["post"]["responses"]["202"]["content"]["application/json"]["schema"] = {
         "oneOf": [{"$ref": "#/components/schemas/Job"}, {"$ref": "#/components/schemas/BulkAnswer"}]
     }

@@ -78,7 +78,14 @@ class SensorFrame(_PassThrough):
 
 
 class SensorData(_PassThrough):
-    sensor_meta: list[SensorMeta] = Field(min_length=1)
+    sensor_meta: list[SensorMeta] = Field(
+        min_length=1,
+        json_schema_extra={  # exactly one primary_view, as the validator below checks
+            "contains": {"properties": {"primary_view": {"const": True}}, "required": ["primary_view"]},
+            "minContains": 1,
+            "maxContains": 1,
+        },
+    )
     frames: list[SensorFrame] = Field(min_length=1, max_length=10_000)
 
     @model_validator(mode="after")
@@ -98,9 +105,19 @@ class SensorData(_PassThrough):
 class PlaymentData(_PassThrough):
     """Exactly one of image_url (one URL or a list), video_data or sensor_data."""
 
-    image_url: AttachmentUrl | Annotated[list[AttachmentUrl], Field(min_length=1, max_length=1000)] | None = None
-    video_data: VideoData | None = None
-    sensor_data: SensorData | None = None
+    # The schema says "exactly one" too (null is not offered there: the API takes it as absent).
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "oneOf": [{"required": ["image_url"]}, {"required": ["video_data"]}, {"required": ["sensor_data"]}]
+        },
+    )
+
+    image_url: (
+        AttachmentUrl | Annotated[list[AttachmentUrl], Field(min_length=1, max_length=1000)] | SkipJsonSchema[None]
+    ) = None
+    video_data: VideoData | SkipJsonSchema[None] = None
+    sensor_data: SensorData | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _one_shape(self) -> PlaymentData:

@@ -118,7 +118,10 @@ def wait_for_events(stack: Stack, jobs: dict[str, dict[str, Any]], timeout: floa
 
 def test_the_api_refuses_what_api_gateway_and_the_functions_refuse(stack: Stack) -> None:
     unsigned = stack.call("POST", "/jobs", playment_job(99), sign=False)
-    assert (unsigned.status_code, unsigned.json()) == (403, {"message": "Missing Authentication Token"})
+    assert unsigned.status_code == 403
+    assert unsigned.json() == {
+        "error": {"code": "missing_authentication_token", "message": "Missing Authentication Token", "details": []}
+    }
     assert stack.call("GET", "/no/such/route").status_code == 403
     invalid = stack.call("POST", "/jobs", {"vendor": "playment", "reference_id": "x"})
     assert invalid.status_code == 422

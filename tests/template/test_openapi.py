@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ops import openapi
@@ -46,3 +47,13 @@ def test_every_reference_resolves() -> None:
 
     missing = {r for r in refs(document) if r.removeprefix("#/components/schemas/") not in schemas}
     assert not missing
+
+
+def test_the_document_is_valid_openapi_with_its_server_variables_declared() -> None:
+    from openapi_spec_validator import validate
+
+    document = committed()
+    validate(document)  # a standard validator (OpenAPI 3.1 schema)
+    for server in document["servers"]:
+        used = set(re.findall(r"\{([^}]+)\}", server["url"]))
+        assert used <= set(server.get("variables", {})), f"undeclared server variables in {server['url']}"
