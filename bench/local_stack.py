@@ -2,7 +2,7 @@
 
 - bulk submission: 500 jobs to the Playment sandbox limited to 50 requests/s: elapsed (POST to the
   sandbox holding all 500) against the 10 s floor, and the sandbox's 429 answers;
-- the largest callback: one Playment callback with the documented maximum of annotations (1,000),
+- the largest callback: one Playment callback with the documented maximum of annotations (500),
   each completing a seeded job: its answer time beside PlaymentCallback's timeout;
 - callback throughput: Playment callbacks/s through the local API from 8 concurrent senders,
   beside a bare conditional UpdateItem loop from 8 threads against the same moto server (the floor);

@@ -60,7 +60,7 @@ class CallbackCounts(BaseModel):
 class PlaymentCallbackBody(BaseModel):
     annotations: list[dict[str, Any]] = Field(
         min_length=1,
-        max_length=1000,
+        max_length=500,  # functions/playment_callback/app.py MAX_ANNOTATIONS (a template test keeps them equal)
         description="{reference_id, job_id | flu_id, status (PENDING|COMPLETED|FAILED, any case), tag, result | error}",
     )
 
@@ -109,7 +109,7 @@ def _answers(job: str) -> dict[tuple[str, str], dict[str, tuple[str, str]]]:
             "200": ("counts of annotations applied, duplicate, unknown, invalid", "CallbackCounts"),
             "400": ("not UTF-8, not JSON, nested deeper than 64 levels, or no annotations", error),
             "401": ("missing or wrong x-playment-key", error),
-            "413": ("over 5 MiB, or more than 1,000 annotations", error),
+            "413": ("over 5 MiB, or more than 500 annotations", error),
             "415": ("not application/json (UTF-8)", error),
             "503": ("archived, but not every annotation could be stored: send again", error),
         },

@@ -57,3 +57,10 @@ def test_the_document_is_valid_openapi_with_its_server_variables_declared() -> N
     for server in document["servers"]:
         used = set(re.findall(r"\{([^}]+)\}", server["url"]))
         assert used <= set(server.get("variables", {})), f"undeclared server variables in {server['url']}"
+
+
+def test_the_documented_maximum_of_annotations_is_the_functions() -> None:
+    from functions.playment_callback.app import MAX_ANNOTATIONS
+
+    schema = committed()["components"]["schemas"]["PlaymentCallbackBody"]["properties"]["annotations"]
+    assert schema["maxItems"] == MAX_ANNOTATIONS
