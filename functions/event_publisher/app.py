@@ -1,9 +1,13 @@
 """EventPublisher (JobsTable stream, ReportBatchItemFailures): one `Job Status Changed` event per
 status change on the bus; a batch whose events could not all be published is retried from the
-first record not published. See handoff.events."""
+first record not published; a record that is not a readable job is set aside in the events
+dead-letter queue (EVENTS_DLQ_URL) and the rest is published. See handoff.events."""
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -16,6 +20,7 @@ from handoff.observability import logger, metrics, tracer
 from handoff.settings import ConfigurationError, core_settings
 
 events = boto3.client("events")
+sqs = boto3.client("sqs")
 
 
 @lru_cache(maxsize=1)
@@ -23,7 +28,15 @@ def publisher() -> EventPublisher:
     bus = core_settings().event_bus_name
     if not bus:
         raise ConfigurationError("EVENT_BUS_NAME is not set")
-    return EventPublisher(events, bus)
+    dead_letters = os.environ.get("EVENTS_DLQ_URL", "")
+
+    def quarantine(record: Mapping[str, Any], reason: str) -> None:
+        if not dead_letters:
+            raise ConfigurationError("EVENTS_DLQ_URL is not set")
+        body = {"reason": reason, "record": record}
+        sqs.send_message(QueueUrl=dead_letters, MessageBody=json.dumps(body, default=str)[:1_000_000])
+
+    return EventPublisher(events, bus, quarantine=quarantine)
 
 
 @logger.inject_lambda_context(clear_state=True)

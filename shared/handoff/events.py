@@ -9,6 +9,11 @@ PutEvents takes ten entries a call and may refuse some of them (FailedEntryCount
 entries are sent again, and those still refused make the batch stop there: the stream is
 retried from the first record not published, so nothing is lost (events downstream are
 at-least-once; `version` tells a repeat).
+
+A record that cannot be read as a job (an unknown status, an item edited by hand) never blocks
+the stream: it is logged with its reference_id, counted (StreamRecordUnreadable) and handed to
+`quarantine` (the events dead-letter queue), and the rest of the batch is published. Only when
+the quarantine itself fails is it reported for retry, so it is never dropped.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from handoff.models import EVENT_SOURCE, STATUS_CHANGED, JobStatus, JobStatusChanged
-from handoff.observability import logger
+from handoff.observability import count, logger
 
 PUT_EVENTS_LIMIT = 10
 SEND_ROUNDS = 3  # attempts for entries PutEvents refused, within one invocation
@@ -56,6 +61,20 @@ def _plain(image: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: _deserializer.deserialize(image[k]) for k in wanted if image and k in image}
 
 
+def _sequence(record: Mapping[str, Any]) -> str:
+    return str(record.get("dynamodb", {}).get("SequenceNumber", ""))
+
+
+def _sequence_key(sequence: str) -> int:
+    return int(sequence) if sequence.isdigit() else 0
+
+
+def _reference_id(record: Mapping[str, Any]) -> str | None:
+    keys = record.get("dynamodb", {}).get("Keys", {})
+    value = keys.get("reference_id", {}) if isinstance(keys, Mapping) else {}
+    return str(value.get("S"))[:256] if isinstance(value, Mapping) and "S" in value else None
+
+
 @dataclass(frozen=True)
 class Pending:
     record_id: str  # the stream record's sequence number
@@ -63,19 +82,36 @@ class Pending:
 
 
 class EventPublisher:
-    def __init__(self, client: Any, bus_name: str, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        client: Any,
+        bus_name: str,
+        sleep: Callable[[float], None] = time.sleep,
+        quarantine: Callable[[Mapping[str, Any], str], None] | None = None,
+    ) -> None:
         self.client = client
         self.bus_name = bus_name
         self.sleep = sleep
+        self.quarantine = quarantine  # (record, reason) -> kept for people (the events DLQ)
 
     def publish(self, records: Iterable[Mapping[str, Any]]) -> list[str]:
         """Publish one event per status change, in stream order. Returns the sequence numbers
         of the records to retry (empty when everything was published)."""
         pending: list[Pending] = []
+        unquarantined: list[str] = []
         for record in records:
-            change = status_change(record)
+            try:
+                change = status_change(record)
+            except Exception as exc:  # one unreadable record must not hold back the others
+                if not self._isolate(record, f"{type(exc).__name__}: {str(exc)[:200]}"):
+                    unquarantined.append(_sequence(record))
+                continue
             if change is not None:
-                pending.append(Pending(str(record["dynamodb"]["SequenceNumber"]), self._entry(change)))
+                pending.append(Pending(_sequence(record), self._entry(change)))
+        if unquarantined:
+            # Kept in the stream until it can be set aside: from the first of them, all comes again.
+            held_from = _sequence_key(min(unquarantined, key=_sequence_key))
+            pending = [p for p in pending if _sequence_key(p.record_id) < held_from]
         for start in range(0, len(pending), PUT_EVENTS_LIMIT):
             chunk = pending[start : start + PUT_EVENTS_LIMIT]
             refused = self._send(chunk)
@@ -86,8 +122,22 @@ class EventPublisher:
                     "events not published; the stream will retry them",
                     extra={"reference_ids": [json.loads(p.entry["Detail"])["reference_id"] for p in refused][:10]},
                 )
-                return [p.record_id for p in pending[first:]]
-        return []
+                return [p.record_id for p in pending[first:]] + unquarantined
+        return unquarantined
+
+    def _isolate(self, record: Mapping[str, Any], reason: str) -> bool:
+        """Set an unreadable record aside; False when it could not be (then it is retried)."""
+        log = {"reference_id": _reference_id(record), "sequence_number": _sequence(record), "reason": reason}
+        logger.error("stream record is not a readable job; set aside in the events dead-letter queue", extra=log)
+        count("StreamRecordUnreadable", "unknown")
+        if self.quarantine is None:
+            return False
+        try:
+            self.quarantine(record, reason)
+        except Exception:
+            logger.exception("could not set the stream record aside; the stream will retry it", extra=log)
+            return False
+        return True
 
     def _send(self, chunk: list[Pending]) -> list[Pending]:
         for round_ in range(SEND_ROUNDS):

@@ -189,3 +189,57 @@ def test_a_function_stopped_after_its_write_loses_no_event(
     # then the change is in the table, and its event still reaches the bus through the stream
     publish(stream_records(), context)
     assert [e["detail"]["status"] for e in captured(bus)] == ["QUEUED", "SUBMITTED", "COMPLETED"]
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda image: image.update(status={"S": "ARCHIVED_BY_HAND"}),  # a status no job has
+        lambda image: image.update(version={"S": "not-a-number"}),  # an item edited by hand
+        lambda image: image.pop("reference_id"),
+    ],
+    ids=["unknown-status", "edited-version", "no-reference-id"],
+)
+def test_an_unreadable_record_is_set_aside_and_the_rest_of_its_batch_published(
+    spoil: Any, bus: str, context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the sample batch (two status changes) with an unreadable record between them
+    sqs = boto3.client("sqs")
+    dead_letters = sqs.create_queue(QueueName="handoff-events-dlq")["QueueUrl"]
+    monkeypatch.setenv("EVENTS_DLQ_URL", dead_letters)
+    publisher_app.publisher.cache_clear()
+    records = load_event("event_publisher/stream_batch.json")["Records"]
+    poison = json.loads(json.dumps(records[-1]))
+    poison["dynamodb"]["SequenceNumber"] = str(int(records[-1]["dynamodb"]["SequenceNumber"]) - 1)
+    spoil(poison["dynamodb"]["NewImage"])
+    batch = [*records[:-1], poison, records[-1]]
+
+    # when the publisher gets it
+    answer = publish(batch, context)
+
+    # then nothing is retried, both real changes are on the bus, and the record is in the events DLQ
+    assert answer == {"batchItemFailures": []}
+    assert len(captured(bus)) == 2
+    (message,) = sqs.receive_message(QueueUrl=dead_letters, MaxNumberOfMessages=10)["Messages"]
+    kept = json.loads(message["Body"])
+    assert kept["record"]["dynamodb"]["SequenceNumber"] == poison["dynamodb"]["SequenceNumber"]
+    assert kept["reason"]
+
+
+def test_an_unreadable_record_that_cannot_be_set_aside_is_retried_not_dropped(
+    bus: str, context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given no dead-letter queue to set it aside in
+    monkeypatch.delenv("EVENTS_DLQ_URL", raising=False)
+    publisher_app.publisher.cache_clear()
+    records = load_event("event_publisher/stream_batch.json")["Records"]
+    poison = json.loads(json.dumps(records[-1]))
+    poison["dynamodb"]["SequenceNumber"] = str(int(records[-1]["dynamodb"]["SequenceNumber"]) + 1)
+    poison["dynamodb"]["NewImage"]["status"] = {"S": "ARCHIVED_BY_HAND"}
+
+    # when the publisher gets it after the readable records
+    answer = publish([*records, poison], context)
+
+    # then the readable records are published and the unreadable one is reported for retry
+    assert answer == {"batchItemFailures": [{"itemIdentifier": poison["dynamodb"]["SequenceNumber"]}]}
+    assert len(captured(bus)) == 2

@@ -282,15 +282,13 @@ def callback(
     key: str = TEXTKING_SIGNING_KEY,
     job_id: str | None = None,
     base64_body: bool = True,
+    separator: str = "&",
+    around: str = "",
 ) -> tuple[int, dict[str, Any]]:
     fake_job = fake.only_job()
-    form = urlencode(
-        {
-            "project_id": fake_job.project_id,
-            "job_id": job_id or fake_job.id,
-            "extra_data": make_token(key, REF, trigger),
-        }
-    )
+    fields = {"project_id": fake_job.project_id, "job_id": job_id or fake_job.id}
+    fields["extra_data"] = make_token(key, REF, trigger)
+    form = around + separator.join(urlencode({k: v}) for k, v in fields.items()) + around
     event = load_event("textking_callback/api_form_base64.json")
     event["body"] = base64.b64encode(form.encode()).decode() if base64_body else form
     event["isBase64Encoded"] = base64_body
@@ -344,6 +342,23 @@ def test_revision_completion_cancel_and_duplicates_follow_the_status_machine(
         assert (answer_status, answer, job()["status"]) == (status, {verdict: 1}, ours), (real_state, trigger)
     statuses = [h["status"] for h in job()["history"]]
     assert statuses == ["QUEUED", "SUBMITTED", "IN_PROGRESS", "DELIVERED", "IN_PROGRESS", "DELIVERED", "COMPLETED"]
+
+
+@pytest.mark.parametrize(
+    ("separator", "around"), [("&", "&"), ("&&", ""), ("&", "&&&")], ids=["leading-trailing", "doubled", "many"]
+)
+def test_empty_sequences_in_the_form_are_skipped_as_the_standard_says(
+    running: TextkingFake, context: LambdaContext, separator: str, around: str
+) -> None:
+    # given the job delivered at TEXTKING, and a callback form with empty sequences ("&&", a trailing "&")
+    running.set_state(running.only_job().id, "translation-delivered")
+
+    # when TEXTKING posts it
+    status, body = callback(context, running, "translation-delivered", separator=separator, around=around)
+
+    # then it is a valid form: applied, not dropped as malformed
+    assert (status, body) == (200, {"applied": 1})
+    assert job()["status"] == "DELIVERED"
 
 
 def test_canceled_maps_to_canceled(running: TextkingFake, context: LambdaContext) -> None:

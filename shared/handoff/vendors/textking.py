@@ -85,9 +85,13 @@ class CallbackForm:
 
 
 def parse_callback_form(body: bytes) -> CallbackForm:
-    """The form TEXTKING posts. Raises ValueError when it is not one."""
+    """The form TEXTKING posts. Raises ValueError when it is not one.
+
+    Parsed as the URL standard's application/x-www-form-urlencoded parser does: empty sequences
+    (a leading, trailing or doubled "&") are skipped, not refused. A repeated field is refused.
+    """
     try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True, max_num_fields=20)
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValueError("the body is not a form (application/x-www-form-urlencoded)") from exc
     values: dict[str, str] = {}
