@@ -113,17 +113,7 @@ class JobStore:
         return self._client
 
     def create(self, job: Job) -> CreateOutcome:
-        item = {k: attribute(k, v) for k, v in job.model_dump(mode="json", exclude_none=True).items()}
-        written, existing = _conditional(
-            self.client.put_item,
-            TableName=self.table_name,
-            Item=item,
-            ConditionExpression="attribute_not_exists(reference_id)",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-        if written is None and existing is not None:
-            return CreateOutcome(created=False, job=item_to_job(existing))
-        return CreateOutcome(created=True, job=job)
+        return self._put(job, "attribute_not_exists(reference_id)", {}, {})
 
     def replace(self, job: Job, existing: Job) -> CreateOutcome:
         """Put `job` in place of `existing`, only if that is still exactly as read (same version,
@@ -132,22 +122,28 @@ class JobStore:
         replacement = job.model_copy(
             update={"history": history, "version": existing.version + 1, "created_at": existing.created_at}
         )
-        item = {k: attribute(k, v) for k, v in replacement.model_dump(mode="json", exclude_none=True).items()}
+        return self._put(
+            replacement,
+            "#status = :failed AND #version = :version AND attribute_not_exists(vendor_job_id)",
+            {"#status": "status", "#version": "version"},
+            {":failed": {"S": JobStatus.FAILED.value}, ":version": {"N": str(existing.version)}},
+        )
+
+    def _put(self, job: Job, condition: str, names: dict[str, str], values: dict[str, Any]) -> CreateOutcome:
+        """One conditional PutItem of the whole job: created, or the item as it stands."""
+        item = {k: attribute(k, v) for k, v in job.model_dump(mode="json", exclude_none=True).items()}
+        extra = {"ExpressionAttributeNames": names, "ExpressionAttributeValues": values} if names else {}
         written, current = _conditional(
             self.client.put_item,
             TableName=self.table_name,
             Item=item,
-            ConditionExpression="#status = :failed AND #version = :version AND attribute_not_exists(vendor_job_id)",
-            ExpressionAttributeNames={"#status": "status", "#version": "version"},
-            ExpressionAttributeValues={
-                ":failed": {"S": JobStatus.FAILED.value},
-                ":version": {"N": str(existing.version)},
-            },
+            ConditionExpression=condition,
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **extra,
         )
-        if written is None:
-            return CreateOutcome(created=False, job=item_to_job(current) if current else existing)
-        return CreateOutcome(created=True, job=replacement)
+        if written is None:  # refused: what holds the reference_id now (or the job, if nothing does)
+            return CreateOutcome(created=False, job=item_to_job(current) if current else job)
+        return CreateOutcome(created=True, job=job)
 
     def get(self, reference_id: str) -> Job | None:
         response = self.client.get_item(
