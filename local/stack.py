@@ -253,6 +253,7 @@ class LocalStack:
             "aws_endpoint": self.aws.endpoint,
             "jobs_table": self.environment["JOBS_TABLE_NAME"],
             "results_bucket": self.environment["RESULTS_BUCKET_NAME"],
+            "document_bucket": DOCUMENT_BUCKET,
             "submission_queue": self.environment["SUBMISSION_QUEUE_URL"],
             "event_bus": self.environment["EVENT_BUS_NAME"],
             "events_queue": self.events_queue,

@@ -31,7 +31,7 @@ def get_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) ->
     for_job(reference_id)
     job = store().get(reference_id)
     if job is None:
-        return api.error_response(404, "job_not_found", f"no job with reference_id {reference_id}")
+        return api.error_response(404, "job_not_found", "no job with that reference_id")
     return api.json_response(200, job.model_dump(mode="json"))
 
 

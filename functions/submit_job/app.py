@@ -50,7 +50,7 @@ STATUS_BY_OUTCOME = {Outcome.SUBMITTED: 201, Outcome.QUEUED: 202, Outcome.REPLAY
 
 dynamodb = boto3.client("dynamodb")
 sqs = boto3.client("sqs")
-app = api.new_resolver({("POST", "/jobs"): api.json_body(MAX_BODY_BYTES, untyped=True)})
+app = api.new_resolver({("POST", "/jobs"): api.json_body(MAX_BODY_BYTES, untyped=True, object_only=True)})
 
 
 @lru_cache(maxsize=1)
@@ -87,7 +87,7 @@ def retry_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) 
         job = submitter().resubmit(reference_id)
     except NotRetryable as exc:
         if exc.job is None:
-            return api.error_response(404, "job_not_found", f"no job with reference_id {reference_id}")
+            return api.error_response(404, "job_not_found", "no job with that reference_id")
         return api.error_response(
             409,
             "not_retryable",
@@ -102,7 +102,9 @@ def _submit_bulk(body: BulkSubmitRequest) -> Response[str]:
     rows: list[dict[str, Any]] = [{} for _ in body.jobs]
     valid = []
     for index, raw in enumerate(body.jobs):
-        reference_id = raw.get("reference_id") if isinstance(raw.get("reference_id"), str) else None
+        reference_id = (
+            raw.get("reference_id") if isinstance(raw, dict) and isinstance(raw.get("reference_id"), str) else None
+        )
         rows[index] = {"index": index, "reference_id": reference_id}
         try:
             request = parse_submit_request(raw)

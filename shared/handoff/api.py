@@ -72,7 +72,7 @@ def _no_constant(name: str) -> Any:
 def _finite(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
-        raise BodyRefused(400, "malformed_json", f"the number {text[:32]} is out of range")
+        raise BodyRefused(400, "malformed_json", "a number is beyond the range of a double")
     return value
 
 
@@ -92,6 +92,11 @@ def parse_json(text: str | bytes, *, strict: bool = True) -> Any:
         raise BodyRefused(400, "malformed_json", "the body is not valid JSON") from None
     if _depth_exceeds(value, MAX_JSON_DEPTH):
         raise BodyRefused(400, "malformed_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
+    if strict:
+        try:  # an escaped lone surrogate ("\ud800") parses, but is no Unicode text anyone can store or send
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BodyRefused(400, "malformed_json", "a string holds a lone surrogate: not Unicode text") from None
     return value
 
 
@@ -122,12 +127,19 @@ class BodyRule:
     media_type: str  # the one media type taken; charset, if given, must be utf-8
     max_bytes: int
     json: bool = True  # parse as JSON in the gate
-    strict: bool = True  # JSON numbers as RFC 8259 and a double allow (see parse_json)
+    strict: bool = True  # JSON numbers as RFC 8259 and a double allow, Unicode strings (see parse_json)
+    object_only: bool = False  # the body must be a JSON object (422 otherwise)
     untyped_is: str | None = None  # a body without Content-Type is taken as this type (None: refused)
 
 
-def json_body(max_bytes: int, *, strict: bool = True, untyped: bool = False) -> BodyRule:
-    return BodyRule("application/json", max_bytes, strict=strict, untyped_is="application/json" if untyped else None)
+def json_body(max_bytes: int, *, strict: bool = True, untyped: bool = False, object_only: bool = False) -> BodyRule:
+    return BodyRule(
+        "application/json",
+        max_bytes,
+        strict=strict,
+        untyped_is="application/json" if untyped else None,
+        object_only=object_only,
+    )
 
 
 def form_body(max_bytes: int) -> BodyRule:
@@ -149,7 +161,7 @@ class Resolver(APIGatewayRestResolver):
                 logger.warning("request refused at the gate", extra={"code": exc.code, "status": exc.status})
                 return proxy_error(exc.status, exc.code, exc.message)
             except _InvalidPath as exc:
-                return proxy_error(422, "invalid_request", "1 invalid field(s)", exc.details)
+                return proxy_error(422, "invalid_request", f"{len(exc.details)} invalid field(s)", exc.details)
         return super().resolve(event, context)
 
     def gate(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -183,13 +195,22 @@ class Resolver(APIGatewayRestResolver):
         except UnicodeDecodeError:
             raise BodyRefused(400, "invalid_encoding", "the body is not valid UTF-8") from None
         if rule.json:
-            parse_json(text, strict=rule.strict)
-        return {**event, "body": text, "isBase64Encoded": False}
+            value = parse_json(text, strict=rule.strict)
+            if rule.object_only and value is not None and not isinstance(value, dict):  # null: missing_body
+                raise _InvalidPath([{"field": None, "message": "the body must be a JSON object", "type": "dict_type"}])
+        # Media types are case-insensitive (RFC 9110): handlers see the one lower-case spelling.
+        headers = {k: v for k, v in (event.get("headers") or {}).items() if str(k).lower() != "content-type"}
+        multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if str(k).lower() != "content-type"}
+        normalised = rule.media_type + (f"; charset={charset}" if charset else "")
+        headers["Content-Type"], multi["Content-Type"] = normalised, [normalised]
+        return {**event, "headers": headers, "multiValueHeaders": multi, "body": text, "isBase64Encoded": False}
 
 
 class _InvalidPath(Exception):
+    """422 invalid_request before any route runs (a path parameter, or a body that is no object)."""
+
     def __init__(self, details: list[dict[str, Any]]) -> None:
-        super().__init__("invalid path parameter")
+        super().__init__("invalid request")
         self.details = details
 
 
@@ -282,10 +303,13 @@ def _detail(error: Any) -> dict[str, Any]:
         loc = loc[1:]
     # Union members appear in loc as type labels ("constrained-str", "list[...]"): not fields.
     loc = [p for p in loc if _FIELD_OR_INDEX.match(p)]
+    message = str(error.get("msg", "invalid"))
     if error.get("type") in {"union_tag_invalid", "union_tag_not_found"}:
         loc.append(str(error.get("ctx", {}).get("discriminator", "vendor")).strip("'"))
+        # pydantic's own message quotes the tag that was sent
+        message = f"must be one of: {error.get('ctx', {}).get('expected_tags', 'the registered vendors')}"
     # Never echo the rejected input: it may be large or carry something sensitive.
-    return {"field": ".".join(loc) or None, "message": error.get("msg", "invalid"), "type": error.get("type")}
+    return {"field": ".".join(loc) or None, "message": message, "type": error.get("type")}
 
 
 def raw_body(event: Any) -> bytes:

@@ -81,4 +81,4 @@ def _raise_if_permanent(exc: ClientError, uri: str) -> None:
     code = str(exc.response.get("Error", {}).get("Code", ""))
     if code in _PERMANENT:
         reason = "is forbidden to Handoff" if code in {"AccessDenied", "403"} else "does not exist"
-        raise DocumentUnavailable(f"{uri} {reason} ({code})") from exc
+        raise DocumentUnavailable(f"the document {reason} ({code})") from exc

@@ -118,4 +118,4 @@ def _strict_json(value: Any) -> str | None:
 
 def _lenient_json(value: Any) -> bytes:
     # What the vendor sent, NaN and infinities included (as Python's json, and most vendors, write them).
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()

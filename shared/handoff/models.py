@@ -8,7 +8,7 @@ from collections import Counter
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 REFERENCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
@@ -148,8 +148,19 @@ class PlaymentSubmitRequest(BaseModel):
     )
     batch_id: str | None = Field(default=None, min_length=1, max_length=128)
     # Playment documents 1..10 on one page and 1..9 (FS_00012) on another: 1..9 is valid under both.
-    # strict: JSON true is not the number 1, nor "5" the number 5.
-    priority_weight: int = Field(default=5, ge=1, le=9, strict=True)
+    # JSON true is not the number 1, nor "5" the number 5; 5.0 is (JSON Schema's integer).
+    priority_weight: int = Field(default=5, ge=1, le=9)
+
+    @field_validator("priority_weight", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be a JSON integer")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError("must be a whole number")
+            return int(value)
+        return value
 
     def vendor_data(self) -> dict[str, Any]:
         """The data object exactly as the caller gave it (validated, nothing added)."""
@@ -220,7 +231,7 @@ class TextkingSubmitRequest(BaseModel):
 
     @model_validator(mode="after")
     def _languages_differ(self) -> TextkingSubmitRequest:
-        if self.source_language == self.target_language:
+        if self.source_language.casefold() == self.target_language.casefold():  # tags ignore case
             raise ValueError("source_language and target_language must differ")
         return self
 
@@ -241,7 +252,7 @@ class BulkSubmitRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    jobs: list[dict[str, Any]] = Field(
+    jobs: list[Any] = Field(
         min_length=1,
         max_length=MAX_BULK_JOBS,
         description=f"Up to {MAX_BULK_JOBS} submit requests, each shaped like a single POST /jobs body.",
@@ -272,11 +283,21 @@ class SubmissionMessage(BaseModel):
 
 
 class PlaymentCallbackError(BaseModel):
+    """Playment's error as sent: whatever its shape, a FAILED annotation is never lost for it."""
+
     model_config = ConfigDict(extra="allow")
 
-    code: str = Field(default="unknown", max_length=128)
-    message: str = Field(default="", max_length=2000)
-    meta_data: dict[str, Any] | None = None
+    code: Any = "unknown"
+    message: Any = ""
+    meta_data: Any = None
+
+    @property
+    def code_text(self) -> str:
+        return _text(self.code, "unknown")[:128]
+
+    @property
+    def message_text(self) -> str:
+        return _text(self.message, "")[:2000]
 
 
 class PlaymentAnnotation(BaseModel):
@@ -292,9 +313,14 @@ class PlaymentAnnotation(BaseModel):
     job_id: str | None = Field(default=None, min_length=1, max_length=256)
     flu_id: str | None = Field(default=None, min_length=1, max_length=256)
     status: str = Field(min_length=1, max_length=32)
-    tag: str | None = None
+    tag: Any = None
     result: Any = None
     error: PlaymentCallbackError | None = None
+
+    @field_validator("error", mode="before")
+    @classmethod
+    def _error_as_object(cls, value: Any) -> Any:
+        return value if value is None or isinstance(value, dict) else {"message": value}
 
     @property
     def vendor_job_id(self) -> str | None:
@@ -314,6 +340,14 @@ def request_hash(request: BaseModel) -> str:
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _text(value: Any, default: str) -> str:
+    """A vendor value as text we can store and log (a lone surrogate becomes an escape)."""
+    if value is None:
+        return default
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _require_unique(values: list[str], what: str) -> None:

@@ -46,8 +46,9 @@ def to_dynamo(value: Any) -> dict[str, Any]:
 
 
 def json_text(value: Any) -> str:
-    """Strict JSON text (RFC 8259) of a value; raises ValueError for NaN or an infinity."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Strict JSON text (RFC 8259) of a value; raises ValueError for NaN or an infinity. ASCII with
+    escapes: a vendor's lone surrogate ("\\ud800") stays storable text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def attribute(name: str, value: Any) -> dict[str, Any]:

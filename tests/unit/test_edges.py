@@ -411,3 +411,84 @@ def test_the_jobs_table_holds_vendor_data_as_json_text(playment: HTTPServer, con
     assert set(item["request"]) == {"S"}
     assert set(item["result"]) == {"S"}
     assert json.loads(item["result"]["S"]) == {"a": [1]}
+
+
+# --- found by an outside tester: the same classes, more cases ------------------------------------------
+
+
+def test_a_lone_surrogate_in_a_request_is_400_and_in_a_vendor_result_is_kept(
+    playment: HTTPServer, context: LambdaContext
+) -> None:
+    raw = json.dumps(sample_request()).replace('"front"', '"\\ud800"')
+    assert_error(*api_submit(context, raw=raw), 400, "malformed_json")
+    assert table_items() == []
+
+    submitted(playment, context)
+    head = json.dumps({"reference_id": REF, "job_id": JOB_ID, "status": "COMPLETED"})[:-1]
+    status, counts = callback(context, '{"annotations": [' + head + ', "result": {"s": "\\ud800x"}}]}')
+    assert (status, counts["applied"]) == (200, 1)
+    assert get_job(context, REF)[1]["result"] == {"s": "\ud800x"}
+
+
+def test_a_json_array_is_not_a_request(playment: HTTPServer, context: LambdaContext) -> None:
+    status, body = api_submit(context, [sample_request(), sample_request(reference_id="second")])
+
+    assert_error(status, body, 422, "invalid_request")
+    assert table_items() == []
+
+
+@pytest.mark.parametrize("content_type", ["APPLICATION/JSON", "Application/Json; Charset=UTF-8"])
+def test_media_types_are_case_insensitive(content_type: str, playment: HTTPServer, context: LambdaContext) -> None:
+    playment.expect_request(CREATE_PATH, method="POST").respond_with_json(accept())
+
+    status, _ = api_submit(context, sample_request(), content_type=content_type)
+
+    assert status == 201
+
+
+def test_a_whole_number_written_as_5_0_is_the_integer_5(playment: HTTPServer, context: LambdaContext) -> None:
+    playment.expect_request(CREATE_PATH, method="POST").respond_with_json(accept())
+
+    status, body = api_submit(context, sample_request(priority_weight=5.0))
+
+    assert status == 201
+    assert body["request"]["priority_weight"] == 5
+
+
+def test_language_tags_that_differ_only_in_case_are_the_same_language(context: LambdaContext) -> None:
+    request = copy.deepcopy(load_event("submit_job/direct_invoke_textking.json"))
+    request.update(source_language="pt-BR", target_language="pt-br")
+
+    status, body = api_submit(context, request)
+
+    assert_error(status, body, 422, "invalid_request")
+
+
+def test_every_failure_playment_lists_is_kept_whatever_its_shape(playment: HTTPServer, context: LambdaContext) -> None:
+    submitted(playment, context)
+    head = json.dumps({"reference_id": REF, "job_id": JOB_ID, "status": "FAILED"})[:-1]
+    error = '{"code": 9, "message": "m\\ud800", "meta_data": {"failures": [NaN, 1e400, {"": 1}]}}'
+
+    status, counts = callback(context, '{"annotations": [' + head + ', "error": ' + error + "}]}")
+
+    assert (status, counts["applied"]) == (200, 1)
+    job = get_job(context, REF)[1]
+    assert job["status"] == "FAILED"
+    assert job["last_error"]["code"] == "9"
+    # all three are kept (JSON has no NaN: such a value reads back null; the raw archive has it as sent)
+    assert len(job["last_error"]["details"]) == 3
+    assert job["last_error"]["details"][2] == {"": 1}
+
+
+def test_an_error_answer_never_quotes_the_input(context: LambdaContext) -> None:
+    status, body = api_submit(context, sample_request(vendor="SECRETVALUE-abc"))
+
+    assert status == 422
+    assert "SECRETVALUE" not in json.dumps(body)
+
+
+def test_a_bulk_entry_that_is_not_an_object_is_one_invalid_row(context: LambdaContext) -> None:
+    status, body = api_submit(context, {"jobs": [sample_request(), 5]})
+
+    assert status == 202
+    assert [row["outcome"] for row in body["jobs"]] == ["queued", "invalid"]

@@ -58,12 +58,16 @@ def observation(annotation: PlaymentAnnotation) -> Observation | None:
     error = None
     if update.status is JobStatus.FAILED:
         vendor_error = annotation.error
-        failures = (vendor_error.meta_data or {}).get("failures") if vendor_error else None
+        meta = vendor_error.meta_data if vendor_error else None
+        failures = meta.get("failures") if isinstance(meta, dict) else None
         error = JobError(
-            code=vendor_error.code if vendor_error else "failed",
-            message=vendor_error.message if vendor_error else "Playment reported the job FAILED",
+            code=vendor_error.code_text if vendor_error else "failed",
+            message=vendor_error.message_text if vendor_error else "Playment reported the job FAILED",
             retryable=False,
-            details=[f for f in failures if isinstance(f, dict)] if isinstance(failures, list) else [],
+            # every failure is kept, whatever its shape (a bare value is wrapped)
+            details=[f if isinstance(f, dict) else {"value": f} for f in failures]
+            if isinstance(failures, list)
+            else [],
         )
     return Observation(
         reference_id=annotation.reference_id,

@@ -98,7 +98,7 @@ def parse_callback_form(body: bytes) -> CallbackForm:
     for name in ("project_id", "job_id", "extra_data"):
         given = fields.get(name, [])
         if len(given) != 1 or not given[0] or len(given[0]) > 1024:
-            raise ValueError(f"{name} must be given exactly once and be non-empty")
+            raise ValueError(f"{name} must be given exactly once, non-empty and at most 1,024 characters")
         values[name] = given[0]
     return CallbackForm(**values)
 
