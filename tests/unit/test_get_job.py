@@ -47,7 +47,7 @@ def test_unknown_job_is_404_with_the_error_body(context: LambdaContext) -> None:
 
     assert status == 404
     assert body == {
-        "error": {"code": "job_not_found", "message": "no job with reference_id never-submitted", "details": []}
+        "error": {"code": "job_not_found", "message": "no job with that reference_id", "details": []}
     }
 
 
