@@ -46,9 +46,7 @@ def test_unknown_job_is_404_with_the_error_body(context: LambdaContext) -> None:
     status, body = get("never-submitted", context)
 
     assert status == 404
-    assert body == {
-        "error": {"code": "job_not_found", "message": "no job with that reference_id", "details": []}
-    }
+    assert body == {"error": {"code": "job_not_found", "message": "no job with that reference_id", "details": []}}
 
 
 def test_malformed_reference_id_is_422(context: LambdaContext) -> None:
