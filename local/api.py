@@ -52,12 +52,17 @@ class Route:
         return found.groupdict() if found else None
 
 
-def routes_from_template(template_path: Path = ROOT / "template.yaml") -> tuple[str, list[str], list[Route]]:
-    """(stage, binary media types, routes) of the template's API."""
+def _template_api(template_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the whole SAM template, its one Api's Properties)."""
     from samcli.yamlhelper import yaml_parse
 
     sam = yaml_parse(template_path.read_text())
-    api = next(r for r in sam["Resources"].values() if r["Type"] == "AWS::Serverless::Api")["Properties"]
+    return sam, next(r for r in sam["Resources"].values() if r["Type"] == "AWS::Serverless::Api")["Properties"]
+
+
+def routes_from_template(template_path: Path = ROOT / "template.yaml") -> tuple[str, list[str], list[Route]]:
+    """(stage, binary media types, routes) of the template's API."""
+    sam, api = _template_api(template_path)
     stage = (
         sam["Parameters"][api["StageName"]["Ref"]]["Default"]
         if isinstance(api["StageName"], dict)
@@ -93,10 +98,7 @@ def routes_from_template(template_path: Path = ROOT / "template.yaml") -> tuple[
 
 def gateway_responses_from_template(template_path: Path = ROOT / "template.yaml") -> dict[str, str]:
     """The API's GatewayResponses: response type -> its application/json template."""
-    from samcli.yamlhelper import yaml_parse
-
-    sam = yaml_parse(template_path.read_text())
-    api = next(r for r in sam["Resources"].values() if r["Type"] == "AWS::Serverless::Api")["Properties"]
+    _, api = _template_api(template_path)
     return {
         kind: str(spec["ResponseTemplates"]["application/json"])
         for kind, spec in api.get("GatewayResponses", {}).items()

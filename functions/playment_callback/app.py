@@ -64,7 +64,7 @@ def playment_callback() -> Response[str]:
         logger.warning("callback refused: missing or wrong x-playment-key")
         return api.error_response(401, "unauthorized", "missing or wrong x-playment-key")
     body = api.raw_body(event)  # the gate has checked it: UTF-8 JSON within the size limit
-    payload = api.parse_json(body, strict=False)
+    payload = app.body_json()
     annotations = payload.get("annotations") if isinstance(payload, dict) else None
     if not isinstance(annotations, list) or not annotations:
         return api.error_response(400, "invalid_callback", 'the body needs a non-empty "annotations" list')

@@ -100,14 +100,6 @@ def parse_json(text: str | bytes, *, strict: bool = True) -> Any:
     return value
 
 
-def strict_json_loads(text: str) -> Any:
-    """Powertools' body deserializer: as parse_json, with its errors as json.JSONDecodeError."""
-    try:
-        return parse_json(text)
-    except BodyRefused as exc:
-        raise json.JSONDecodeError(exc.message, str(text)[:1], 0) from None
-
-
 def _depth_exceeds(value: Any, limit: int) -> bool:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -150,26 +142,43 @@ class Resolver(APIGatewayRestResolver):
     """Powertools' REST resolver behind the request gate (see the module docstring)."""
 
     def __init__(self, bodies: Mapping[tuple[str, str], BodyRule]) -> None:
-        super().__init__(enable_validation=True, json_body_deserializer=strict_json_loads)
+        super().__init__(enable_validation=True, json_body_deserializer=self._json_value)
         self.bodies = dict(bodies)  # (method, resource as in the template) -> rule
+        self._parsed: tuple[str, Any] | None = None  # (body text, its value) of the current request
+
+    def body_json(self) -> Any:
+        """The current request's JSON body, as the gate parsed it (once per request). Raises
+        BodyRefused (answered 400) for a body the gate did not take, such as an empty one."""
+        text = self.current_event.body
+        if self._parsed is not None and self._parsed[0] is text:
+            return self._parsed[1]
+        return parse_json(str(text or ""))
+
+    def _json_value(self, text: str) -> Any:
+        # Powertools' body deserializer: the gate's value, with refusals as Powertools expects them.
+        try:
+            return self.body_json() if text is self.current_event.body else parse_json(text)
+        except BodyRefused as exc:
+            raise json.JSONDecodeError(exc.message, str(text)[:1], 0) from None
 
     def resolve(self, event: Any, context: Any) -> dict[str, Any]:
+        self._parsed = None
         if isinstance(event, dict):
             try:
                 event = self.gate(event)
             except BodyRefused as exc:
                 logger.warning("request refused at the gate", extra={"code": exc.code, "status": exc.status})
                 return proxy_error(exc.status, exc.code, exc.message)
-            except _InvalidPath as exc:
+            except _Invalid as exc:
                 return proxy_error(422, "invalid_request", f"{len(exc.details)} invalid field(s)", exc.details)
         return super().resolve(event, context)
 
     def gate(self, event: dict[str, Any]) -> dict[str, Any]:
-        """The event with its body checked and decoded to text (raises BodyRefused, _InvalidPath)."""
+        """The event with its body checked and decoded to text (raises BodyRefused, _Invalid)."""
         params = event.get("pathParameters") or {}
         bad = [name for name, value in params.items() if _CONTROL.search(unquote(str(value)))]
         if bad:
-            raise _InvalidPath(
+            raise _Invalid(
                 [
                     {"field": name, "message": "control characters are not allowed", "type": "string_pattern_mismatch"}
                     for name in sorted(bad)
@@ -197,7 +206,8 @@ class Resolver(APIGatewayRestResolver):
         if rule.json:
             value = parse_json(text, strict=rule.strict)
             if rule.object_only and value is not None and not isinstance(value, dict):  # null: missing_body
-                raise _InvalidPath([{"field": None, "message": "the body must be a JSON object", "type": "dict_type"}])
+                raise _Invalid([{"field": None, "message": "the body must be a JSON object", "type": "dict_type"}])
+            self._parsed = (text, value)
         # Media types are case-insensitive (RFC 9110): handlers see the one lower-case spelling.
         headers = {k: v for k, v in (event.get("headers") or {}).items() if str(k).lower() != "content-type"}
         multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if str(k).lower() != "content-type"}
@@ -206,7 +216,7 @@ class Resolver(APIGatewayRestResolver):
         return {**event, "headers": headers, "multiValueHeaders": multi, "body": text, "isBase64Encoded": False}
 
 
-class _InvalidPath(Exception):
+class _Invalid(Exception):
     """422 invalid_request before any route runs (a path parameter, or a body that is no object)."""
 
     def __init__(self, details: list[dict[str, Any]]) -> None:
@@ -241,11 +251,12 @@ def _content_type(event: Mapping[str, Any]) -> tuple[str, str]:
 
 def proxy_error(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """An error answer as a Lambda proxy response (for answers made before the resolver runs)."""
+    response = error_response(status, code, message, details)
     return {
         "statusCode": status,
         "headers": {"Content-Type": "application/json"},
         "multiValueHeaders": {},
-        "body": json.dumps({"error": {"code": code, "message": message, "details": details or []}}),
+        "body": response.body,
         "isBase64Encoded": False,
     }
 
