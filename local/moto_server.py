@@ -34,6 +34,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from local.moto_s3 import keep_put_object_bodies
+
 SERIALISED_TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")
 
 
@@ -79,6 +81,7 @@ def main() -> None:
     # moto imports `parse` from jsonpath_ng.ext inside the function, at each call: patch the module.
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)
     sqs_without_quadratic_scans()
+    keep_put_object_bodies()  # local/moto_s3.py: S3 keeps bodies sent with a form Content-Type
     services = tuple(backends.list_of_moto_modules())  # moto's folders: fixed while it runs
     backends.list_of_moto_modules = lambda: services
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -5,6 +5,7 @@ integration tests run against.
                                  (a process of its own: local/moto_server.py)
     local API (127.0.0.1)        the template's routes -> the handlers, as API Gateway would call them
     SubmissionQueue poller       -> SubmissionWorker, as Lambda's SQS event source would
+    CallbackRetryQueue poller    -> CallbackRetry (deferred callbacks applied again from the archive)
     JobsTable stream poller      -> EventPublisher -> the bus; a rule copies every event into a
                                     local queue (`events_queue`) so they can be seen
     schedule                     -> Reconciler, every `reconcile_every` seconds
@@ -121,6 +122,8 @@ class LocalStack:
                 "RetryBaseSeconds": "1",
                 "RetryCapSeconds": "4",
                 "SubmissionMaxReceives": "6",
+                "CallbackRetryBaseSeconds": "1",
+                "CallbackRetryCapSeconds": "4",
                 "VendorConnectTimeoutSeconds": "1",
                 "VendorReadTimeoutSeconds": "2",
                 "LogLevel": self.log_level,
@@ -146,6 +149,7 @@ class LocalStack:
             TEXTKING_CALLBACK_URL=f"{self.api_url}/callbacks/textking",
             # The template's minimum suits AWS; locally the reconciler should be seen at work.
             RECONCILE_AFTER_SECONDS=str(self.reconcile_after),
+            RECONCILE_AFTER_SECONDS_BY_VENDOR=f"playment={self.reconcile_after},textking={self.reconcile_after}",
             POWERTOOLS_TRACE_DISABLED="true",
             POWERTOOLS_METRICS_DISABLED="true",
         )
@@ -173,6 +177,15 @@ class LocalStack:
             wait_seconds=1,
         )
         self.worker.start()
+        self.callback_retry = SqsPoller(
+            self.aws.client("sqs"),
+            environment["CALLBACK_RETRY_QUEUE_URL"],
+            self.functions["CallbackRetryFunction"],
+            function_name="CallbackRetryFunction",
+            concurrency=1,
+            wait_seconds=1,
+        )
+        self.callback_retry.start()
         self._stop = threading.Event()
         self.reconciler_runs: list[dict[str, int]] = []
 
@@ -192,7 +205,11 @@ class LocalStack:
 
         sam = yaml_parse((ROOT / "template.yaml").read_text())
         default_timeout = sam.get("Globals", {}).get("Function", {}).get("Timeout", 3)
-        concurrency = {"SubmissionWorkerFunction": self.worker_concurrency, "ReconcilerFunction": 1}
+        concurrency = {
+            "SubmissionWorkerFunction": self.worker_concurrency,
+            "ReconcilerFunction": 1,
+            "CallbackRetryFunction": 1,
+        }
         runtimes = {}
         for name, resource in sam["Resources"].items():
             if resource["Type"] != "AWS::Serverless::Function":
@@ -235,6 +252,7 @@ class LocalStack:
         self._stop.set()
         self.stream.stop()
         self.worker.stop()
+        self.callback_retry.stop()
         for runtime in self.functions.values():
             runtime.stop()
         self.playment.stop()
@@ -255,6 +273,7 @@ class LocalStack:
             "results_bucket": self.environment["RESULTS_BUCKET_NAME"],
             "document_bucket": DOCUMENT_BUCKET,
             "submission_queue": self.environment["SUBMISSION_QUEUE_URL"],
+            "callback_retry_queue": self.environment["CALLBACK_RETRY_QUEUE_URL"],
             "event_bus": self.environment["EVENT_BUS_NAME"],
             "events_queue": self.events_queue,
             "playment_secret": self.aws.resources["PlaymentSecret"],

@@ -41,6 +41,10 @@ os.environ.update(
     RETRY_BASE_SECONDS="0",
     RETRY_CAP_SECONDS="0",
     RECONCILE_AFTER_SECONDS="3600",
+    CALLBACK_RETRY_QUEUE_URL="https://sqs.us-east-1.amazonaws.com/123456789012/handoff-callback-retries",
+    CALLBACK_RETRY_MAX_RECEIVES="3",
+    CALLBACK_RETRY_BASE_SECONDS="0",
+    CALLBACK_RETRY_CAP_SECONDS="1",
     EVENT_BUS_NAME="handoff-events",
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -52,6 +56,9 @@ from moto import mock_aws  # noqa: E402
 from pytest_httpserver import HTTPServer  # noqa: E402
 
 from handoff import settings, vendors  # noqa: E402
+from local.moto_s3 import keep_put_object_bodies  # noqa: E402
+
+keep_put_object_bodies()  # S3 keeps form-typed bodies (local/moto_s3.py), here as on the local stack
 
 
 def _one_request_at_a_time() -> None:
@@ -153,6 +160,20 @@ def create_submission_queues(sqs: Any, max_receives: int) -> tuple[str, str]:
     return queue_url, dlq_url
 
 
+def create_callback_retry_queues(sqs: Any, max_receives: int) -> tuple[str, str]:
+    """CallbackRetryQueue with its dead-letter queue, as the template wires them. Returns (queue, dlq) URLs."""
+    dlq_url = sqs.create_queue(QueueName="handoff-callback-retries-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName="handoff-callback-retries",
+        Attributes={
+            "VisibilityTimeout": "30",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
+        },
+    )["QueueUrl"]
+    return queue_url, dlq_url
+
+
 @dataclass
 class LambdaContext:
     function_name: str = "test-function"
@@ -194,6 +215,8 @@ def aws() -> Iterator[None]:
         create_rate_limit_table(boto3.client("dynamodb"), os.environ["RATE_LIMIT_TABLE_NAME"])
         queue_url, _ = create_submission_queues(boto3.client("sqs"), int(os.environ["SUBMISSION_MAX_RECEIVES"]))
         assert queue_url == os.environ["SUBMISSION_QUEUE_URL"]
+        retry_url, _ = create_callback_retry_queues(boto3.client("sqs"), int(os.environ["CALLBACK_RETRY_MAX_RECEIVES"]))
+        assert retry_url == os.environ["CALLBACK_RETRY_QUEUE_URL"]
         secrets = boto3.client("secretsmanager")
         secrets.create_secret(
             Name=os.environ["PLAYMENT_SECRET_NAME"],

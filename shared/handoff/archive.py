@@ -22,6 +22,10 @@ from handoff.models import DocumentUnavailable
 _PERMANENT = frozenset({"NoSuchKey", "NoSuchBucket", "AccessDenied", "404", "403", "InvalidObjectState"})
 
 
+class ArchiveMissing(LookupError):
+    """No archived object under this key."""
+
+
 class Archive:
     def __init__(self, bucket: str, client: Any = None) -> None:
         self.bucket = bucket
@@ -42,6 +46,17 @@ class Archive:
             Bucket=self.bucket, Key=key, Body=body, ContentType=content_type or "application/octet-stream"
         )
         return key
+
+    def get_callback(self, key: str) -> bytes:
+        """An archived callback body, byte for byte. Raises ArchiveMissing when it is not there
+        (expired after RawCallbackRetentionDays, or deleted); other S3 failures raise ClientError."""
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) in {"NoSuchKey", "404"}:
+                raise ArchiveMissing(key) from exc
+            raise
+        return bytes(obj["Body"].read())
 
     def put_result(self, vendor: str, reference_id: str, body: bytes) -> str:
         # Keyed by content: a second, different result never overwrites the first.

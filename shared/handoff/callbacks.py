@@ -1,23 +1,35 @@
 """Applying what a vendor says about one job: the same code for every vendor's callbacks and for
-the reconciler's lookups.
+the reconciler's lookups, and the intake that makes sure no received callback is lost.
 
 Each observation becomes at most ONE conditional UpdateItem (JobStore.transition). A duplicate or
 stale observation fails the condition and writes nothing; an unknown reference_id writes nothing;
 an observation whose vendor job id contradicts the stored one is refused.
+
+A callback is kept by Handoff, not by the vendor's redelivery (Playment retries only three times,
+30 s apart, and never after a 4xx: REFERENCE.md §1.4): CallbackIntake archives the raw body,
+applies it, and when part of it cannot be applied now (the table or the vendor unreachable, a
+result URL that cannot be fetched yet) puts the archive key on the CallbackRetryQueue, from which
+the CallbackRetry function applies the archived body again with backoff; what is still not
+applied after every attempt is in the queue's dead-letter queue (an alarm; `make replay`).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError
+
 from handoff.archive import Archive
+from handoff.backoff import MAX_DELAY_SECONDS, Backoff
 from handoff.lifecycle import Observation
-from handoff.models import JobError
-from handoff.settings import core_settings, results_bucket
+from handoff.models import CallbackRetryMessage, JobError
+from handoff.observability import count, logger
+from handoff.settings import CallbackRetrySettings, core_settings, results_bucket
 from handoff.store import JobStore, json_text
 
 # Results up to this size (as stored: JSON text) live in the job item; larger ones in S3 with a
@@ -33,6 +45,17 @@ class Verdict(StrEnum):
     DUPLICATE = "duplicate"  # already there, or stale: nothing written
     UNKNOWN = "unknown"  # no such reference_id: nothing written (the raw body stays archived)
     INVALID = "invalid"  # unreadable, or contradicts the stored vendor job: nothing written
+    DEFERRED = "deferred"  # could not be applied now: Handoff applies it again from the archive
+
+
+# One metric per verdict, the same for every vendor (dimension: vendor).
+METRIC_BY_VERDICT = {
+    Verdict.APPLIED: "CallbackApplied",
+    Verdict.DUPLICATE: "CallbackDuplicate",
+    Verdict.UNKNOWN: "CallbackUnknown",
+    Verdict.INVALID: "CallbackInvalid",
+    Verdict.DEFERRED: "CallbackDeferred",
+}
 
 
 @dataclass
@@ -44,6 +67,112 @@ class Tally:
 
     def as_dict(self) -> dict[str, int]:
         return {v.value: self.counts.get(v.value, 0) for v in Verdict}
+
+    @property
+    def deferred(self) -> int:
+        return self.counts.get(Verdict.DEFERRED.value, 0)
+
+    def count_metrics(self, vendor: str) -> None:
+        for verdict, metric in METRIC_BY_VERDICT.items():
+            if self.counts.get(verdict.value):
+                count(metric, vendor, self.counts[verdict.value])
+
+
+class CallbackRetryQueue:
+    """The CallbackRetryQueue: archive keys of callbacks to apply again ({"vendor", "archive_key"})."""
+
+    def __init__(self, url: str, client: Any) -> None:
+        self.url = url
+        self.client = client
+
+    def send(self, vendor: str, archive_key: str, delay: int = 0) -> None:
+        self.client.send_message(
+            QueueUrl=self.url,
+            MessageBody=CallbackRetryMessage(vendor=vendor, archive_key=archive_key).model_dump_json(),
+            DelaySeconds=max(0, min(delay, MAX_DELAY_SECONDS)),
+        )
+
+    def retry_later(self, receipt_handle: str, delay: int) -> None:
+        """Make a received message visible again after `delay` seconds (0: at once)."""
+        self.client.change_message_visibility(
+            QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, delay)
+        )
+
+
+class NotKept(Exception):
+    """The callback could not be archived (or, partly applied, not queued for another try): the
+    vendor should send it again (5xx)."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    archive_key: str
+    tally: Tally
+
+
+class CallbackIntake:
+    """Archive -> apply -> keep what could not be applied. One vendor's callbacks.
+
+    `apply_body(body, applier, parsed)` is the vendor's reading of a raw callback body (vendors/<name>): it
+    applies every observation in it through a CallbackApplier and returns the Tally, counting
+    DEFERRED what could not be applied now. It is called with the same bytes for a live callback
+    and for a re-application from the archive, so both take the same path (`parsed`: the body as
+    the API's gate already parsed it, or None).
+    """
+
+    def __init__(
+        self,
+        vendor: str,
+        content_type: str,
+        applier: CallbackApplier,
+        retries: CallbackRetryQueue,
+        apply_body: Callable[[bytes, CallbackApplier, Any], Tally],
+    ) -> None:
+        self.vendor = vendor
+        self.content_type = content_type
+        self.applier = applier
+        self.retries = retries
+        self.apply_body = apply_body
+
+    @property
+    def archive(self) -> Archive:
+        return self.applier.archive
+
+    def receive(self, body: bytes, parsed: Any = None) -> Receipt:
+        """A live callback (authenticated by the caller). Raises NotKept when the body could not be
+        archived, or could be neither applied whole nor queued for another try."""
+        try:
+            key = self.archive.put_callback(self.vendor, body, self.content_type)
+        except Exception as exc:
+            logger.exception("callback could not be archived")
+            raise NotKept("the callback could not be archived") from exc
+        tally = self._apply(body, key, parsed)
+        if tally.deferred:
+            try:
+                self.retries.send(self.vendor, key)
+            except Exception as exc:
+                logger.exception("deferred callback could not be queued", extra={"archive_key": key})
+                raise NotKept("the callback could not be kept for another try") from exc
+            logger.warning("callback deferred", extra={"archive_key": key, "deferred": tally.deferred})
+        tally.count_metrics(self.vendor)
+        return Receipt(key, tally)
+
+    def reapply(self, archive_key: str) -> Tally:
+        """Apply an archived callback again (what was applied before is a duplicate). Raises
+        ArchiveMissing when the archived body is gone; other S3 failures propagate."""
+        body = self.archive.get_callback(archive_key)
+        tally = self._apply(body, archive_key, None)
+        tally.count_metrics(self.vendor)
+        return tally
+
+    def _apply(self, body: bytes, key: str, parsed: Any) -> Tally:
+        try:
+            return self.apply_body(body, self.applier, parsed)
+        except Exception:  # whatever went wrong, the body is archived: apply it again later
+            logger.exception("callback could not be applied", extra={"archive_key": key})
+            tally = Tally()
+            tally.add(Verdict.DEFERRED)
+            return tally
 
 
 class CallbackApplier:
@@ -107,6 +236,56 @@ class CallbackApplier:
             "retryable": error.retryable,
             "details": [{"details_ref": ref, "count": len(error.details)}],
         }
+
+
+class CallbackDisposition(StrEnum):
+    DONE = "done"
+    RETRY = "retry"
+    GIVE_UP = "give_up"
+    POISON = "poison"
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    disposition: CallbackDisposition
+    delay: int = 0  # seconds until the message is received again (RETRY)
+
+
+def reapply_message(
+    body: str, receives: int, intake_for_vendor: Callable[[str], CallbackIntake], settings: CallbackRetrySettings
+) -> RetryOutcome:
+    """One CallbackRetryQueue message, received for the `receives`-th time: apply the archived
+    body again and say what becomes of the message."""
+    try:
+        message = CallbackRetryMessage.model_validate_json(body)
+    except ValidationError:
+        logger.error("poison message: not a callback retry message")
+        count("PoisonMessage", "unknown")
+        return RetryOutcome(CallbackDisposition.POISON)
+    log = {"archive_key": message.archive_key, "receives": receives}
+    try:
+        tally = intake_for_vendor(message.vendor).reapply(message.archive_key)
+    except LookupError:  # ArchiveMissing, UnknownVendor
+        logger.error("poison message: no such vendor or archived body", extra=log)
+        count("PoisonMessage", message.vendor)
+        return RetryOutcome(CallbackDisposition.POISON)
+    except Exception:  # S3 or the settings: the message stays, as a deferred callback would
+        logger.exception("archived callback could not be read", extra=log)
+        tally = Tally()
+        tally.add(Verdict.DEFERRED)
+    if not tally.deferred:
+        logger.info("deferred callback applied", extra={**log, **tally.as_dict()})
+        return RetryOutcome(CallbackDisposition.DONE)
+    if receives >= settings.max_receives:
+        logger.error(
+            "callback still not applied after every attempt; on to the dead-letter queue (make replay)",
+            extra={**log, **tally.as_dict()},
+        )
+        count("CallbackAbandoned", message.vendor)
+        return RetryOutcome(CallbackDisposition.GIVE_UP)
+    delay = Backoff(settings.retry_base_seconds, settings.retry_cap_seconds).delay(receives)
+    logger.warning("callback still deferred; applied again later", extra={**log, "delay": delay})
+    return RetryOutcome(CallbackDisposition.RETRY, delay)
 
 
 def _strict_json(value: Any) -> str | None:

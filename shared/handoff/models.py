@@ -279,6 +279,15 @@ class SubmissionMessage(BaseModel):
     reference_id: str = Field(pattern=REFERENCE_ID_PATTERN)
 
 
+class CallbackRetryMessage(BaseModel):
+    """A CallbackRetryQueue message: an archived callback body to apply again."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    vendor: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    archive_key: str = Field(pattern=r"^raw/[a-z][a-z0-9_]{0,31}/[\x21-\x7e]{1,900}$")
+
+
 # --- Playment callbacks --------------------------------------------------------------------------
 
 

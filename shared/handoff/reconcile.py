@@ -1,8 +1,10 @@
 """Reconciler: jobs that have gone quiet are looked up at their vendor and brought up to date.
 
-Callbacks get lost (neither Playment nor TEXTKING documents a redelivery), so on a schedule:
+Callbacks get lost (Playment resends a refused one only three times, 30 s apart; TEXTKING
+documents no redelivery), so on a schedule:
 
-    SUBMITTED, IN_PROGRESS, DELIVERED with no write for `silent_after_seconds`
+    SUBMITTED, IN_PROGRESS, DELIVERED with no write for the vendor's silence budget
+    (`silent_after(vendor)`: RECONCILE_AFTER_SECONDS_BY_VENDOR, else `silent_after_seconds`)
         -> the vendor's GET job, applied through the same conditional transition as a callback
     QUEUED with no write for `silent_after_seconds` and no attempt due
         -> nobody holds it (its message was lost or dead-lettered unattempted): enqueue it again
@@ -48,12 +50,8 @@ class Reconciler:
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> dict[str, int]:
         """Look at up to max_jobs_per_run quiet jobs, oldest first. Returns what happened, counted."""
         now = datetime.now(UTC)
-        cutoff = _iso(now - timedelta(seconds=self.settings.silent_after_seconds))
         limit = self.settings.max_jobs_per_run
-        candidates = sorted(
-            (job for status in WATCHED for job in self.store.stale(status, cutoff, limit)),
-            key=lambda j: j.updated_at,
-        )[:limit]
+        candidates = sorted(self._quiet(now, limit), key=lambda j: j.updated_at)[:limit]
         tally: Counter[str] = Counter()
         for position, candidate in enumerate(candidates):
             if should_stop():
@@ -63,6 +61,21 @@ class Reconciler:
         report = {k: tally.get(k, 0) for k in ("advanced", "unchanged", "requeued", "skipped", "errors", "deferred")}
         logger.info("reconciler run", extra={"candidates": len(candidates), **report})
         return report
+
+    def _quiet(self, now: datetime, limit: int) -> list[StaleJob]:
+        """Up to `limit` quiet jobs per (status, budget), each vendor measured by its own budget."""
+
+        def before(seconds: int) -> str:
+            return _iso(now - timedelta(seconds=seconds))
+
+        default = self.settings.silent_after_seconds
+        budgets = self.settings.silence_budgets()
+        found = self.store.stale(JobStatus.QUEUED, before(default), limit)  # our queue: any vendor
+        for status in WATCHED[1:]:
+            found += self.store.stale(status, before(default), limit, other_than=tuple(budgets))
+            for vendor, seconds in budgets.items():
+                found += self.store.stale(status, before(seconds), limit, vendor=vendor)
+        return found
 
     def _reconcile(self, candidate: StaleJob, now: str) -> str:
         log = {"reference_id": candidate.reference_id, "status": candidate.status.value}

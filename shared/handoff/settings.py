@@ -112,9 +112,43 @@ class SubmissionSettings(BaseModel):
 
 
 class ReconcilerSettings(BaseModel):
-    # A job with no news for this long is looked up at its vendor.
+    # A job with no news for this long is looked up at its vendor (a quiet QUEUED job is enqueued
+    # again); a vendor may have a budget of its own (its callback policy decides how soon silence
+    # means a lost callback).
     silent_after_seconds: int = Field(default=3600, ge=1)
+    silent_after_by_vendor: str = ""  # "playment=600,textking=3600"
     max_jobs_per_run: int = Field(default=100, ge=1, le=10_000)
+
+    @field_validator("silent_after_by_vendor")
+    @classmethod
+    def _budgets_parse(cls, value: str) -> str:
+        _parse_budgets(value)
+        return value
+
+    def silence_budgets(self) -> dict[str, int]:
+        """vendor -> seconds of silence after which its jobs are looked up."""
+        return _parse_budgets(self.silent_after_by_vendor)
+
+    def silent_after(self, vendor: str) -> int:
+        return self.silence_budgets().get(vendor, self.silent_after_seconds)
+
+
+class CallbackRetrySettings(BaseModel):
+    """Re-applying archived callbacks (CallbackRetryQueue)."""
+
+    queue_url: str = Field(min_length=1)
+    max_receives: int = Field(default=10, ge=2, le=1000)
+    retry_base_seconds: int = Field(default=30, ge=0, le=900)
+    retry_cap_seconds: int = Field(default=900, ge=1, le=900)
+
+
+def _parse_budgets(value: str) -> dict[str, int]:
+    budgets = {}
+    for vendor, seconds in _parse_rates(value).items():
+        if seconds != int(seconds):
+            raise ValueError(f"expected vendor=whole seconds, got {vendor}={seconds}")
+        budgets[vendor] = int(seconds)
+    return budgets
 
 
 def _parse_rates(value: str) -> dict[str, float]:
@@ -192,7 +226,16 @@ SUBMISSION_ENV = {
 
 RECONCILER_ENV = {
     "silent_after_seconds": "RECONCILE_AFTER_SECONDS",
+    "silent_after_by_vendor": "RECONCILE_AFTER_SECONDS_BY_VENDOR",
     "max_jobs_per_run": "RECONCILE_MAX_JOBS_PER_RUN",
+}
+
+
+CALLBACK_RETRY_ENV = {
+    "queue_url": "CALLBACK_RETRY_QUEUE_URL",
+    "max_receives": "CALLBACK_RETRY_MAX_RECEIVES",
+    "retry_base_seconds": "CALLBACK_RETRY_BASE_SECONDS",
+    "retry_cap_seconds": "CALLBACK_RETRY_CAP_SECONDS",
 }
 
 
@@ -219,6 +262,11 @@ def submission_settings() -> SubmissionSettings:
 @lru_cache(maxsize=1)
 def reconciler_settings() -> ReconcilerSettings:
     return _from_env(ReconcilerSettings, RECONCILER_ENV, os.environ)
+
+
+@lru_cache(maxsize=1)
+def callback_retry_settings() -> CallbackRetrySettings:
+    return _from_env(CallbackRetrySettings, CALLBACK_RETRY_ENV, os.environ)
 
 
 def textking_callback_url() -> str:
@@ -262,4 +310,5 @@ def clear_caches() -> None:
     textking_settings.cache_clear()
     submission_settings.cache_clear()
     reconciler_settings.cache_clear()
+    callback_retry_settings.cache_clear()
     parameters.clear_caches()

@@ -100,6 +100,7 @@ class StaleJob:
     reference_id: str
     status: JobStatus
     updated_at: str
+    vendor: str = ""
 
 
 class JobStore:
@@ -268,21 +269,45 @@ class JobStore:
         update.set("updated_at", utc_now())
         self._update(reference_id, update, "attribute_exists(reference_id)")
 
-    def stale(self, status: JobStatus, updated_before: str, limit: int) -> list[StaleJob]:
-        """Jobs in `status` not written since `updated_before`, oldest first (status-updated_at-index)."""
+    def stale(
+        self,
+        status: JobStatus,
+        updated_before: str,
+        limit: int,
+        *,
+        vendor: str | None = None,
+        other_than: tuple[str, ...] = (),
+    ) -> list[StaleJob]:
+        """Jobs in `status` not written since `updated_before`, oldest first (status-updated_at-index),
+        of `vendor` only, or of any vendor but those in `other_than`."""
         found: list[StaleJob] = []
+        names = {"#status": "status", "#updated_at": "updated_at"}
+        values: dict[str, Any] = {":status": {"S": status.value}, ":before": {"S": updated_before}}
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": "status-updated_at-index",
             "KeyConditionExpression": "#status = :status AND #updated_at < :before",
-            "ExpressionAttributeNames": {"#status": "status", "#updated_at": "updated_at"},
-            "ExpressionAttributeValues": {":status": {"S": status.value}, ":before": {"S": updated_before}},
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
             "ScanIndexForward": True,
         }
+        if vendor is not None or other_than:
+            names["#vendor"] = "vendor"
+            if vendor is not None:
+                values[":vendor"] = {"S": vendor}
+                request["FilterExpression"] = "#vendor = :vendor"
+            else:
+                values.update({f":v{i}": {"S": v} for i, v in enumerate(other_than)})
+                request["FilterExpression"] = f"NOT #vendor IN ({', '.join(f':v{i}' for i in range(len(other_than)))})"
         while len(found) < limit:
             response = self.client.query(**request, Limit=limit - len(found))
             found.extend(
-                StaleJob(i["reference_id"]["S"], JobStatus(i["status"]["S"]), i["updated_at"]["S"])
+                StaleJob(
+                    i["reference_id"]["S"],
+                    JobStatus(i["status"]["S"]),
+                    i["updated_at"]["S"],
+                    i.get("vendor", {}).get("S", ""),
+                )
                 for i in response.get("Items", [])
             )
             if "LastEvaluatedKey" not in response:

@@ -258,7 +258,7 @@ def test_a_callback_at_the_documented_maximum_is_applied_whole(playment: HTTPSer
 
     # then the answer covers every annotation
     assert status == 200
-    assert counts == {"applied": 1, "duplicate": 0, "unknown": limit - 1, "invalid": 0}
+    assert counts == {"applied": 1, "duplicate": 0, "unknown": limit - 1, "invalid": 0, "deferred": 0}
     assert get_job(context, REF)[1]["status"] == "COMPLETED"
 
 

@@ -173,7 +173,7 @@ def test_a_function_stopped_after_its_write_loses_no_event(
         {"data": {"job_id": JOB_ID}, "success": True}
     )
     submit_app.lambda_handler(load_event("submit_job/direct_invoke_playment.json"), context)
-    applier = callback_app.applier()
+    applier = callback_app.intake().applier
     written = applier.store.transition
 
     def write_then_stop(*args: Any, **kwargs: Any) -> Any:

@@ -64,7 +64,7 @@ def test_completed_sample_completes_the_job_with_the_result_inline(context: Lamb
     status, body = send(context)
 
     assert status == 200
-    assert body == {"applied": 1, "duplicate": 0, "unknown": 0, "invalid": 0}
+    assert body == {"applied": 1, "duplicate": 0, "unknown": 0, "invalid": 0, "deferred": 0}
     assert job()["status"] == "COMPLETED"
     assert job()["result"] == {"category": "cat"}
     assert job()["result_ref"] is None
@@ -104,7 +104,7 @@ def test_duplicate_and_stale_callbacks_write_nothing(context: LambdaContext) -> 
     status, body = send(context, [annotation("COMPLETED", result={"n": 2}), annotation("PENDING")])
 
     assert status == 200
-    assert body == {"applied": 0, "duplicate": 2, "unknown": 0, "invalid": 0}
+    assert body == {"applied": 0, "duplicate": 2, "unknown": 0, "invalid": 0, "deferred": 0}
     assert job() == before
     assert [h["status"] for h in job()["history"]] == ["QUEUED", "SUBMITTED", "IN_PROGRESS", "COMPLETED"]
 
@@ -138,7 +138,7 @@ def test_each_annotation_is_applied_on_its_own(context: LambdaContext) -> None:
     )
 
     assert status == 200
-    assert body == {"applied": 1, "duplicate": 0, "unknown": 1, "invalid": 3}
+    assert body == {"applied": 1, "duplicate": 0, "unknown": 1, "invalid": 3, "deferred": 0}
     assert job()["status"] == "IN_PROGRESS"
     (raw,) = archived("raw/playment/").values()
     assert b"nobody-knows-me" in raw  # the unknown reference stays in the archive

@@ -157,3 +157,34 @@ def test_a_delivered_textking_translation_is_fetched_by_the_reconciler(
     key = stored["result_ref"].removeprefix("s3://handoff-results/")
     assert key.startswith(f"deliveries/textking/{reference_id}/")
     assert archived(key)[key] == b"Hallo Welt"
+
+
+def test_each_vendor_is_looked_up_after_its_own_silence_budget(
+    sandbox: PlaymentSandbox, context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given budgets of 10 minutes for Playment and an hour for everyone else
+    monkeypatch.setenv("RECONCILE_AFTER_SECONDS_BY_VENDOR", "playment=600")
+    monkeypatch.setenv("RECONCILE_AFTER_SECONDS", "3600")
+    reset_function_caches()
+    # and two Playment jobs completed at Playment without a callback, quiet 11 and 5 minutes
+    for reference_id, minutes in (("quiet-11", 11), ("quiet-5", 5)):
+        submit_app.lambda_handler(playment_request(reference_id), context)
+        sandbox.complete(job(reference_id)["vendor_job_id"], {"ok": True})
+        age(reference_id, hours=minutes / 60)
+
+    # when the reconciler runs
+    report = run_reconciler()
+
+    # then only the job past Playment's budget was looked up (well before the one-hour default)
+    assert report["advanced"] == 1
+    assert job("quiet-11")["status"] == "COMPLETED"
+    assert job("quiet-5")["status"] == "SUBMITTED"
+
+
+def test_a_silence_budget_that_is_not_whole_seconds_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from handoff.settings import ConfigurationError, reconciler_settings
+
+    monkeypatch.setenv("RECONCILE_AFTER_SECONDS_BY_VENDOR", "playment=1.5")
+    reset_function_caches()
+    with pytest.raises(ConfigurationError, match="RECONCILE_AFTER_SECONDS_BY_VENDOR"):
+        reconciler_settings()

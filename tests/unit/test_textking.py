@@ -11,17 +11,20 @@ from urllib.parse import urlencode
 import boto3
 import pytest
 
+from functions.callback_retry import app as retry_app
 from functions.submit_job import app as submit_app
 from functions.textking_callback import app as callback_app
 from handoff.models import parse_submit_request
 from handoff.submission import Submitter
 from handoff.vendors.textking import TRIGGER_STATES, make_token, verify_token
+from local.sqs_poller import SqsPoller
 from tests.conftest import (
     TEXTKING_PREVIOUS_SIGNING_KEY,
     TEXTKING_SIGNING_KEY,
     LambdaContext,
     archived,
     load_event,
+    queue_depth,
     table_items,
 )
 from tests.fakes.textking import TextkingFake
@@ -418,14 +421,31 @@ def test_bad_forms_are_4xx_and_write_nothing(
     assert archived() == {}
 
 
-def test_vendor_down_is_503_with_the_body_archived(running: TextkingFake, context: LambdaContext) -> None:
+def test_vendor_down_is_200_deferred_and_applied_later_from_the_archive(
+    running: TextkingFake, context: LambdaContext
+) -> None:
+    # given the translation is delivered, but TEXTKING answers the job lookup with 502 once
+    running.set_state(running.only_job().id, "translation-delivered")
     running.fail_next[r"GET /project/[^/]+/job/[^/]+"] = 502
 
+    # when the callback arrives
     status, body = callback(context, running, "translation-delivered")
 
-    assert (status, body["error"]["code"]) == (503, "vendor_unavailable")
+    # then 200 (TEXTKING documents no redelivery): the body archived and kept for another try
+    assert (status, body) == (200, {"deferred": 1})
     assert len(archived("raw/textking/")) == 1
     assert job()["status"] == "SUBMITTED"
+    assert queue_depth("handoff-callback-retries") == 1
+
+    # when CallbackRetry applies the archived body, TEXTKING answering again
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName="handoff-callback-retries")["QueueUrl"]
+    assert SqsPoller(sqs, url, retry_app.lambda_handler, wait_seconds=0).poll_once() == 1
+
+    # then the job is DELIVERED with the translation in S3, and the message is gone
+    assert job()["status"] == "DELIVERED"
+    assert job()["result_ref"] == f"s3://handoff-results/deliveries/textking/{REF}/report_de.txt"
+    assert queue_depth("handoff-callback-retries") == 0
 
 
 def test_the_sample_event_is_a_valid_callback_for_its_job(textking: TextkingFake, context: LambdaContext) -> None:

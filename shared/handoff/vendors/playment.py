@@ -9,16 +9,22 @@ work_flow_id) all come from PlaymentSettings.
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
 import requests
+from pydantic import ValidationError
 
+from handoff.callbacks import CallbackApplier, Tally, Verdict
 from handoff.lifecycle import Observation, VendorUpdate
 from handoff.models import Job, JobError, JobStatus, PlaymentAnnotation, PlaymentSubmitRequest
+from handoff.observability import logger
 from handoff.settings import PlaymentSettings, core_settings, playment_settings, secret_json
+from handoff.vendors import client_for
 from handoff.vendors.base import (
     Acceptance,
     AlreadySubmitted,
@@ -26,6 +32,7 @@ from handoff.vendors.base import (
     Rejected,
     Timeouts,
     Transient,
+    VendorError,
     json_or_none,
     raise_for_status,
     send,
@@ -77,6 +84,90 @@ def observation(annotation: PlaymentAnnotation) -> Observation | None:
         error=error,
         detail=f"playment {annotation.status.strip().upper()}",
     )
+
+
+# The most annotations one callback may carry: each is one conditional write (plus an S3 put for a
+# large result, or a fetch for a result given as a URL), applied APPLY_CONCURRENCY at a time, so the
+# maximum stays far inside the callback function's timeout (on DynamoDB about 0.5 s; on the local
+# stack, whose moto server takes one write at a time, about 6 s of the function's 15: make bench,
+# "largest callback").
+MAX_ANNOTATIONS = 500
+APPLY_CONCURRENCY = 16
+
+
+CALLBACK_CONTENT_TYPE = "application/json"
+
+
+def apply_callback(body: bytes, applier: CallbackApplier, payload: Any = None) -> Tally:
+    """Apply every annotation of a callback body {"annotations": [...]} (REFERENCE.md §1.4).
+
+    `payload` is the body already parsed (the live path parses it once, at the API's gate); the
+    archive path passes the raw bytes only. Each annotation gets one verdict; DEFERRED when it
+    could not be applied now (the table failed, or its result URL could not be fetched yet).
+    Never raises for what the body holds.
+    """
+    if payload is None:
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None
+    annotations = payload.get("annotations") if isinstance(payload, dict) else None
+    tally = Tally()
+    if not isinstance(annotations, list) or not annotations:
+        tally.add(Verdict.INVALID)
+        return tally
+    with ThreadPoolExecutor(max_workers=min(APPLY_CONCURRENCY, len(annotations))) as pool:
+        for verdict in pool.map(lambda raw: _apply_annotation(raw, applier), annotations[:MAX_ANNOTATIONS]):
+            tally.add(verdict)
+    for _ in annotations[MAX_ANNOTATIONS:]:  # the API refuses these; an archive holds none
+        tally.add(Verdict.INVALID)
+    return tally
+
+
+def _apply_annotation(raw: Any, applier: CallbackApplier) -> Verdict:
+    try:
+        annotation = PlaymentAnnotation.model_validate(raw)
+    except ValidationError as exc:
+        logger.warning("invalid annotation", extra={"errors": exc.error_count()})
+        return Verdict.INVALID
+    log = {"reference_id": annotation.reference_id}
+    seen = observation(annotation)
+    if seen is None:
+        logger.warning("annotation with an unknown status", extra={**log, "status": annotation.status[:32]})
+        return Verdict.INVALID
+    try:
+        if is_result_url(seen.result):
+            fetched = _with_fetched_result(seen, applier)
+            if isinstance(fetched, Verdict):
+                return fetched
+            seen = fetched
+        verdict = applier.apply(seen, source="playment-callback")
+    except VendorError as exc:
+        logger.warning("result could not be fetched; applied again later", extra={**log, "error_code": exc.code})
+        return Verdict.DEFERRED
+    except Exception:
+        logger.exception("annotation could not be stored; applied again later", extra=log)
+        return Verdict.DEFERRED
+    logger.info("annotation applied", extra={**log, "verdict": verdict.value, "status": seen.update.status.value})
+    return verdict
+
+
+def is_result_url(result: Any) -> bool:
+    """Playment's `result` may be the URL of the result file instead of the result (gotcha 11)."""
+    return isinstance(result, str) and result.strip().lower().startswith(("https://", "http://"))
+
+
+def _with_fetched_result(seen: Observation, applier: CallbackApplier) -> Observation | Verdict:
+    """The observation with the result behind its URL, fetched through Playment's Attachment API;
+    a verdict instead when the job does not need it (unknown, or already past COMPLETED's reach).
+    Raises VendorError when the result cannot be fetched now."""
+    job = applier.store.get(seen.reference_id)
+    if job is None or job.vendor != NAME:
+        return Verdict.UNKNOWN
+    if not seen.update.transition.applies_to(job.status):
+        return Verdict.DUPLICATE
+    client: PlaymentClient = client_for(NAME)
+    return replace(seen, result=client.fetch_result(str(seen.result).strip()))
 
 
 def callback_key_matches(presented: str | None, keys: list[str]) -> bool:

@@ -21,8 +21,10 @@ from urllib.parse import parse_qs, quote
 
 import requests
 
-from handoff.lifecycle import Document, Observation, VendorUpdate
+from handoff.callbacks import CallbackApplier, Tally, Verdict
+from handoff.lifecycle import Document, Observation, VendorUpdate, is_terminal
 from handoff.models import DocumentUnavailable, Job, JobStatus, TextkingSubmitRequest
+from handoff.observability import for_job, logger
 from handoff.settings import TextkingSettings, core_settings, secret_json, textking_callback_url, textking_settings
 from handoff.vendors.base import (
     Acceptance,
@@ -30,6 +32,7 @@ from handoff.vendors.base import (
     Rejected,
     Timeouts,
     Transient,
+    VendorError,
     json_or_none,
     raise_for_status,
     send,
@@ -101,6 +104,86 @@ def parse_callback_form(body: bytes) -> CallbackForm:
             raise ValueError(f"{name} must be given exactly once, non-empty and at most 1,024 characters")
         values[name] = given[0]
     return CallbackForm(**values)
+
+
+# --- applying a callback -------------------------------------------------------------------------
+
+CALLBACK_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+def authenticate(form: CallbackForm, job: Job | None, keys: list[str]) -> str | None:
+    """Why the callback is not the job's own (None: it is). The token must be signed by one of
+    `keys`; when the job is known, job_id and project_id must be the ones it was created with."""
+    verified = verify_token(form.extra_data, keys)
+    if verified is None:
+        return "extra_data is not a valid token"
+    if job is not None and not belongs_to(job, form.project_id, form.job_id):
+        return "the token does not belong to this job"
+    return None
+
+
+def belongs_to(job: Job, project_id: str, job_id: str) -> bool:
+    stored_job = job.vendor_job_id or job.vendor_refs.get("job_id")
+    stored_project = job.vendor_refs.get("project_id")
+    return job.vendor == NAME and stored_job == job_id and stored_project in (None, project_id)
+
+
+def apply_callback(body: bytes, applier: CallbackApplier, parsed: Any = None) -> Tally:
+    """Apply one callback form (REFERENCE.md §2.5): the form is only a hint, so the job's real
+    state is read with GET (and, once delivered, the translation fetched) and applied.
+
+    One verdict: INVALID for a form or token that is not the job's own; UNKNOWN for no such job;
+    DUPLICATE when the job is already final; DEFERRED when TEXTKING or the table cannot be read
+    now. Never raises for what the body holds.
+    """
+    tally = Tally()
+    tally.add(_apply_form(body, applier))
+    return tally
+
+
+def _apply_form(body: bytes, applier: CallbackApplier) -> Verdict:
+    try:
+        form = parse_callback_form(body)
+    except ValueError:
+        return Verdict.INVALID
+    from handoff.vendors import client_for
+
+    client: TextkingClient = client_for(NAME)
+    verified = verify_token(form.extra_data, client.signing_keys())
+    if verified is None:
+        logger.warning("callback with an invalid token")
+        return Verdict.INVALID
+    reference_id, trigger_state = verified
+    for_job(reference_id)
+    try:
+        job = applier.store.get(reference_id)
+    except Exception:
+        logger.exception("the job could not be read; applied again later")
+        return Verdict.DEFERRED
+    if job is None:
+        return Verdict.UNKNOWN
+    if not belongs_to(job, form.project_id, form.job_id):
+        logger.warning("callback for another job's token")
+        return Verdict.INVALID
+    if is_terminal(job.status):
+        return Verdict.DUPLICATE
+    try:
+        seen = client.observe(job)
+    except VendorError as exc:
+        logger.warning("TEXTKING could not be read; applied again later", extra={"error_code": exc.code})
+        return Verdict.DEFERRED
+    if seen is None:
+        logger.warning("TEXTKING reported a state we do not know", extra={"trigger_state": trigger_state})
+        return Verdict.INVALID
+    if not seen.update.transition.applies_to(job.status):
+        return Verdict.DUPLICATE  # late or repeated: the job is already there or beyond
+    try:
+        verdict = applier.apply(seen, source="textking-callback")
+    except Exception:
+        logger.exception("the observation could not be stored; applied again later")
+        return Verdict.DEFERRED
+    logger.info("callback applied", extra={"verdict": verdict.value, "status": seen.update.status.value})
+    return verdict
 
 
 # --- the client ----------------------------------------------------------------------------------
