@@ -103,6 +103,7 @@ class TextkingSandbox:
                 ("POST", r"/project/([^/]+)/jobs", self._create_job),
                 ("GET", r"/project/([^/]+)/job/([^/]+)", self._get_job),
                 ("POST", r"/project/([^/]+)/job/([^/]+)/document/([^/]+)", self._upload),
+                ("GET", r"/project/([^/]+)/job/([^/]+)/document", self._source_document),
                 ("GET", r"/project/([^/]+)/job/([^/]+)/callbacks", self._list_callbacks),
                 ("POST", r"/project/([^/]+)/job/([^/]+)/callbacks", self._add_callback),
                 ("GET", r"/project/([^/]+)/job/([^/]+)/translation", self._translation),
@@ -177,6 +178,19 @@ class TextkingSandbox:
             return Response("", status=404)
         job.document = (name, request.get_data(), request.headers.get("Content-Type", ""))
         return Response("", status=201)
+
+    def _source_document(self, _: Request, project_id: str, job_id: str) -> Response:
+        # REFERENCE.md §2.4: 200 with the document, 404 also when the job has none.
+        job = self._job(project_id, job_id)
+        if job is None or job.document is None:
+            return Response("", status=404)
+        name, content, content_type = job.document
+        return Response(
+            content,
+            status=200,
+            content_type=content_type or "application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     def _list_callbacks(self, _: Request, project_id: str, job_id: str) -> Response:
         job = self._job(project_id, job_id)

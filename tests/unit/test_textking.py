@@ -25,6 +25,7 @@ from tests.conftest import (
     archived,
     load_event,
     queue_depth,
+    reset_function_caches,
     table_items,
 )
 from tests.fakes.textking import TextkingFake
@@ -472,3 +473,54 @@ def test_the_sample_event_is_a_valid_callback_for_its_job(textking: TextkingFake
 
     assert response["statusCode"] == 200
     assert job()["status"] == "DELIVERED"
+
+
+# --- acceptance is verified, never assumed ---------------------------------------------------------
+
+
+def test_a_request_that_cannot_be_built_fails_at_once_instead_of_being_retried(
+    textking: TextkingFake, context: LambdaContext
+) -> None:
+    # given an access token pasted with a trailing line break (requests refuses the header)
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId="handoff/textking",
+        SecretString=json.dumps({"access_token": "tk-access-token-0123\n", "signing_key": TEXTKING_SIGNING_KEY}),
+    )
+    reset_function_caches()
+
+    status, body = submit(context, request())
+
+    # then the job is FAILED after one attempt: no retry could ever build that request
+    assert status == 424
+    assert body["job"]["status"] == "FAILED"
+    assert body["error"]["details"][0]["vendor_code"] == "request_not_built"
+    assert job()["attempts"] == 1
+    assert queue_depth("handoff-submissions") == 0
+    assert textking.calls == []  # nothing reached TEXTKING
+
+
+@pytest.mark.parametrize("missing", ["document", "callbacks"])
+def test_the_last_look_accepts_only_a_complete_job(
+    textking: TextkingFake, context: LambdaContext, missing: str
+) -> None:
+    # given an unordered submission whose attempt created the project and job, then failed before
+    # the document was uploaded, or before the callbacks were registered
+    target = "_upload" if missing == "document" else "_add_callback"
+
+    def down(*args: Any) -> Any:
+        from werkzeug import Response
+
+        return Response("unavailable", status=503)
+
+    setattr(textking, target, down)
+    status, _ = submit(context, request(order=False))
+    assert status == 202
+    assert len(textking.jobs) == 1  # TEXTKING holds a job...
+
+    # when the last attempt fails the same way, and the last look asks TEXTKING what it holds
+    result = submit_app.submitter().resume(REF, final=True, max_wait=1.0)
+
+    # then the incomplete job is not taken for an accepted one: FAILED, loudly, never SUBMITTED
+    assert result.job.status.value == "FAILED"
+    assert job()["last_error"]["code"] == "retries_exhausted"
+    assert job()["vendor_job_id"] is None

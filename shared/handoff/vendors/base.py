@@ -133,7 +133,9 @@ class Timeouts:
 
 @tracer.capture_method(capture_response=False)
 def send(session: requests.Session, method: str, url: str, timeouts: Timeouts, **kwargs: Any) -> requests.Response:
-    """One HTTP request with a timeout; network failures come back as Transient."""
+    """One HTTP request with a timeout; network failures come back as Transient. A request that
+    cannot even be built (a header value with a line break, a URL that is not one) is Rejected
+    (`request_not_built`): sending it again can never succeed."""
     deadline = send_deadline.get()
     if deadline is not None:
         send_deadline.set(None)
@@ -145,6 +147,10 @@ def send(session: requests.Session, method: str, url: str, timeouts: Timeouts, *
         raise Transient("timeout", f"{method} {_path(url)} timed out: {type(exc).__name__}") from exc
     except requests.ConnectionError as exc:
         raise Transient("connection_error", f"{method} {_path(url)} could not connect") from exc
+    except (ValueError, requests.exceptions.URLRequired, requests.exceptions.InvalidJSONError) as exc:
+        # InvalidHeader, InvalidURL, MissingSchema, InvalidSchema, http.client's InvalidURL and
+        # UnicodeEncodeError are ValueErrors: raised while the request is built, before any byte is sent.
+        raise Rejected("request_not_built", f"{method} {_path(url)} could not be built: {type(exc).__name__}") from exc
     except requests.RequestException as exc:
         raise Transient("request_error", f"{method} {_path(url)} failed: {type(exc).__name__}") from exc
 

@@ -325,11 +325,7 @@ class TextkingClient:
     def register_callbacks(self, project_id: str, job_id: str, reference_id: str, *, skip_existing: bool) -> None:
         base = f"/project/{_seg(project_id)}/job/{_seg(job_id)}/callbacks"
         url = self._callback_url()
-        existing: set[str] = set()
-        if skip_existing:
-            listing = json_or_none(self._call("GET", base))
-            items = listing.get("items", []) if isinstance(listing, dict) else []
-            existing = {str(i.get("trigger_state")) for i in items if isinstance(i, dict) and i.get("url") == url}
+        existing = self.registered_trigger_states(project_id, job_id) if skip_existing else set()
         key = self.signing_keys()[:1]
         if not key:
             raise Rejected("missing_signing_key", "the TEXTKING secret has no signing_key")
@@ -348,16 +344,28 @@ class TextkingClient:
     # -- reading back ------------------------------------------------------------------------------
 
     def find(self, request: TextkingSubmitRequest, job: Job) -> Acceptance | None:
-        """The TEXTKING job an earlier attempt created and ordered, if the checkpoint knows it.
+        """The TEXTKING job an earlier attempt created, if TEXTKING holds it COMPLETE: the job, its
+        document, a callback for every trigger state, and (when ordering) a started project.
 
         TEXTKING never answers "already submitted" (it has no idempotency key; every POST creates),
-        so this is the checkpoint read back. A job whose project was never started is not found:
-        its order was not placed, and the next attempt (or an operator's resubmit) continues it.
+        so the checkpoint names the job and TEXTKING is asked what it holds. Anything short of a
+        complete job is not found: the job was never accepted (no document to translate, or no
+        callbacks to say when it is done), and it is resumed or failed loudly, never SUBMITTED.
         """
         project_id, job_id = job.vendor_refs.get("project_id"), job.vendor_refs.get("job_id")
         if not project_id or not job_id:
             return None
         found = self.get_job(project_id, job_id)
+        if not self.has_document(project_id, job_id):
+            logger.warning("TEXTKING holds the job without its document", extra={"reference_id": job.reference_id})
+            return None
+        missing = set(TRIGGER_STATES) - self.registered_trigger_states(project_id, job_id)
+        if missing:
+            logger.warning(
+                "TEXTKING holds the job without all its callbacks",
+                extra={"reference_id": job.reference_id, "missing": sorted(missing)},
+            )
+            return None
         order = request.order if request.order is not None else self.settings.ordering_enabled
         if order:
             project = json_or_none(self._call("GET", f"/project/{_seg(project_id)}"))
@@ -367,6 +375,25 @@ class TextkingClient:
             vendor_job_id=found.id,
             vendor_refs={"project_id": project_id, "job_id": found.id, "ordered": "true" if order else "false"},
         )
+
+    def has_document(self, project_id: str, job_id: str) -> bool:
+        """GET .../document: 200 when the job has its source document, 404 when not (§2.4)."""
+        try:  # streamed and closed unread: the document itself is not needed
+            self._call(
+                "GET", f"/project/{_seg(project_id)}/job/{_seg(job_id)}/document", accept="*/*", stream=True
+            ).close()
+        except Rejected as exc:
+            if exc.http_status == 404:
+                return False
+            raise
+        return True
+
+    def registered_trigger_states(self, project_id: str, job_id: str) -> set[str]:
+        """The trigger states with a callback to this stack's URL (GET .../callbacks, §2.5)."""
+        listing = json_or_none(self._call("GET", f"/project/{_seg(project_id)}/job/{_seg(job_id)}/callbacks"))
+        items = listing.get("items", []) if isinstance(listing, dict) else []
+        url = self._callback_url()
+        return {str(i.get("trigger_state")) for i in items if isinstance(i, dict) and i.get("url") == url}
 
     def observe(self, job: Job) -> Observation | None:
         """The job's real state (callbacks are only hints), with the translation once it is delivered.
