@@ -22,8 +22,9 @@ records for a DynamoDB event source", "Configuring partial batch response with D
   Without a destination the batch is dropped, as Lambda drops it (a line on stderr says so).
 
 Records are not read again from the stream to retry them: the poller keeps the batches still to
-be retried, and reads on only when none are left, so a shard's records stay in order. After a
-failure the shard pauses `retry_interval` seconds before its next invocation.
+be retried, and reads on only when none are left, so a shard's records stay in order. Before a
+retry of the same records the shard pauses `retry_interval` seconds (a transient fault may pass);
+the halves of a split batch are tried at once.
 """
 
 from __future__ import annotations
@@ -216,7 +217,6 @@ class StreamPoller:
 
     def _after_function_error(self, shard_id: str, shard: _Shard, context: LocalContext) -> None:
         batch = shard.pending[0]
-        shard.not_before = time.monotonic() + self.retry_interval
         if self.mapping.bisect_batch_on_function_error and len(batch.records) > 1:
             half = (len(batch.records) + 1) // 2
             shard.pending.popleft()
@@ -227,16 +227,17 @@ class StreamPoller:
             shard.pending.popleft()
         else:
             batch.retries += 1
+            shard.not_before = time.monotonic() + self.retry_interval
 
     def _after_partial_failure(self, shard_id: str, shard: _Shard, failed: int, context: LocalContext) -> None:
         batch = shard.pending[0]
-        shard.not_before = time.monotonic() + self.retry_interval
         rest = batch.records[failed:]
         if self._exhausted(batch):
             self._give_up(shard_id, rest, batch.retries, context, function_error=None)
             shard.pending.popleft()
         else:
             shard.pending[0] = _Batch(rest, batch.retries + 1)
+            shard.not_before = time.monotonic() + self.retry_interval
 
     def _exhausted(self, batch: _Batch) -> bool:
         limit = self.mapping.maximum_retry_attempts

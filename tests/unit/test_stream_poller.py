@@ -262,3 +262,16 @@ def test_the_local_stack_takes_the_mapping_from_the_template() -> None:
         report_batch_item_failures=True,
         on_failure="queue:EventsDLQ",
     )
+
+
+def test_a_retry_of_the_same_records_waits_the_retry_interval_and_a_split_does_not(stream: Stream) -> None:
+    stream.write(*KEYS[:2])
+    function = Function(poisoned=frozenset({"job-1"}))
+    mapping = EventSourceMapping(batch_size=10, bisect_batch_on_function_error=True, on_failure=stream.dlq)
+    feeder = StreamPoller(stream.streams, stream.arn, function, mapping=mapping, sqs=stream.sqs, retry_interval=60)
+
+    for _ in range(5):
+        feeder.poll_once()
+
+    # the batch, its halves at once, then the failed half waits its minute before a retry
+    assert function.batches == [KEYS[:2], ["job-0"], ["job-1"]]
