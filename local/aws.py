@@ -187,6 +187,11 @@ class LocalAws:
             self.resources[logical] = name
             self.secret_values[logical] = value
 
+    def queue_url(self, logical: str) -> str:
+        """The URL of the stack's queue with logical id `logical`."""
+        name = self.resources[logical].rsplit("/", 1)[-1]  # moto's physical id of a queue is its URL
+        return str(self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"])
+
     def put_secret(self, logical: str, value: dict[str, str]) -> None:
         self.client("secretsmanager").put_secret_value(SecretId=self.resources[logical], SecretString=json.dumps(value))
         self.secret_values[logical] = value
@@ -230,6 +235,6 @@ class LocalAws:
         if name in self.resources:
             physical = self.resources[name]
             if template["Resources"][name]["Type"] == "AWS::SQS::Queue":
-                return str(self.client("sqs").get_queue_url(QueueName=physical.rsplit("/", 1)[-1])["QueueUrl"])
+                return self.queue_url(name)
             return physical
         return None

@@ -1,8 +1,10 @@
 """moto's server for the local stack, in a process of its own: `python -m local.moto_server PORT`.
 
-It is moto's own server (what `python -m moto.server` runs) with four changes, all about how
+It is moto's own server (what `python -m moto.server` runs) with six changes. Four are about how
 moto's implementation differs from AWS (its threading, its speed), not about what the services
-do. They touch moto's internals, written against the pinned moto (requirements.txt):
+do; the fifth makes DynamoDB's item-size limit hold as DynamoDB holds it, and the sixth makes S3
+keep a PutObject body whatever its Content-Type (local/moto_s3.py). They touch moto's
+internals, written against the pinned moto (requirements.txt):
 
 - DynamoDB requests are applied one at a time. AWS applies each request atomically; moto's
   server runs requests in threads without a lock, so two concurrent conditional writes could both
@@ -22,19 +24,44 @@ do. They touch moto's internals, written against the pinned moto (requirements.t
   period directly (the same attribute); which messages are visible, delayed or kept is unchanged.
 - Each request is routed after listing moto's package folder (an isdir per service, ~150) once or
   twice; the list is read once. Werkzeug's line per request is not written (nobody reads it).
+- DynamoDB refuses a write whose resulting item is over 400 KB (409,600 bytes, names and values
+  as it counts them: handoff.itemsize) with a ValidationException, and changes nothing. moto
+  checked size in LimitedSizeDict.__setitem__, one attribute at a time as it built or updated an
+  item: an UpdateItem of several actions was applied up to the one that crossed the limit and
+  then refused, leaving the item half-updated (issue 20: a FAILED callback's failures written
+  into last_error); a change inside a map or list (SET m.k = ...) was never measured; it counted
+  with its own measure (numbers as their text, lists and maps without overhead, binaries as
+  base64 text) against 405,000; and it re-measured the whole item at each attribute. That check
+  is off; instead each write is measured whole, as DynamoDB measures it:
+  PutItem, each Put of BatchWriteItem and TransactWriteItems, and PartiQL writes (Table.put_item)
+  before anything is stored ("Item size has exceeded the maximum allowed size"); BatchWriteItem
+  before any of its writes; UpdateItem after moto applied it, and if the result is too large the
+  item and the table's stream are put back as they were ("Item size to update has exceeded the
+  maximum allowed size"; also put back on any other error moto raises midway). A transaction
+  is measured once all its writes are applied: an item too large cancels it
+  (TransactionCanceledException, reason ValidationError with the same messages, as the API
+  reference describes) and every item and stream is put back. moto's own rollback of a
+  cancelled transaction swapped each table for a deep copy taken before it, which left open
+  stream iterators reading the discarded table's shard (the stream poller saw no record again);
+  the tables are kept and their items put back instead.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
-from local.moto_s3 import keep_put_object_bodies
+ROOT = Path(__file__).resolve().parent.parent
+for _entry in (str(ROOT / "shared"), str(ROOT)):  # handoff (the item-size measure) and local.moto_s3
+    if _entry not in sys.path:
+        sys.path.insert(0, _entry)
 
 SERIALISED_TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")
 
@@ -72,16 +99,142 @@ def sqs_without_quadratic_scans() -> None:
     models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
 
 
+class _SavedItem:
+    """One item of a table as it is now, and its stream's length, to be put back after a refused write."""
+
+    def __init__(self, table: Any, hash_key: Any, range_key: Any) -> None:
+        self.table, self.hash_key, self.range_key = table, hash_key, range_key
+        self.item = copy.deepcopy(table.get_item(hash_key, range_key))
+        self.records = len(table.stream_shard.items) if table.stream_shard is not None else 0
+
+    def stored(self) -> Any:
+        return self.table.get_item(self.hash_key, self.range_key)
+
+    def restore(self) -> None:
+        items = self.table.items
+        if self.range_key is None:
+            if self.item is None:
+                items.pop(self.hash_key, None)
+            else:
+                items[self.hash_key] = self.item
+        elif self.item is not None:
+            items[self.hash_key][self.range_key] = self.item
+        elif self.hash_key in items:
+            items[self.hash_key].pop(self.range_key, None)
+        if self.table.stream_shard is not None:
+            del self.table.stream_shard.items[self.records :]
+
+
+def dynamodb_item_size_as_dynamodb() -> None:
+    from moto.dynamodb import responses
+    from moto.dynamodb.exceptions import ItemSizeTooLarge, ItemSizeToUpdateTooLarge, TransactionCanceledException
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import LimitedSizeDict
+    from moto.dynamodb.models.table import Table
+
+    from handoff.itemsize import MAX_ITEM_BYTES, item_size
+
+    deferred = threading.local()  # inside a transaction, which measures its items once all are applied
+
+    def too_large(attributes: dict[str, Any]) -> bool:
+        try:
+            return item_size(attributes) > MAX_ITEM_BYTES
+        except (ValueError, TypeError, AttributeError):  # not an item: moto's own validation answers
+            return False
+
+    def stored_too_large(item: Any) -> bool:
+        return item is not None and too_large(item.to_json()["Attributes"])
+
+    moto_table_put_item = Table.put_item
+    moto_update_item = DynamoDBBackend.update_item
+    moto_transact_write_items = DynamoDBBackend.transact_write_items
+    moto_batch_write_item = responses.DynamoHandler.batch_write_item
+
+    def table_put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if not getattr(deferred, "on", False) and too_large(item_attrs):
+            raise ItemSizeTooLarge()
+        return moto_table_put_item(self, item_attrs, *args, **kwargs)
+
+    def saved_item(backend: Any, table_name: Any, key: Any) -> _SavedItem | None:
+        try:
+            table = backend.get_table(table_name)
+            return _SavedItem(table, *backend.get_keys_value(table, key))
+        except Exception:  # a request moto refuses before it writes anything: its own answer stands
+            return None
+
+    def update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        saved = saved_item(self, table_name, key)
+        try:
+            item = moto_update_item(self, table_name, key, *args, **kwargs)
+            if not getattr(deferred, "on", False) and stored_too_large(item):
+                raise ItemSizeToUpdateTooLarge()
+        except BaseException:
+            if saved is not None:
+                saved.restore()
+            raise
+        return item
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        tables = dict(self.tables)
+        written: list[tuple[int, str, _SavedItem]] = []
+        for index, entry in enumerate(transact_items):
+            for kind, action in entry.items():
+                if kind in ("Put", "Update", "Delete") and isinstance(action, dict):
+                    key = action.get("Item") if kind == "Put" else action.get("Key")
+                    saved = saved_item(self, action.get("TableName"), key)
+                    if saved is not None:
+                        written.append((index, kind, saved))
+
+        def put_back() -> None:
+            self.tables.update(tables)  # moto's rollback swapped in copies: keep the tables iterators read
+            for _, _, saved in reversed(written):
+                saved.restore()
+
+        deferred.on = True
+        try:
+            moto_transact_write_items(self, transact_items)
+        except BaseException:
+            put_back()
+            raise
+        finally:
+            deferred.on = False
+        reasons: list[tuple[str | None, str | None, None]] = [(None, None, None)] * len(transact_items)
+        for index, kind, saved in written:
+            if kind != "Delete" and stored_too_large(saved.stored()):
+                error = ItemSizeTooLarge() if kind == "Put" else ItemSizeToUpdateTooLarge()
+                reasons[index] = ("ValidationError", error.exception_msg, None)
+        if any(code for code, _, _ in reasons):
+            put_back()
+            raise TransactionCanceledException(reasons)
+
+    def batch_write_item(self: Any) -> Any:
+        for requests in self.body.get("RequestItems", {}).values():
+            for request in requests:
+                item = request.get("PutRequest", {}).get("Item") if isinstance(request, dict) else None
+                if isinstance(item, dict) and too_large(item):
+                    raise ItemSizeTooLarge()  # the whole batch, before any of its writes
+        return moto_batch_write_item(self)
+
+    LimitedSizeDict.__setitem__ = dict.__setitem__  # type: ignore[method-assign]
+    Table.put_item = table_put_item  # type: ignore[method-assign]
+    DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    responses.DynamoHandler.batch_write_item = batch_write_item  # type: ignore[method-assign]
+
+
 def main() -> None:
     import jsonpath_ng.ext
     from moto import backends
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
 
+    from local.moto_s3 import keep_put_object_bodies
+
     # moto imports `parse` from jsonpath_ng.ext inside the function, at each call: patch the module.
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)
     sqs_without_quadratic_scans()
     keep_put_object_bodies()  # local/moto_s3.py: S3 keeps bodies sent with a form Content-Type
+    dynamodb_item_size_as_dynamodb()
     services = tuple(backends.list_of_moto_modules())  # moto's folders: fixed while it runs
     backends.list_of_moto_modules = lambda: services
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -26,6 +26,7 @@ import secrets
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,16 @@ from local.sandboxes.playment import PlaymentSandbox  # noqa: E402
 from local.sandboxes.server import BackgroundServer  # noqa: E402
 from local.sandboxes.textking import TextkingSandbox  # noqa: E402
 from local.sqs_poller import SqsPoller  # noqa: E402
-from local.stream_poller import StreamPoller  # noqa: E402
+from local.stream_poller import EventSourceMapping, StreamPoller  # noqa: E402
+
+
+def stream_mapping(template: Path, function: str, queue_url: Callable[[str], str]) -> EventSourceMapping:
+    """The settings of `function`'s DynamoDB event (its only one) in the SAM template."""
+    from samcli.yamlhelper import yaml_parse
+
+    events = yaml_parse(template.read_text())["Resources"][function]["Properties"].get("Events", {})
+    (properties,) = [event["Properties"] for event in events.values() if event["Type"] == "DynamoDB"]
+    return EventSourceMapping.from_sam_event(properties, queue_url)
 
 
 @dataclass
@@ -165,8 +175,14 @@ class LocalStack:
         stream_arn = self.aws.client("dynamodb").describe_table(TableName=environment["JOBS_TABLE_NAME"])["Table"][
             "LatestStreamArn"
         ]
+        # As the template's mapping says: batches, bisection, retries, the OnFailure queue (EventsDLQ).
         self.stream = StreamPoller(
-            self.aws.client("dynamodbstreams"), stream_arn, self.functions["EventPublisherFunction"]
+            self.aws.client("dynamodbstreams"),
+            stream_arn,
+            self.functions["EventPublisherFunction"],
+            mapping=stream_mapping(ROOT / "template.yaml", "EventPublisherFunction", self.aws.queue_url),
+            sqs=self.aws.client("sqs"),
+            timeout_seconds=self.functions["EventPublisherFunction"].timeout,
         ).start()
         self.worker = SqsPoller(
             self.aws.client("sqs"),
