@@ -84,7 +84,10 @@ def _answers(job: str) -> dict[tuple[str, str], dict[str, tuple[str, str]]]:
                 error,
             ),
             "409": ("the reference_id holds a different request", error),
-            "413": ("one job's request over 256 KB, or the body over 6 MiB", error),
+            "413": (
+                "one job's request over 256 KiB as stored (JSON text, as DynamoDB counts it), or the body over 6 MiB",
+                error,
+            ),
             "415": ("not application/json (UTF-8)", error),
             "422": (
                 "invalid request (details per field), or what the vendor would refuse (a TEXTKING quality the "

@@ -30,8 +30,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from handoff import api
-from handoff.models import REFERENCE_ID_PATTERN, BulkSubmitRequest, SubmitBody, canonical_json, parse_submit_request
+from handoff.models import REFERENCE_ID_PATTERN, BulkSubmitRequest, SubmitBody, parse_submit_request
 from handoff.observability import for_job, logger, metrics, tracer
+from handoff.store import STORED_BUDGETS, stored_size
 from handoff.submission import (
     ConflictError,
     InvalidForVendor,
@@ -42,8 +43,6 @@ from handoff.submission import (
     job_error_details,
 )
 
-# A job item must stay well under DynamoDB's 400 KB; the request is most of it.
-MAX_REQUEST_BYTES = 256 * 1024
 # A whole body (up to 500 jobs): Lambda's limit for a synchronous invocation's payload.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 STATUS_BY_OUTCOME = {Outcome.SUBMITTED: 201, Outcome.QUEUED: 202, Outcome.REPLAYED: 200}
@@ -139,8 +138,13 @@ def _submit_bulk(body: BulkSubmitRequest) -> Response[str]:
 
 
 def _too_large(request: dict[str, Any]) -> str | None:
-    size = len(canonical_json(request).encode())
-    return f"the request is {size} bytes; the limit is {MAX_REQUEST_BYTES}" if size > MAX_REQUEST_BYTES else None
+    """Why the request cannot be stored in its job item (None: it can). Measured as DynamoDB
+    measures the stored request (JSON text, non-ASCII escaped), not as its UTF-8 body."""
+    size = stored_size("request", request)
+    limit = STORED_BUDGETS["request"]
+    if size <= limit:
+        return None
+    return f"the request takes {size} bytes as stored; the limit is {limit} (send a large document by s3_uri)"
 
 
 def _error(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -30,14 +30,14 @@ from handoff.lifecycle import Observation
 from handoff.models import CallbackRetryMessage, JobError
 from handoff.observability import count, logger
 from handoff.settings import CallbackRetrySettings, core_settings, results_bucket
-from handoff.store import JobStore, json_text
+from handoff.store import STORED_BUDGETS, JobStore, fits
 
-# Results up to this size (as stored: JSON text) live in the job item; larger ones in S3 with a
-# pointer, as do results that strict JSON cannot carry (NaN, infinities: kept as the vendor said).
-INLINE_RESULT_LIMIT = 64 * 1024
-# A vendor's error details (Playment lists every failed attachment) beyond this stored size are
-# kept in S3; the item keeps the code, the message and a pointer.
-INLINE_ERROR_LIMIT = 8 * 1024
+# Results within their budget in the item (store.STORED_BUDGETS, as DynamoDB counts them) live in
+# the job item; larger ones in S3 with a pointer, as do results that strict JSON cannot carry (NaN,
+# infinities: kept as the vendor said). So do a vendor's error details (Playment lists every failed
+# attachment) beyond theirs: the item keeps the code, the message and a pointer.
+INLINE_RESULT_LIMIT = STORED_BUDGETS["result"]
+INLINE_ERROR_LIMIT = STORED_BUDGETS["last_error"]
 
 
 class Verdict(StrEnum):
@@ -189,8 +189,7 @@ class CallbackApplier:
     def apply(self, observation: Observation, *, source: str) -> Verdict:
         set_fields: dict[str, Any] = {}
         if observation.result is not None:
-            inline = _strict_json(observation.result)
-            if inline is not None and len(inline.encode()) <= INLINE_RESULT_LIMIT:
+            if fits("result", observation.result):
                 set_fields["result"] = observation.result
             else:
                 set_fields["result_ref"] = self.archive.put_result(
@@ -226,8 +225,7 @@ class CallbackApplier:
     def _bounded_error(self, reference_id: str, error: JobError) -> dict[str, Any]:
         """The error as the item keeps it: whole when small, else code, message and a pointer."""
         whole = error.model_dump(mode="json")
-        text = _strict_json(whole)
-        if text is not None and len(text.encode()) <= INLINE_ERROR_LIMIT:
+        if fits("last_error", whole):
             return whole
         ref = self.archive.put_result(self.vendor, reference_id, _lenient_json(whole))
         return {
@@ -286,13 +284,6 @@ def reapply_message(
     delay = Backoff(settings.retry_base_seconds, settings.retry_cap_seconds).delay(receives)
     logger.warning("callback still deferred; applied again later", extra={**log, "delay": delay})
     return RetryOutcome(CallbackDisposition.RETRY, delay)
-
-
-def _strict_json(value: Any) -> str | None:
-    try:
-        return json_text(value)
-    except (ValueError, TypeError):
-        return None
 
 
 def _lenient_json(value: Any) -> bytes:

@@ -19,6 +19,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from handoff.itemsize import item_size
 from handoff.lifecycle import Transition
 from handoff.models import HistoryEntry, Job, JobError, JobStatus
 
@@ -38,6 +39,42 @@ def utc_now() -> str:
 # maps, so no value of theirs (NaN, a 40-digit number, an empty key, deep nesting) can make an
 # item unwritable or unreadable.
 JSON_TEXT_ATTRIBUTES = frozenset({"request", "result", "last_error"})
+
+# What each of them may take of the item, measured as DynamoDB measures it (name and value:
+# handoff.itemsize), so that with the job's own fields (50 history entries of at most
+# HISTORY_DETAIL_LIMIT characters, ids, timestamps) an item stays inside DynamoDB's 400 KB
+# (409,600 bytes) whatever a caller or vendor sends. Larger results and error details go to S3
+# (handoff.callbacks); a larger request is refused before anything is written (413).
+STORED_BUDGETS = {"request": 256 * 1024, "result": 64 * 1024, "last_error": 8 * 1024}
+HISTORY_DETAIL_LIMIT = 500
+
+
+def stored_size(name: str, value: Any) -> int:
+    """The bytes DynamoDB counts for attribute `name` holding `value` as the store writes it.
+    Raises ValueError for a JSON-text attribute that strict JSON cannot carry (NaN, infinities)."""
+    return item_size({name: attribute(name, value)})
+
+
+def fits(name: str, value: Any) -> bool:
+    """Whether `value` may be stored inline as `name` (strict JSON, within STORED_BUDGETS)."""
+    try:
+        return stored_size(name, value) <= STORED_BUDGETS[name]
+    except (ValueError, TypeError):
+        return False
+
+
+def bounded_error(error: dict[str, Any]) -> dict[str, Any]:
+    """A last_error that fits its budget: whole when it does, else its code, message (cut) and
+    the number of details left out. The callback path keeps large details in S3 before this."""
+    if fits("last_error", error):
+        return error
+    details = error.get("details") or []
+    return {
+        "code": str(error.get("code", ""))[:128],
+        "message": str(error.get("message", ""))[:2000],
+        "retryable": bool(error.get("retryable", False)),
+        "details": [{"omitted": len(details) if isinstance(details, list) else 1}],
+    }
 
 
 def to_dynamo(value: Any) -> dict[str, Any]:
@@ -177,6 +214,8 @@ class JobStore:
         the stored vendor job id to be absent (it is then recorded) or equal.
         """
         now = utc_now()
+        if detail is not None and len(detail) > HISTORY_DETAIL_LIMIT:
+            detail = detail[: HISTORY_DETAIL_LIMIT - 1] + "…"
         entry = HistoryEntry(at=now, status=transition.target, source=source, detail=detail)
         update = _Update()
         update.set("status", transition.target.value)
@@ -186,7 +225,7 @@ class JobStore:
         if count_attempt:
             update.increment("attempts")
         for name, value in (set_fields or {}).items():
-            update.set(name, value)
+            update.set(name, bounded_error(value) if name == "last_error" and isinstance(value, dict) else value)
         for name, value in (set_if_absent or {}).items():
             update.set_if_absent(name, value)
         for name in remove_fields:

@@ -99,3 +99,40 @@ def test_history_is_bounded(store: JobStore) -> None:
     assert len(job.history) == HISTORY_LIMIT
     assert job.history[-1].status is JobStatus.IN_PROGRESS
     assert job.version == 2 * HISTORY_LIMIT + 1
+
+
+def test_vendor_sourced_fields_are_bounded_by_their_stored_size(store: JobStore) -> None:
+    from handoff.itemsize import item_size
+    from handoff.store import HISTORY_DETAIL_LIMIT, STORED_BUDGETS
+
+    # given a job, and a vendor's error with thousands of details and a huge detail line
+    store.create(new_job())
+    error = {
+        "code": "FS_0003",
+        "message": "attachments invalid",
+        "retryable": False,
+        "details": [{"url": f"https://x.example.com/{i}.jpg", "reason": "\U0001f600" * 20} for i in range(5000)],
+    }
+
+    # when a transition writes them (the writer did not bound them itself)
+    outcome = store.transition(
+        "ref-1",
+        transition_to(JobStatus.FAILED),
+        source="playment-callback",
+        detail="x" * 100_000,
+        set_fields={"last_error": error},
+    )
+
+    # then the write succeeded, within DynamoDB's limit, each field within its budget
+    assert outcome.applied
+    raw = boto3.client("dynamodb").get_item(
+        TableName=os.environ["JOBS_TABLE_NAME"], Key={"reference_id": {"S": "ref-1"}}
+    )
+    item = raw["Item"]
+    assert item_size(item) < 400 * 1024
+    assert item_size({"last_error": item["last_error"]}) <= STORED_BUDGETS["last_error"]
+    assert outcome.job is not None
+    assert outcome.job.last_error is not None
+    assert outcome.job.last_error.code == "FS_0003"
+    assert outcome.job.last_error.details == [{"omitted": 5000}]
+    assert len(outcome.job.history[-1].detail or "") == HISTORY_DETAIL_LIMIT

@@ -436,3 +436,29 @@ def test_successful_submit_costs_two_job_writes_one_rate_slot_and_no_read(
     assert status == 201
     # the job: a conditional put and the SUBMITTED update; the pace: one slot taken in the rate table
     assert calls == [("PutItem", "handoff-jobs"), ("UpdateItem", "handoff-rate-limits"), ("UpdateItem", "handoff-jobs")]
+
+
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [
+        ("\U0001f600" * 21_000, True),  # 84 KB as UTF-8, 252 KB as stored (escaped): fits
+        ("\U0001f600" * 40_000, False),  # 160 KB as UTF-8, under the body limit; 480 KB as stored
+    ],
+)
+def test_a_request_is_bounded_by_its_size_as_dynamodb_stores_it(
+    playment: HTTPServer, context: LambdaContext, text: str, accepted: bool
+) -> None:
+    # given a request whose UTF-8 size is far under the limit, but whose stored size (the item's
+    # JSON text, as DynamoDB counts it) may not be
+    playment.expect_request(CREATE_PATH, method="POST").respond_with_json(accept())
+    request = sample_request() | {"data": {"image_url": "https://a.example.com/1.jpg", "metadata": {"note": text}}}
+
+    status, body = api_submit(request, context)
+
+    # then it is either stored whole, or refused with 413 before anything is written: never a 500
+    if accepted:
+        assert status == 201
+        assert table_items()[0]["request"]["data"]["metadata"]["note"] == text
+    else:
+        assert (status, body["error"]["code"]) == (413, "request_too_large")
+        assert table_items() == []
