@@ -45,7 +45,7 @@ integration: install
 	$(PY) -m pytest tests/integration
 
 local: install
-	$(PY) -m local.stack $(if $(FAULTS),--faults)
+	$(PY) -m local.stack $(if $(FAULTS),--faults) $(if $(BASE_PATH),--base-path $(BASE_PATH))
 
 demo: install
 	$(PY) -m local.demo

@@ -2,15 +2,35 @@
 
 Why our own adapter rather than SAM CLI's LocalApigwService (which runs without Docker when given
 an in-process runner, ../shared/notes/local-aws.md §6): that works only through SAM CLI's internal
-modules, which change between releases, and it would still need our runner, context and env.
+modules, which change between releases, and it would still need our runner, context and env; and
+SAM CLI's adapter decodes paths (aws-sam-cli issues 771, 3524), which API Gateway does not.
 This adapter is one small file we own: routes come from the template's Api events, and each
 request becomes an API Gateway REST (v1) proxy event with the fields a deployed API sends
 (headers and multiValueHeaders, query strings, pathParameters, requestContext with
 resourcePath/stage/requestId/identity, and bodies base64-encoded for the API's BinaryMediaTypes).
 tests/integration checks its events against `sam local generate-event`.
 
-Routes with IAM auth require a SigV4 Authorization header, as API Gateway does; the signature
-itself is not verified here (there is no IAM locally).
+It behaves as API Gateway does wherever a handler could notice:
+
+    path, pathParameters   as they were on the wire, still percent-encoded (`order%3A7`; `%2F`
+                           stays inside its one segment); `resource` is the template's route
+    base-path mapping      with `base_path="handoff"`, `/handoff/<route>` is served as a custom
+                           domain serves it (no stage in the URL): `path` and requestContext.path
+                           carry the base path, `resource` is the route; `/<stage>/<route>` is
+                           served as the execute-api URL, as before
+    headers                a repeated header: `headers` has its last value, `multiValueHeaders`
+                           all of them (with LocalApi.request_handler as the server's handler)
+    IAM routes             SigV4 verified against the stack's credentials (local/sigv4.py):
+                           service, region, a 5-minute clock skew, the signed headers and the body
+    413                    a body over 10 MB (REQUEST_TOO_LARGE), or an event over Lambda's 6 MB
+                           synchronous payload (bodies go base64-encoded: about 4.5 MB of body),
+                           answered before any handler runs
+    504                    the function has not answered within the integration timeout (29 s):
+                           INTEGRATION_TIMEOUT, while the function runs on to its end (and its
+                           container goes back to its pool, local/runtime.py)
+    502                    the function failed (DEFAULT_5XX "Internal server error")
+
+Every refusal of its own is shaped by the template's GatewayResponses, as API Gateway's are.
 """
 
 from __future__ import annotations
@@ -19,6 +39,7 @@ import base64
 import importlib
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -26,10 +47,21 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from werkzeug import Request, Response
+from werkzeug.serving import WSGIRequestHandler
 
+from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from local.context import LocalContext
+from local.sigv4 import SigV4Verifier
+
+# API Gateway's limits (REST APIs): the request body, the integration timeout; and Lambda's: the
+# synchronous invocation payload, which is the whole event (body base64-encoded, headers and all).
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+MAX_EVENT_BYTES = 6 * 1024 * 1024
+INTEGRATION_TIMEOUT_SECONDS = 29.0
+RAW_HEADERS = "handoff.raw_headers"  # the environ key where RawHeadersHandler keeps the header lines
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +77,7 @@ class Route:
     iam: bool
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
+        """The path parameters, as they are in `path` (the raw, still percent-encoded path)."""
         if method != self.method:
             return None
         pattern = "^" + re.sub(r"\{([^}/]+)\}", r"(?P<\1>[^/]+)", self.path) + "$"
@@ -106,7 +139,19 @@ def gateway_responses_from_template(template_path: Path = ROOT / "template.yaml"
     }
 
 
+class RawHeadersHandler(WSGIRequestHandler):
+    """werkzeug's request handler, keeping the header lines as they arrived (WSGI folds a repeated
+    header into one comma-joined value, which API Gateway never does)."""
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        environ[RAW_HEADERS] = list(self.headers.items())
+        return environ
+
+
 class LocalApi:
+    request_handler = RawHeadersHandler  # serve it with this handler (local/sandboxes/server.py)
+
     def __init__(
         self,
         stage: str,
@@ -114,53 +159,116 @@ class LocalApi:
         routes: list[Route],
         functions: Mapping[str, Callable[[dict[str, Any], Any], Any]] | None = None,
         gateway_responses: Mapping[str, str] | None = None,
+        *,
+        base_path: str = "",
+        integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        verifier: SigV4Verifier | None = None,
     ) -> None:
         self.stage = stage
+        # A custom domain's base-path mapping ("" none): /<base_path>/<route>, no stage in the URL.
+        self.base_path = base_path.strip("/")
+        if self.base_path == stage:
+            raise ValueError("the base path must differ from the stage name (both would serve /{stage}/...)")
         # What API Gateway answers itself, as the template shapes it (GatewayResponses).
         self.gateway_responses = dict(gateway_responses or {})
         # logical id -> how to invoke it (local.runtime.FunctionRuntime); default: import and call here
         self.functions = functions or {}
         self.binary_media_types = binary_media_types
         self.routes = routes
+        self.integration_timeout = integration_timeout
+        self.max_payload_bytes = max_payload_bytes
+        self.max_event_bytes = max_event_bytes
+        self.verifier = verifier or SigV4Verifier(ACCESS_KEY_ID, SECRET_ACCESS_KEY, REGION)
         self.api_id = "local"
         self.served: list[tuple[str, str, int]] = []  # (method, resource, status)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         return self.serve(Request(environ))(environ, start_response)
 
-    def serve(self, request: Request) -> Response:
-        prefix = f"/{self.stage}"
-        path = request.path[len(prefix) :] if request.path.startswith(prefix + "/") else None
-        for route in self.routes:
-            params = route.match(request.method, path) if path is not None else None
-            if params is None:
-                continue
-            if route.iam and not request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 "):
-                return self._gateway_error(403, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
-            event = self.event(request, route, path or "", params)
-            handler = self.functions.get(route.function) or getattr(
-                importlib.import_module(route.module), route.handler
-            )
-            try:
-                result = handler(event, LocalContext(route.function, route.timeout))
-            except Exception:  # what API Gateway answers when the function fails
-                return self._gateway_error(502, "DEFAULT_5XX", "Internal server error")
-            self.served.append((request.method, route.path, int(result.get("statusCode", 200))))
-            return self._response(result)
-        # what API Gateway says to an unknown route or method
-        return self._gateway_error(403, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
+    def locate(self, raw_path: str) -> tuple[str, str] | None:
+        """(the route's part of the path, `path` as the event carries it), or None: not this API's."""
+        if self.base_path and raw_path.startswith(f"/{self.base_path}/"):
+            return raw_path[len(self.base_path) + 1 :], raw_path  # a custom domain keeps its base path
+        if raw_path.startswith(f"/{self.stage}/"):
+            route_path = raw_path[len(self.stage) + 1 :]
+            return route_path, route_path  # the execute-api URL: the stage is not part of `path`
+        return None
 
-    def event(self, request: Request, route: Route, path: str, params: dict[str, str]) -> dict[str, Any]:
-        raw = request.get_data()
+    def serve(self, request: Request) -> Response:
+        raw_path, _, raw_query = raw_uri(request.environ).partition("?")
+        located = self.locate(raw_path)
+        matched = (
+            next(((r, p) for r in self.routes if (p := r.match(request.method, located[0])) is not None), None)
+            if located is not None
+            else None
+        )
+        if located is None or matched is None:  # what API Gateway says to an unknown route or method
+            return self._gateway_error(403, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
+        route, params = matched
+        body = request.get_data()  # read whole even when refused, so the connection stays usable
+        if len(body) > self.max_payload_bytes:
+            return self._gateway_error(413, "REQUEST_TOO_LARGE", "Request Too Long")
+        headers = raw_headers(request)
+        if route.iam:
+            refusal = self.verifier.check(request.method, raw_path, raw_query, headers, body)
+            if refusal is not None:
+                return self._gateway_error(refusal.status, refusal.kind, refusal.message)
+        event = self.event(request, route, located[1], params, body=body, headers=headers, raw_path=raw_path)
+        if len(json.dumps(event).encode()) > self.max_event_bytes:  # Lambda refuses such an invocation
+            return self._gateway_error(413, "REQUEST_TOO_LARGE", "Request Too Long")
+        handler = self.functions.get(route.function) or getattr(importlib.import_module(route.module), route.handler)
+        return self._invoke(request, route, handler, event)
+
+    def _invoke(self, request: Request, route: Route, handler: Callable[..., Any], event: dict[str, Any]) -> Response:
+        """The function's answer, or 504 once the integration timeout has passed: the function is
+        not stopped (Lambda runs it to its end), only no longer waited for."""
+        outcome: dict[str, Any] = {}
+        finished = threading.Event()
+
+        def run() -> None:
+            try:
+                outcome["result"] = handler(event, LocalContext(route.function, route.timeout))
+            except Exception as exc:
+                outcome["error"] = exc
+            finally:
+                finished.set()
+
+        threading.Thread(target=run, name=f"invoke-{route.function}", daemon=True).start()
+        if not finished.wait(self.integration_timeout):
+            self.served.append((request.method, route.path, 504))
+            return self._gateway_error(504, "INTEGRATION_TIMEOUT", "Endpoint request timed out")
+        if "error" in outcome:  # what API Gateway answers when the function fails
+            self.served.append((request.method, route.path, 502))
+            return self._gateway_error(502, "DEFAULT_5XX", "Internal server error")
+        result = outcome["result"]
+        self.served.append((request.method, route.path, int(result.get("statusCode", 200))))
+        return self._response(result)
+
+    def event(
+        self,
+        request: Request,
+        route: Route,
+        path: str,
+        params: dict[str, str],
+        *,
+        body: bytes | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        raw_path: str | None = None,
+    ) -> dict[str, Any]:
+        """The REST proxy event for `request` matched to `route`; `path` and `params` as they were
+        on the wire (percent-encoded)."""
+        raw = request.get_data() if body is None else body
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
         # API Gateway takes a request without Content-Type as application/json.
         binary = any(fnmatch(content_type or "application/json", t) for t in self.binary_media_types)
         now = time.time()
         request_id = str(uuid.uuid4())
-        headers = dict(request.headers.items())
         multi_headers: dict[str, list[str]] = {}
-        for name, value in request.headers.items():
-            multi_headers.setdefault(name, []).append(value)
+        spelling: dict[str, str] = {}
+        for name, value in raw_headers(request) if headers is None else headers:
+            multi_headers.setdefault(spelling.setdefault(name.lower(), name), []).append(value)
         query = {k: v[-1] for k, v in request.args.lists()} or None
         identity = {
             "sourceIp": request.remote_addr or "127.0.0.1",
@@ -169,7 +277,7 @@ class LocalApi:
             "user": None,
             "userArn": "arn:aws:iam::123456789012:user/local" if route.iam else None,
             "accountId": "123456789012" if route.iam else None,
-            "accessKey": None,
+            "accessKey": self.verifier.access_key if route.iam else None,
             "cognitoIdentityId": None,
             "cognitoIdentityPoolId": None,
             "cognitoAuthenticationType": None,
@@ -179,7 +287,7 @@ class LocalApi:
             "resource": route.path,
             "path": path,
             "httpMethod": request.method,
-            "headers": headers,
+            "headers": {name: values[-1] for name, values in multi_headers.items()},
             "multiValueHeaders": multi_headers,
             "queryStringParameters": query,
             "multiValueQueryStringParameters": {k: v for k, v in request.args.lists()} or None,
@@ -192,7 +300,8 @@ class LocalApi:
                 "extendedRequestId": request_id,
                 "httpMethod": request.method,
                 "identity": identity,
-                "path": f"/{self.stage}{path}",
+                # the path as requested: /<stage>/... on the execute-api URL, /<base>/... on a custom domain
+                "path": raw_path or f"/{self.stage}{path}",
                 "protocol": "HTTP/1.1",
                 "requestId": request_id,
                 "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
@@ -224,3 +333,24 @@ class LocalApi:
         else:  # $context.error.messageString is the message already quoted as a JSON string
             body = template.replace("$context.error.messageString", json.dumps(message))
         return Response(body, status=status, content_type="application/json")
+
+
+def raw_uri(environ: Mapping[str, Any]) -> str:
+    """The request target as it was on the wire: path still percent-encoded, then ?query."""
+    uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if uri:
+        # WSGI carries it as latin-1 text of the bytes; a full URL (a proxy's form) keeps its path only
+        text = str(uri).encode("latin-1").decode("utf-8", "replace")
+        return re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*", "", text) or "/"
+    # A server that keeps no raw URI: PATH_INFO is decoded, so encode it again (an encoded "/" is lost).
+    path = str(environ.get("PATH_INFO", "")).encode("latin-1").decode("utf-8", "replace")
+    query = str(environ.get("QUERY_STRING", ""))
+    return quote(path, safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
+
+
+def raw_headers(request: Request) -> list[tuple[str, str]]:
+    """The header lines as they arrived (RawHeadersHandler), else as WSGI folded them."""
+    lines = request.environ.get(RAW_HEADERS)
+    if lines is not None:
+        return [(str(name), str(value)) for name, value in lines]
+    return list(request.headers.items())

@@ -25,6 +25,10 @@ import boto3
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
+# The local stack's one identity: every function and client uses it, moto takes it, and the local
+# API verifies SigV4 signatures on IAM routes against it (local/sigv4.py).
+ACCESS_KEY_ID = "local"
+SECRET_ACCESS_KEY = "local"  # noqa: S105 (a fixed local credential, as moto wants any)
 # Resource types moto builds faithfully from CloudFormation; the rest is stood in for (see above).
 BUILT_BY_MOTO = frozenset(
     {
@@ -43,8 +47,8 @@ def endpoint_client(endpoint: str, service: str) -> Any:
         service,
         endpoint_url=endpoint,
         region_name=REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 (moto accepts anything)
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
     )
 
 

@@ -20,17 +20,18 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from local.stack import Faults, LocalStack
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELED"}
-CREDENTIALS = Credentials("local", "local")
+CREDENTIALS = Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY)  # the local API verifies signatures against these
 
 
 def signed_post(url: str, body: Any) -> requests.Response:
     """POST with a SigV4 signature, as a caller with execute-api:Invoke would send it."""
     data = json.dumps(body)
     request = AWSRequest("POST", url, data=data, headers={"Content-Type": "application/json"})
-    SigV4Auth(CREDENTIALS, "execute-api", "us-east-1").add_auth(request)
+    SigV4Auth(CREDENTIALS, "execute-api", REGION).add_auth(request)
     return requests.post(url, data=data, headers=dict(request.headers), timeout=30)
 
 

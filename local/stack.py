@@ -41,7 +41,7 @@ for entry in (str(ROOT / "shared"), str(ROOT)):
         sys.path.insert(0, entry)
 
 from local.api import LocalApi, gateway_responses_from_template, routes_from_template  # noqa: E402
-from local.aws import LocalAws, free_port  # noqa: E402
+from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, LocalAws, free_port  # noqa: E402
 from local.runtime import FunctionRuntime  # noqa: E402
 from local.sandboxes.playment import PlaymentSandbox  # noqa: E402
 from local.sandboxes.server import BackgroundServer  # noqa: E402
@@ -95,6 +95,9 @@ class LocalStack:
     secrets_max_age: int = 300  # the template's default; 0 makes a rotated key count at once
     log_level: str = "WARNING"
     capture_events: bool = True  # the rule that copies events into `events_queue` (see _capture_events)
+    # A custom domain's base-path mapping on the local API ("" none): the vendors then call back to
+    # http://127.0.0.1:PORT/<base_path>/callbacks/..., as a deployment with PublicCallbackBaseUrl.
+    base_path: str = ""
 
     def start(self) -> LocalStack:
         playment_key, textking_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -120,6 +123,9 @@ class LocalStack:
         api_port = free_port()
         stage, binary_media_types, routes = routes_from_template()
         self.api_url = f"http://127.0.0.1:{api_port}/{stage}"
+        # Where vendors call back: the execute-api URL, or the custom domain's base path.
+        base = self.base_path.strip("/")
+        self.callback_base_url = f"http://127.0.0.1:{api_port}/{base}" if base else self.api_url
 
         self.aws = LocalAws(
             {
@@ -146,17 +152,17 @@ class LocalStack:
         self.aws.put_secret("PlaymentSecret", {"api_key": playment_key, "callback_key": callback_key})
         textking_secret = dict(self.aws.secret_values["TextkingSecret"], access_token=textking_token)
         self.aws.put_secret("TextkingSecret", textking_secret)
-        self.playment.callback_url = f"{self.api_url}/callbacks/playment"
+        self.playment.callback_url = f"{self.callback_base_url}/callbacks/playment"
         self.playment.callback_key = callback_key
 
         environment = dict(self.aws.environment)
         environment.pop("TEXTKING_CALLBACK_URL_PARAMETER", None)  # no SSM: the URL is known here
         environment.update(
             AWS_ENDPOINT_URL=self.aws.endpoint,
-            AWS_DEFAULT_REGION="us-east-1",
-            AWS_ACCESS_KEY_ID="local",
-            AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 (moto accepts anything)
-            TEXTKING_CALLBACK_URL=f"{self.api_url}/callbacks/textking",
+            AWS_DEFAULT_REGION=REGION,
+            AWS_ACCESS_KEY_ID=ACCESS_KEY_ID,
+            AWS_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY,
+            TEXTKING_CALLBACK_URL=f"{self.callback_base_url}/callbacks/textking",
             # The template's minimum suits AWS; locally the reconciler should be seen at work.
             RECONCILE_AFTER_SECONDS=str(self.reconcile_after),
             RECONCILE_AFTER_SECONDS_BY_VENDOR=f"playment={self.reconcile_after},textking={self.reconcile_after}",
@@ -168,8 +174,10 @@ class LocalStack:
 
         # Every function runs in processes of its own, as Lambda runs it (local/runtime.py).
         self.functions = self._functions(environment)
-        self.api = LocalApi(stage, binary_media_types, routes, self.functions, gateway_responses_from_template())
-        self.api_server = BackgroundServer(self.api, port=api_port).start()
+        self.api = LocalApi(
+            stage, binary_media_types, routes, self.functions, gateway_responses_from_template(), base_path=base
+        )
+        self.api_server = BackgroundServer(self.api, port=api_port, request_handler=LocalApi.request_handler).start()
 
         self.events_queue = self._capture_events(environment["EVENT_BUS_NAME"]) if self.capture_events else ""
         stream_arn = self.aws.client("dynamodb").describe_table(TableName=environment["JOBS_TABLE_NAME"])["Table"][
@@ -280,8 +288,8 @@ class LocalStack:
     def describe(self) -> dict[str, Any]:
         return {
             "api": self.api_url,
-            "playment_callback_url": f"{self.api_url}/callbacks/playment",
-            "textking_callback_url": f"{self.api_url}/callbacks/textking",
+            "playment_callback_url": f"{self.callback_base_url}/callbacks/playment",
+            "textking_callback_url": f"{self.callback_base_url}/callbacks/textking",
             "playment_sandbox": self.playment_server.url,
             "textking_sandbox": f"{self.textking_server.url}/v1",
             "aws_endpoint": self.aws.endpoint,
@@ -311,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
         "--reconcile-after", type=int, default=8, help="seconds of silence before the reconciler looks a job up"
     )
     parser.add_argument(
+        "--base-path",
+        default="",
+        help="serve the API also as a custom domain's base-path mapping, /<base-path>/<route> (no stage), "
+        "and have the vendors call back there",
+    )
+    parser.add_argument(
         "--no-event-capture",
         action="store_true",
         help="no rule copying the bus's events into events_queue (less work for moto; nothing to drain)",
@@ -324,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         secrets_max_age=args.secrets_max_age,
         reconcile_after=args.reconcile_after,
         capture_events=not args.no_event_capture,
+        base_path=args.base_path,
     ).start()
     if args.no_vendor_callbacks:
         stack.playment.callback_url = ""
@@ -336,7 +351,10 @@ def main(argv: list[str] | None = None) -> int:
         print("Handoff local stack (no Docker, no AWS account):")
         for name, value in urls.items():
             print(f"  {name.ljust(width)}  {value}")
-        print("POST /jobs needs a SigV4 Authorization header (any credentials); see README 'Local stack'.")
+        print(
+            f"Routes under /jobs need SigV4 signed with access key {ACCESS_KEY_ID!r}, secret "
+            f"{SECRET_ACCESS_KEY!r}, region {REGION}, service execute-api; see README 'Local stack'."
+        )
         print("Function logs follow (JSON, one line per event, reference_id on each). Ctrl-C stops.", flush=True)
     try:
         if args.until_stdin_closes:

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections import Counter
 from functools import lru_cache
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import boto3
 from aws_lambda_powertools.event_handler import Response
@@ -157,5 +156,12 @@ def _error(code: str, message: str, details: list[dict[str, Any]] | None = None)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     if isinstance(event, dict) and not api.is_api_event(event) and event.get("action") == "retry":
         reference_id = str(event.get("reference_id") or "")
-        return api.handle(app, None, context, method="POST", path=f"/jobs/{quote(reference_id, safe='')}/retry")
-    return api.handle(app, event, context, method="POST", path="/jobs")
+        return api.handle(
+            app,
+            None,
+            context,
+            method="POST",
+            resource="/jobs/{reference_id}/retry",
+            path_parameters={"reference_id": reference_id},
+        )
+    return api.handle(app, event, context, method="POST", resource="/jobs")

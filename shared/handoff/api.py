@@ -5,7 +5,8 @@ One error shape everywhere: {"error": {"code", "message", "details"}}.
 Every request passes one gate before any route runs (`Resolver.resolve`), so no handler ever sees
 a body it cannot read:
 
-    422 invalid_request         a path parameter with control characters (never matched to a job)
+    422 invalid_request         a path parameter that is no percent-encoded UTF-8, or has control
+                                characters once decoded (never matched to a job)
     404 not_found               a path with control characters
     413 payload_too_large       a body over the route's limit
     415 unsupported_media_type  a body of another media type (or charset) than the route takes
@@ -18,6 +19,14 @@ Request validation after that is Powertools' (enable_validation); its errors are
 a missing body -> 400 missing_body, anything else -> 422 invalid_request with one detail per
 field. Direct invocations go through the same resolver (see `handle`), so the HTTP route and
 `lambda.invoke` share one code path.
+
+Routing is on what the route is, never on the URL: a REST API hands over `resource` (the
+template's route, `/jobs/{reference_id}`) and `path` as the caller's URL had it, which behind a
+custom domain carries the base path (`/handoff/callbacks/playment`). And it hands over `path` and
+`pathParameters` still percent-encoded (`order%3A7`; an encoded `/` stays `%2F` inside its one
+segment). So a request is matched by (method, resource), and each path parameter is
+percent-decoded exactly once, by the gate, before it is validated or reaches a handler:
+`order%3A7` is `order:7`, and `%253A` is the literal text `%3A` (refused by the id's pattern).
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
@@ -173,17 +182,28 @@ class Resolver(APIGatewayRestResolver):
                 return proxy_error(422, "invalid_request", f"{len(exc.details)} invalid field(s)", exc.details)
         return super().resolve(event, context)
 
+    def _resolve(self) -> Any:
+        # Powertools matches event["path"]; API Gateway says which route it matched in `resource`,
+        # and `path` is the URL as the caller sent it (a custom domain's base path, encoding and all).
+        resource = self.current_event.get("resource")
+        if not isinstance(resource, str) or not resource:
+            return super()._resolve()  # not an API Gateway event: Powertools' own matching
+        method = self.current_event.http_method.upper()
+        params = self.current_event.path_parameters or {}
+        for route in self._static_routes + self._dynamic_routes:
+            if route.method != method or template_path(route.path) != resource:
+                continue
+            names = _ROUTE_PARAMETER.findall(route.path)
+            if any(name not in params for name in names):
+                break  # the route's parameters are API Gateway's to give: without them, no match
+            self.append_context(_route=route, _path=resource)
+            return self._call_route(route, {name: params[name] for name in names})
+        return self._handle_not_found(method=method, path=resource)
+
     def gate(self, event: dict[str, Any]) -> dict[str, Any]:
         """The event with its body checked and decoded to text (raises BodyRefused, _Invalid)."""
-        params = event.get("pathParameters") or {}
-        bad = [name for name, value in params.items() if _CONTROL.search(unquote(str(value)))]
-        if bad:
-            raise _Invalid(
-                [
-                    {"field": name, "message": "control characters are not allowed", "type": "string_pattern_mismatch"}
-                    for name in sorted(bad)
-                ]
-            )
+        if event.get("pathParameters"):
+            event = {**event, "pathParameters": decoded_path_parameters(event["pathParameters"])}
         if _CONTROL.search(unquote(str(event.get("path") or ""))):
             raise BodyRefused(404, "not_found", "no such route")
         rule = self.bodies.get((str(event.get("httpMethod") or "").upper(), str(event.get("resource") or "")))
@@ -214,6 +234,35 @@ class Resolver(APIGatewayRestResolver):
         normalised = rule.media_type + (f"; charset={charset}" if charset else "")
         headers["Content-Type"], multi["Content-Type"] = normalised, [normalised]
         return {**event, "headers": headers, "multiValueHeaders": multi, "body": text, "isBase64Encoded": False}
+
+
+_ROUTE_PARAMETER = re.compile(r"<(\w+)>")
+
+
+def template_path(rule: str) -> str:
+    """A Powertools route as the template writes it: /jobs/<reference_id> -> /jobs/{reference_id}."""
+    return _ROUTE_PARAMETER.sub(r"{\1}", rule)
+
+
+def decoded_path_parameters(params: Mapping[str, Any]) -> dict[str, str]:
+    """Path parameters as API Gateway delivers them (percent-encoded), decoded exactly once.
+    Raises _Invalid (422) for a value that is no percent-encoded UTF-8 or holds control characters."""
+    decoded: dict[str, str] = {}
+    details: list[dict[str, Any]] = []
+    for name in sorted(params):
+        try:
+            value = unquote(str(params[name]), errors="strict")
+        except UnicodeDecodeError:
+            details.append({"field": name, "message": "not percent-encoded UTF-8", "type": "string_pattern_mismatch"})
+            continue
+        if _CONTROL.search(value):
+            message = "control characters are not allowed"
+            details.append({"field": name, "message": message, "type": "string_pattern_mismatch"})
+            continue
+        decoded[name] = value
+    if details:
+        raise _Invalid(details)
+    return decoded
 
 
 class _Invalid(Exception):
@@ -338,31 +387,44 @@ def is_api_event(event: Any) -> bool:
     return isinstance(event, dict) and "httpMethod" in event and "requestContext" in event
 
 
-def handle(app: APIGatewayRestResolver, event: Any, context: Any, *, method: str, path: str) -> Any:
-    """Serve an API Gateway event, or a direct invocation as if it were `method path`.
+def handle(
+    app: APIGatewayRestResolver,
+    event: Any,
+    context: Any,
+    *,
+    method: str,
+    resource: str,
+    path_parameters: Mapping[str, str] | None = None,
+) -> Any:
+    """Serve an API Gateway event, or a direct invocation as if it were `method resource`.
 
-    A direct invocation answers with the body the route would have sent (a job, or an error body).
+    A direct invocation is shaped as API Gateway delivers the same request: `path` and
+    `pathParameters` percent-encoded (every reserved character), so the gate decodes them once
+    and an id answers the same by HTTP and by `lambda.invoke`. It answers with the body the route
+    would have sent (a job, or an error body).
     """
     if is_api_event(event):
         return app.resolve(event, context)
-    response = app.resolve(_direct_event(method, path, event), context)
+    response = app.resolve(_direct_event(method, resource, path_parameters or {}, event), context)
     return json.loads(response["body"]) if response.get("body") else None
 
 
-def _direct_event(method: str, path: str, payload: Any) -> dict[str, Any]:
+def _direct_event(method: str, resource: str, params: Mapping[str, str], payload: Any) -> dict[str, Any]:
     request_id = str(uuid.uuid4())
+    encoded = {name: quote(str(value), safe="") for name, value in params.items()}
+    path = re.sub(r"\{(\w+)\}", lambda m: encoded.get(m.group(1), m.group(0)), resource)
     return {
-        "resource": path,
+        "resource": resource,
         "path": path,
         "httpMethod": method,
         "headers": {"Content-Type": "application/json"},
         "multiValueHeaders": {"Content-Type": ["application/json"]},
         "queryStringParameters": None,
         "multiValueQueryStringParameters": None,
-        "pathParameters": None,
+        "pathParameters": encoded or None,
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": path,
+            "resourcePath": resource,
             "httpMethod": method,
             "path": path,
             "stage": "direct-invoke",

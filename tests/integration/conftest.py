@@ -13,7 +13,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from local.aws import endpoint_client
+from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, endpoint_client
 from local.process import StackProcess
 
 
@@ -22,13 +22,23 @@ class Stack:
         self.urls = urls
         self.output = output  # the stack's log lines so far
 
-    def call(self, method: str, path: str, body: Any = None, *, sign: bool = True) -> requests.Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        sign: bool = True,
+        credentials: Credentials | None = None,
+    ) -> requests.Response:
+        """A request to the local API, signed with the stack's credentials (or `credentials`)."""
         url = self.urls["api"] + path
         data = json.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if data else {}
         if sign:
             request = AWSRequest(method, url, data=data, headers=headers)
-            SigV4Auth(Credentials("local", "local"), "execute-api", "us-east-1").add_auth(request)
+            signer = credentials or Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+            SigV4Auth(signer, "execute-api", REGION).add_auth(request)
             headers = dict(request.headers)
         return requests.request(method, url, data=data, headers=headers, timeout=30)
 
@@ -45,6 +55,8 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    process = StackProcess("--faults", "--log-level", "INFO")
+    # The vendors call back through a custom domain's base-path mapping, as PublicCallbackBaseUrl
+    # has them do in a deployment: /handoff/callbacks/... (callers keep the execute-api URL).
+    process = StackProcess("--faults", "--log-level", "INFO", "--base-path", "handoff")
     yield Stack(process.urls, process.output)
     process.stop()

@@ -111,8 +111,10 @@ def test_post_jobs(body: str, context: LambdaContext) -> None:
 def test_get_and_retry_a_job(reference_id: str, retry: bool, context: LambdaContext) -> None:
     before = written()
     event = copy.deepcopy(load_event("submit_job/api_post_retry.json" if retry else "get_job/api_get.json"))
-    event["path"] = f"/jobs/{quote(reference_id, safe='')}" + ("/retry" if retry else "")
-    event["pathParameters"] = {"reference_id": reference_id}
+    # as API Gateway delivers it: path and pathParameters percent-encoded as the caller sent them
+    encoded = quote(reference_id, safe="")
+    event["path"] = f"/jobs/{encoded}" + ("/retry" if retry else "")
+    event["pathParameters"] = {"reference_id": encoded}
     handler = submit_app.lambda_handler if retry else get_job_app.lambda_handler
     check(handler(event, context), before)
 

@@ -11,9 +11,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from botocore.credentials import Credentials
 from werkzeug.test import EnvironBuilder
 
 from local.api import LocalApi, routes_from_template
+from local.aws import ACCESS_KEY_ID
 from tests.integration.conftest import Stack
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELED"}
@@ -68,7 +70,12 @@ def test_both_vendors_whole_lifecycle_with_faults(stack: Stack) -> None:
     references = [f"it-img-{n:02d}" for n in range(15)] + ["it-doc-0", "it-doc-1"]
     jobs = wait_for_terminal(stack, references)
 
-    # then no job is lost: each ends where its vendor says it is
+    # then no job is lost: each ends where its vendor says it is, told by callbacks that came in
+    # through the custom domain's base path
+    assert stack.urls["playment_callback_url"].endswith("/handoff/callbacks/playment")
+    assert stack.urls["textking_callback_url"].endswith("/handoff/callbacks/textking")
+    sources = {h["source"] for job in jobs.values() for h in job["history"]}
+    assert {"playment-callback", "textking-callback"} <= sources
     playment = {j["reference_id"]: j for j in stack.sandbox_jobs("playment")}
     for n in range(15):
         job = jobs[f"it-img-{n:02d}"]
@@ -123,6 +130,11 @@ def test_the_api_refuses_what_api_gateway_and_the_functions_refuse(stack: Stack)
         "error": {"code": "missing_authentication_token", "message": "Missing Authentication Token", "details": []}
     }
     assert stack.call("GET", "/no/such/route").status_code == 403
+    other_identity = stack.call("POST", "/jobs", playment_job(99), credentials=Credentials("AKIAOTHER", "secret"))
+    assert other_identity.status_code == 403
+    assert other_identity.json()["error"]["message"] == "The security token included in the request is invalid."
+    wrong_secret = stack.call("GET", "/jobs/it-img-00", credentials=Credentials(ACCESS_KEY_ID, "not-the-secret"))
+    assert (wrong_secret.status_code, wrong_secret.json()["error"]["code"]) == (403, "invalid_signature")
     invalid = stack.call("POST", "/jobs", {"vendor": "playment", "reference_id": "x"})
     assert invalid.status_code == 422
     assert invalid.json()["error"]["code"] == "invalid_request"

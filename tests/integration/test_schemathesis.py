@@ -58,6 +58,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from local.process import StackProcess
 from tests.integration.conftest import Stack
 
@@ -97,14 +98,14 @@ def own_stack() -> Iterator[Stack]:
 class SigV4(requests.auth.AuthBase):
     """Signs the request as it goes on the wire (final URL, headers and body), as Stack.call does."""
 
-    credentials = Credentials("local", "local")
+    credentials = Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY)  # the local API verifies against these
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-SHA256"):
             request.headers.pop(name, None)
         body = request.body if request.body is not None else b""
         signed = AWSRequest(method=request.method, url=request.url, data=body, headers=dict(request.headers))
-        SigV4Auth(self.credentials, "execute-api", "us-east-1").add_auth(signed)
+        SigV4Auth(self.credentials, "execute-api", REGION).add_auth(signed)
         request.headers["Authorization"] = signed.headers["Authorization"]
         request.headers["X-Amz-Date"] = signed.headers["X-Amz-Date"]
         return request

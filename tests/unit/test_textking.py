@@ -449,7 +449,12 @@ def test_vendor_down_is_200_deferred_and_applied_later_from_the_archive(
     assert queue_depth("handoff-callback-retries") == 0
 
 
-def test_the_sample_event_is_a_valid_callback_for_its_job(textking: TextkingFake, context: LambdaContext) -> None:
+# api_form_custom_domain.json: the same callback through a custom domain's base-path mapping
+# (path /handoff/callbacks/textking, resource /callbacks/textking), as PublicCallbackBaseUrl sets up.
+@pytest.mark.parametrize("sample", ["api_form_base64.json", "api_form_custom_domain.json"])
+def test_the_sample_event_is_a_valid_callback_for_its_job(
+    sample: str, textking: TextkingFake, context: LambdaContext
+) -> None:
     # given the job that the sample's ids and token describe
     textking.projects["bc141454-5949-401b-9c05-7591ee2f5624"] = {
         "id": "bc141454-5949-401b-9c05-7591ee2f5624",
@@ -469,7 +474,7 @@ def test_the_sample_event_is_a_valid_callback_for_its_job(textking: TextkingFake
         ExpressionAttributeValues={":j": {"S": fake_job.id}},
     )
 
-    response = callback_app.lambda_handler(load_event("textking_callback/api_form_base64.json"), context)
+    response = callback_app.lambda_handler(load_event(f"textking_callback/{sample}"), context)
 
     assert response["statusCode"] == 200
     assert job()["status"] == "DELIVERED"

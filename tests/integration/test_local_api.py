@@ -1,0 +1,351 @@
+"""The local API behaves as API Gateway does wherever a handler could notice: the path and path
+parameters as they were on the wire, a custom domain's base-path mapping, repeated headers,
+SigV4 verified against the stack's credentials, 413 before any handler runs, and 504 at the
+integration timeout while the function runs on. LocalApi in this process, with werkzeug's test
+client or a real socket, and small fake functions (the handlers themselves where it matters)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from pytest_httpserver import HTTPServer
+from werkzeug.test import Client, TestResponse
+
+from local.api import LocalApi, Route, gateway_responses_from_template, routes_from_template
+from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+from local.runtime import FunctionRuntime
+from local.sandboxes.server import BackgroundServer
+from local.sigv4 import SigV4Verifier
+from tests.conftest import PLAYMENT_CALLBACK_KEY, table_items
+
+STAGE, BINARY, ROUTES = routes_from_template()
+RESPONSES = gateway_responses_from_template()
+MB = 1024 * 1024
+
+
+class Recorder:
+    """Every function of the template as one fake: records each event, answers 200."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.events.append(event)
+        return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": "{}"}
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+def local_api(recorder: Recorder | None = None, **options: Any) -> LocalApi:
+    functions = {r.function: recorder for r in ROUTES} if recorder is not None else None
+    return LocalApi(STAGE, BINARY, ROUTES, functions, RESPONSES, **options)
+
+
+def signed(
+    method: str,
+    path: str,
+    body: bytes = b"",
+    *,
+    key: str = ACCESS_KEY_ID,
+    secret: str = SECRET_ACCESS_KEY,
+    region: str = REGION,
+    service: str = "execute-api",
+    host: str = "localhost",
+) -> dict[str, str]:
+    """The headers of a request signed as botocore signs it (Content-Type application/json)."""
+    request = AWSRequest(method, f"http://{host}{path}", data=body, headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(key, secret), service, region).add_auth(request)
+    return dict(request.headers)
+
+
+def call(
+    api: LocalApi, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> TestResponse:
+    return Client(api).open(path, method=method, data=body, headers=headers or {})
+
+
+def error(response: TestResponse) -> tuple[int, str, str]:
+    body = response.get_json()
+    return response.status_code, body["error"]["code"], body["error"]["message"]
+
+
+# --- raw path and path parameters ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("wire_id", "delivered"),
+    [("order%3A7", "order%3A7"), ("order:7", "order:7"), ("a%2Fb", "a%2Fb"), ("order%253A7", "order%253A7")],
+)
+def test_path_and_path_parameters_arrive_as_they_were_on_the_wire(
+    wire_id: str, delivered: str, recorder: Recorder
+) -> None:
+    path = f"/{STAGE}/jobs/{wire_id}"
+
+    response = call(local_api(recorder), "GET", path, headers=signed("GET", path))
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    (event,) = recorder.events
+    assert event["resource"] == "/jobs/{reference_id}"
+    assert event["path"] == f"/jobs/{delivered}"
+    assert event["pathParameters"] == {"reference_id": delivered}
+    assert event["requestContext"]["path"] == f"/{STAGE}/jobs/{delivered}"
+
+
+# --- a custom domain's base-path mapping --------------------------------------------------------------
+
+
+def test_a_base_path_mapping_serves_the_routes_as_a_custom_domain_does(recorder: Recorder) -> None:
+    api = local_api(recorder, base_path="handoff")
+
+    via_domain = call(api, "POST", "/handoff/callbacks/playment", b"{}", {"Content-Type": "application/json"})
+    via_stage = call(api, "POST", f"/{STAGE}/callbacks/playment", b"{}", {"Content-Type": "application/json"})
+    unknown = call(api, "POST", "/other/callbacks/playment", b"{}", {"Content-Type": "application/json"})
+
+    assert (via_domain.status_code, via_stage.status_code) == (200, 200)
+    domain, stage = recorder.events
+    assert (domain["path"], domain["resource"]) == ("/handoff/callbacks/playment", "/callbacks/playment")
+    assert domain["requestContext"]["path"] == "/handoff/callbacks/playment"
+    assert domain["requestContext"]["stage"] == STAGE
+    assert (stage["path"], stage["requestContext"]["path"]) == ("/callbacks/playment", f"/{STAGE}/callbacks/playment")
+    assert error(unknown) == (403, "missing_authentication_token", "Missing Authentication Token")
+
+
+@pytest.mark.usefixtures("aws")
+def test_the_handlers_behind_the_local_api_take_ids_with_colons_and_callbacks_through_a_base_path(
+    playment: HTTPServer,
+) -> None:
+    # given the local API with a base-path mapping, in front of the real handlers
+    api = local_api(base_path="handoff")
+    playment.expect_request("/v0/projects/proj-1/jobs", method="POST").respond_with_json(
+        {"data": {"job_id": "pj-7"}, "success": True}
+    )
+    job = {
+        "vendor": "playment",
+        "reference_id": "order:7",
+        "data": {"image_url": "https://images.example.com/7.jpg"},
+        "tag": "boxes",
+    }
+    body = json.dumps(job).encode()
+    submitted = call(api, "POST", f"/{STAGE}/jobs", body, signed("POST", f"/{STAGE}/jobs", body))
+    assert submitted.status_code == 201, submitted.get_data(as_text=True)
+
+    # when the job is read with its id percent-encoded (as a client must) and as it is
+    encoded = call(api, "GET", f"/{STAGE}/jobs/order%3A7", headers=signed("GET", f"/{STAGE}/jobs/order%3A7"))
+    plain = call(api, "GET", f"/{STAGE}/jobs/order:7", headers=signed("GET", f"/{STAGE}/jobs/order:7"))
+    # and Playment calls back through the custom domain
+    callback = {"annotations": [{"reference_id": "order:7", "job_id": "pj-7", "status": "COMPLETED", "result": {}}]}
+    called_back = call(
+        api,
+        "POST",
+        "/handoff/callbacks/playment",
+        json.dumps(callback).encode(),
+        {"Content-Type": "application/json", "x-playment-key": PLAYMENT_CALLBACK_KEY},
+    )
+
+    # then both reads find the job, and the callback completes it
+    assert (encoded.status_code, encoded.get_json()["reference_id"]) == (200, "order:7")
+    assert (plain.status_code, plain.get_json()["reference_id"]) == (200, "order:7")
+    assert called_back.status_code == 200, called_back.get_data(as_text=True)
+    assert called_back.get_json()["applied"] == 1
+    assert [j["status"] for j in table_items()] == ["COMPLETED"]
+
+
+# --- repeated headers --------------------------------------------------------------------------------
+
+
+def test_a_repeated_header_is_its_last_value_in_headers_and_every_value_in_multi_value_headers(
+    recorder: Recorder,
+) -> None:
+    with BackgroundServer(local_api(recorder), request_handler=LocalApi.request_handler) as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.putrequest("POST", f"/{STAGE}/callbacks/playment")
+        for name, value in [
+            ("Content-Type", "application/json"),
+            ("X-Trace", "first"),
+            ("X-Trace", "second"),
+            ("X-List", "a, b"),
+            ("Content-Length", "2"),
+        ]:
+            connection.putheader(name, value)
+        connection.endheaders(b"{}")
+        assert connection.getresponse().status == 200
+        connection.close()
+
+    (event,) = recorder.events
+    assert event["headers"]["X-Trace"] == "second"
+    assert event["multiValueHeaders"]["X-Trace"] == ["first", "second"]
+    assert event["multiValueHeaders"]["X-List"] == ["a, b"]  # one header with a comma is one value
+
+
+# --- SigV4 against the stack's credentials -----------------------------------------------------------
+
+PATH = f"/{STAGE}/jobs"
+BODY = b'{"vendor": "playment"}'
+
+
+@pytest.mark.parametrize(
+    ("sign", "body", "refusal"),
+    [
+        (lambda: {}, BODY, (403, "missing_authentication_token", "Missing Authentication Token")),
+        (
+            lambda: signed("POST", PATH, BODY, key="AKIAOTHERKEY"),
+            BODY,
+            (403, "access_denied", "The security token included in the request is invalid."),
+        ),
+        (
+            lambda: signed("POST", PATH, BODY, secret="not-the-secret"),
+            BODY,
+            (403, "invalid_signature", "The request signature"),
+        ),
+        (
+            lambda: signed("POST", PATH, BODY, region="eu-west-1"),
+            BODY,
+            (403, "invalid_signature", "Credential should be scoped"),
+        ),
+        (
+            lambda: signed("POST", PATH, BODY, service="lambda"),
+            BODY,
+            (403, "invalid_signature", "Credential should be scoped"),
+        ),
+        (lambda: signed("POST", PATH, BODY), BODY + b" ", (403, "invalid_signature", "The request signature")),
+        (lambda: signed("POST", f"{PATH}/x", BODY), BODY, (403, "invalid_signature", "The request signature")),
+        (
+            lambda: signed("POST", PATH, BODY, host="other.example"),
+            BODY,
+            (403, "invalid_signature", "The request signature"),
+        ),
+        (
+            lambda: {"Authorization": "Bearer abc"},
+            BODY,
+            (403, "gateway_refused", "Authorization header requires 'Credential'"),
+        ),
+    ],
+    ids=[
+        "unsigned",
+        "another-access-key",
+        "wrong-secret",
+        "another-region",
+        "another-service",
+        "body-changed",
+        "path-changed",
+        "host-changed",
+        "not-sigv4",
+    ],
+)
+def test_an_iam_route_verifies_the_signature(
+    sign: Callable[[], dict[str, str]], body: bytes, refusal: tuple[int, str, str], recorder: Recorder
+) -> None:
+    # signed now (not at collection): X-Amz-Date must be within 5 minutes of the request
+    response = call(local_api(recorder), "POST", PATH, body, {"Content-Type": "application/json", **sign()})
+
+    status, code, message = error(response)
+    assert (status, code) == refusal[:2]
+    assert message.startswith(refusal[2])
+    assert recorder.events == []  # the function never ran
+
+
+def test_a_signature_from_the_stack_credentials_gets_through_with_the_caller_identified(recorder: Recorder) -> None:
+    response = call(local_api(recorder), "POST", PATH, BODY, signed("POST", PATH, BODY))
+
+    assert response.status_code == 200
+    (event,) = recorder.events
+    assert event["requestContext"]["identity"]["accessKey"] == ACCESS_KEY_ID
+
+
+@pytest.mark.parametrize(("offset", "message"), [(360, "Signature expired"), (-360, "Signature not yet current")])
+def test_a_signature_more_than_five_minutes_off_the_clock_is_refused(
+    offset: float, message: str, recorder: Recorder
+) -> None:
+    verifier = SigV4Verifier(ACCESS_KEY_ID, SECRET_ACCESS_KEY, REGION, clock=lambda: time.time() + offset)
+    within = SigV4Verifier(ACCESS_KEY_ID, SECRET_ACCESS_KEY, REGION, clock=lambda: time.time() + offset / 2)
+
+    late = call(local_api(recorder, verifier=verifier), "POST", PATH, BODY, signed("POST", PATH, BODY))
+    in_time = call(local_api(recorder, verifier=within), "POST", PATH, BODY, signed("POST", PATH, BODY))
+
+    assert error(late)[:2] == (403, "invalid_signature")
+    assert error(late)[2].startswith(message)
+    assert in_time.status_code == 200
+
+
+# --- 413 before any handler runs ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "status"),
+    [
+        (10 * MB + 1, 413),  # over API Gateway's 10 MB
+        (5 * MB, 413),  # under 10 MB, but base64 in the event: over Lambda's 6 MB
+        (4 * MB, 200),  # 5.3 MB once base64-encoded: the function gets it
+    ],
+)
+def test_payloads_over_api_gateway_or_lambda_limits_are_413_before_the_function(
+    size: int, status: int, recorder: Recorder
+) -> None:
+    body = b"x" * size
+
+    response = call(local_api(recorder), "POST", f"/{STAGE}/callbacks/playment", body, {"Content-Type": "text/plain"})
+
+    assert response.status_code == status
+    if status == 413:
+        assert error(response) == (413, "gateway_refused", "Request Too Long")
+        assert recorder.events == []
+    else:
+        assert len(recorder.events) == 1
+
+
+# --- the integration timeout -----------------------------------------------------------------------------
+
+
+def test_a_function_past_the_integration_timeout_is_504_and_runs_on_to_its_end() -> None:
+    finished = threading.Event()
+
+    def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        time.sleep(0.6)
+        finished.set()
+        return {"statusCode": 200, "body": "{}"}
+
+    api = LocalApi(STAGE, BINARY, ROUTES, {r.function: slow for r in ROUTES}, RESPONSES, integration_timeout=0.2)
+    started = time.monotonic()
+
+    response = call(api, "POST", f"/{STAGE}/callbacks/playment", b"{}", {"Content-Type": "application/json"})
+
+    assert error(response) == (504, "gateway_error", "Endpoint request timed out")
+    assert time.monotonic() - started < 0.6
+    assert not finished.is_set()
+    assert finished.wait(5), "the function was stopped at the timeout"
+
+
+@pytest.fixture
+def slow_runtime() -> Iterator[FunctionRuntime]:
+    runtime = FunctionRuntime("Slow", "tests.integration.slow_function", "handler", {}, timeout=10, concurrency=1)
+    yield runtime
+    runtime.stop()
+
+
+def test_after_a_504_the_container_finishes_and_returns_to_its_pool(slow_runtime: FunctionRuntime) -> None:
+    # given a function with one container, warm (a caller with time to wait: the cold start is slow)
+    route = Route("GET", "/slow", "Slow", "tests.integration.slow_function", "handler", timeout=10, iam=False)
+    patient = LocalApi(STAGE, BINARY, [route], {"Slow": slow_runtime}, RESPONSES, integration_timeout=10)
+    assert call(patient, "GET", f"/{STAGE}/slow").status_code == 200
+
+    # when an invocation outlasts the integration timeout
+    api = LocalApi(STAGE, BINARY, [route], {"Slow": slow_runtime}, RESPONSES, integration_timeout=0.5)
+    timed_out = call(api, "GET", f"/{STAGE}/slow?sleep=1.5")
+
+    # then the caller has 504, and the one container, once done, takes the next invocation
+    assert timed_out.status_code == 504
+    answered = call(patient, "GET", f"/{STAGE}/slow")
+    assert answered.status_code == 200
+    assert json.loads(answered.get_data())["invocations"] == 3  # the same container ran all three
