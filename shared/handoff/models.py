@@ -219,8 +219,11 @@ class TextkingSubmitRequest(BaseModel):
     topic: str | None = Field(default=None, min_length=1, max_length=64)
     briefing: str | None = Field(default=None, max_length=10_000)
     document: TextkingDocument
+    # A URL path segment at TEXTKING, which takes project ids as UUIDs (anything else: 400 invalid UUID).
     project_id: str | None = Field(
-        default=None, min_length=1, max_length=64, description="Add the job to this (prepared) project."
+        default=None,
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        description="Add the job to this (prepared) TEXTKING project: its id, a UUID.",
     )
     project_name: str | None = Field(default=None, min_length=1, max_length=200)
     order: bool | None = Field(

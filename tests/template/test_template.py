@@ -158,3 +158,54 @@ def test_the_dashboard_shows_the_metrics_the_code_emits_and_the_queues() -> None
         p.read_text() for p in [*ROOT.glob("functions/*/app.py"), *(ROOT / "shared" / "handoff").rglob("*.py")]
     )
     assert all(f'"{name}"' in code for name in emitted), "a dashboard metric the code never emits"
+
+
+def test_every_dead_letter_queue_has_an_alarm_and_a_source() -> None:
+    resources = load_template()["Resources"]
+    queues = {name for name, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
+    dead_letter_targets = {
+        r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["!GetAtt"].split(".")[0]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in r["Properties"]
+    }
+    on_failure = {"EventsDLQ"}
+    alarmed = {
+        d["Value"]["!GetAtt"].split(".")[0]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Namespace") == "AWS/SQS"
+        for d in r["Properties"]["Dimensions"]
+    }
+    dlqs = {q for q in queues if q.endswith("DLQ")}
+    assert dlqs == dead_letter_targets | on_failure  # every DLQ receives something
+    assert dlqs <= alarmed  # and nothing lands in one unnoticed
+
+
+def test_deferred_callbacks_are_applied_again_from_a_queue_with_a_dead_letter_queue() -> None:
+    resources = load_template()["Resources"]
+    retry = resources["CallbackRetryFunction"]["Properties"]
+    source = retry["Events"]["Queue"]["Properties"]
+    assert source["Queue"] == {"!GetAtt": "CallbackRetryQueue.Arn"}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = resources["CallbackRetryQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"!GetAtt": "CallbackRetryDLQ.Arn"}
+    assert queue["VisibilityTimeout"] >= 6 * retry["Timeout"]
+    for name in ("PlaymentCallbackFunction", "TextkingCallbackFunction"):
+        statements = resources[name]["Properties"]["Policies"][0]["Statement"]
+        assert any(
+            s["Action"] == "sqs:SendMessage" and s["Resource"] == {"!GetAtt": "CallbackRetryQueue.Arn"}
+            for s in statements
+        ), f"{name} cannot keep a deferred callback"
+
+
+def test_callback_routes_are_throttled_on_their_own_above_the_vendors_rates() -> None:
+    template = load_template()
+    parameters = template["Parameters"]
+    settings = template["Resources"]["HandoffApi"]["Properties"]["MethodSettings"]
+    by_path = {s["ResourcePath"]: s for s in settings}
+    for route in ("/~1callbacks~1playment", "/~1callbacks~1textking"):
+        rate = by_path[route]["ThrottlingRateLimit"]["!Ref"]
+        burst = by_path[route]["ThrottlingBurstLimit"]["!Ref"]
+        # Playment never resends a callback refused with 429; it documents 20 job creations/s
+        assert parameters[rate]["MinValue"] >= 20
+        assert parameters[rate]["Default"] > parameters["ApiThrottlingRateLimit"]["Default"]
+        assert parameters[burst]["Default"] >= parameters[rate]["Default"]

@@ -529,3 +529,18 @@ def test_the_last_look_accepts_only_a_complete_job(
     assert result.job.status.value == "FAILED"
     assert job()["last_error"]["code"] == "retries_exhausted"
     assert job()["vendor_job_id"] is None
+
+
+@pytest.mark.parametrize(
+    "project_id", ["../projects", "a/b", "p 1", "bc141454-5949-401b-9c05-7591ee2f5624\n", "x" * 36]
+)
+def test_a_project_id_that_is_no_textking_id_is_refused_before_any_vendor_call(
+    textking: TextkingFake, context: LambdaContext, project_id: str
+) -> None:
+    # a project id becomes a URL path segment at TEXTKING, which takes UUIDs only
+    status, body = submit(context, request(project_id=project_id))
+
+    assert (status, body["error"]["code"]) == (422, "invalid_request")
+    assert body["error"]["details"][0]["field"] == "project_id"
+    assert textking.calls == []
+    assert table_items() == []
