@@ -146,32 +146,23 @@ def create_rate_limit_table(client: Any, table_name: str) -> None:
     )
 
 
+def create_queue_with_dlq(sqs: Any, name: str, max_receives: int) -> tuple[str, str]:
+    """A queue with its dead-letter queue `<name>-dlq`, as the template wires them. Returns (queue, dlq) URLs."""
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": "30",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
+        },
+    )["QueueUrl"]
+    return queue_url, dlq_url
+
+
 def create_submission_queues(sqs: Any, max_receives: int) -> tuple[str, str]:
-    """SubmissionQueue with its dead-letter queue, as the template wires them. Returns (queue, dlq) URLs."""
-    dlq_url = sqs.create_queue(QueueName="handoff-submissions-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue_url = sqs.create_queue(
-        QueueName="handoff-submissions",
-        Attributes={
-            "VisibilityTimeout": "30",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
-        },
-    )["QueueUrl"]
-    return queue_url, dlq_url
-
-
-def create_callback_retry_queues(sqs: Any, max_receives: int) -> tuple[str, str]:
-    """CallbackRetryQueue with its dead-letter queue, as the template wires them. Returns (queue, dlq) URLs."""
-    dlq_url = sqs.create_queue(QueueName="handoff-callback-retries-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue_url = sqs.create_queue(
-        QueueName="handoff-callback-retries",
-        Attributes={
-            "VisibilityTimeout": "30",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
-        },
-    )["QueueUrl"]
-    return queue_url, dlq_url
+    """SubmissionQueue with its dead-letter queue. Returns (queue, dlq) URLs."""
+    return create_queue_with_dlq(sqs, "handoff-submissions", max_receives)
 
 
 @dataclass
@@ -215,7 +206,9 @@ def aws() -> Iterator[None]:
         create_rate_limit_table(boto3.client("dynamodb"), os.environ["RATE_LIMIT_TABLE_NAME"])
         queue_url, _ = create_submission_queues(boto3.client("sqs"), int(os.environ["SUBMISSION_MAX_RECEIVES"]))
         assert queue_url == os.environ["SUBMISSION_QUEUE_URL"]
-        retry_url, _ = create_callback_retry_queues(boto3.client("sqs"), int(os.environ["CALLBACK_RETRY_MAX_RECEIVES"]))
+        retry_url, _ = create_queue_with_dlq(
+            boto3.client("sqs"), "handoff-callback-retries", int(os.environ["CALLBACK_RETRY_MAX_RECEIVES"])
+        )
         assert retry_url == os.environ["CALLBACK_RETRY_QUEUE_URL"]
         secrets = boto3.client("secretsmanager")
         secrets.create_secret(
