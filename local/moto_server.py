@@ -40,7 +40,8 @@ internals, written against the pinned moto (requirements.txt):
   maximum allowed size"; also put back on any other error moto raises midway). A transaction
   is measured once all its writes are applied: an item too large cancels it
   (TransactionCanceledException, reason ValidationError with the same messages, as the API
-  reference describes) and every item and stream is put back. moto's own rollback of a
+  reference describes) and every item and stream is put back; so is a PartiQL ExecuteTransaction,
+  which moto ran statement by statement, keeping those before a failure. moto's own rollback of a
   cancelled transaction swapped each table for a deep copy taken before it, which left open
   stream iterators reading the discarded table's shard (the stream poller saw no record again);
   the tables are kept and their items put back instead.
@@ -207,6 +208,34 @@ def dynamodb_item_size_as_dynamodb() -> None:
             put_back()
             raise TransactionCanceledException(reasons)
 
+    def execute_transaction(self: Any, statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # moto runs a PartiQL transaction's statements one by one and keeps what came before a
+        # failure; DynamoDB applies all or none. Every table is put back as it was on any failure.
+        saved = {
+            name: (copy.deepcopy(table.items), len(table.stream_shard.items) if table.stream_shard else 0)
+            for name, table in self.tables.items()
+        }
+        answers: list[dict[str, Any]] = []
+        for index, statement in enumerate(statements):
+            try:
+                items = self.execute_statement(
+                    statement=statement["Statement"], parameters=statement.get("Parameters", [])
+                )
+            except BaseException as exc:
+                for name, (items_before, records) in saved.items():
+                    table = self.tables[name]
+                    table.items.clear()
+                    table.items.update(items_before)
+                    if table.stream_shard is not None:
+                        del table.stream_shard.items[records:]
+                if isinstance(exc, ItemSizeTooLarge | ItemSizeToUpdateTooLarge):
+                    reasons: list[tuple[str | None, str | None, None]] = [(None, None, None)] * len(statements)
+                    reasons[index] = ("ValidationError", exc.exception_msg, None)
+                    raise TransactionCanceledException(reasons) from None
+                raise
+            answers.extend({"Item": item} for item in items)
+        return answers
+
     def batch_write_item(self: Any) -> Any:
         for requests in self.body.get("RequestItems", {}).values():
             for request in requests:
@@ -219,6 +248,7 @@ def dynamodb_item_size_as_dynamodb() -> None:
     Table.put_item = table_put_item  # type: ignore[method-assign]
     DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    DynamoDBBackend.execute_transaction = execute_transaction  # type: ignore[method-assign]
     responses.DynamoHandler.batch_write_item = batch_write_item  # type: ignore[method-assign]
 
 

@@ -48,7 +48,7 @@ STATUS_BY_OUTCOME = {Outcome.SUBMITTED: 201, Outcome.QUEUED: 202, Outcome.REPLAY
 
 dynamodb = boto3.client("dynamodb")
 sqs = boto3.client("sqs")
-app = api.new_resolver({("POST", "/jobs"): api.json_body(MAX_BODY_BYTES, untyped=True, object_only=True)})
+app = api.new_resolver({("POST", "/jobs"): api.json_body(MAX_BODY_BYTES, object_only=True)})
 
 
 @lru_cache(maxsize=1)

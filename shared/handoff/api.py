@@ -133,18 +133,19 @@ class BodyRule:
     untyped_is: str | None = None  # a body without Content-Type is taken as this type (None: refused)
 
 
-def json_body(max_bytes: int, *, strict: bool = True, untyped: bool = False, object_only: bool = False) -> BodyRule:
+def json_body(max_bytes: int, *, strict: bool = True, object_only: bool = False) -> BodyRule:
+    # A body without Content-Type is JSON, as API Gateway takes it: a vendor that leaves the header
+    # out (and would never resend after a 415) is read like one that sends it.
     return BodyRule(
-        "application/json",
-        max_bytes,
-        strict=strict,
-        untyped_is="application/json" if untyped else None,
-        object_only=object_only,
+        "application/json", max_bytes, strict=strict, untyped_is="application/json", object_only=object_only
     )
 
 
 def form_body(max_bytes: int) -> BodyRule:
-    return BodyRule("application/x-www-form-urlencoded", max_bytes, json=False)
+    # Without Content-Type, a form route reads the body as its form: a vendor callback is not
+    # refused (and lost: TEXTKING documents no resend) for a missing header.
+    form = "application/x-www-form-urlencoded"
+    return BodyRule(form, max_bytes, json=False, untyped_is=form)
 
 
 class Resolver(APIGatewayRestResolver):

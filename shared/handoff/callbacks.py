@@ -30,7 +30,7 @@ from handoff.lifecycle import Observation
 from handoff.models import CallbackRetryMessage, JobError
 from handoff.observability import count, logger
 from handoff.settings import CallbackRetrySettings, core_settings, results_bucket
-from handoff.store import STORED_BUDGETS, JobStore, fits
+from handoff.store import STORED_BUDGETS, JobStore, bounded_error, fits
 
 # Results within their budget in the item (store.STORED_BUDGETS, as DynamoDB counts them) live in
 # the job item; larger ones in S3 with a pointer, as do results that strict JSON cannot carry (NaN,
@@ -223,17 +223,13 @@ class CallbackApplier:
         return Verdict.DUPLICATE
 
     def _bounded_error(self, reference_id: str, error: JobError) -> dict[str, Any]:
-        """The error as the item keeps it: whole when small, else code, message and a pointer."""
+        """The error as the item keeps it: whole when it fits its budget, else code and message
+        (cut to fit) and a pointer to the whole error in S3."""
         whole = error.model_dump(mode="json")
         if fits("last_error", whole):
             return whole
         ref = self.archive.put_result(self.vendor, reference_id, _lenient_json(whole))
-        return {
-            "code": error.code[:128],
-            "message": error.message[:2000],
-            "retryable": error.retryable,
-            "details": [{"details_ref": ref, "count": len(error.details)}],
-        }
+        return bounded_error(whole, ref)
 
 
 class CallbackDisposition(StrEnum):

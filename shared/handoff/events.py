@@ -36,13 +36,18 @@ _deserializer = TypeDeserializer()
 
 
 def status_change(record: Mapping[str, Any]) -> JobStatusChanged | None:
-    """The event a stream record stands for (None: the status did not change, or the item went away)."""
+    """The event a stream record stands for (None: the status did not change, or the item went away).
+    Raises ValueError for a record that is not a job's (no reference_id, vendor or status: an item
+    written by hand), or an unknown status."""
     if record.get("eventName") not in {"INSERT", "MODIFY"}:
         return None
     images = record.get("dynamodb", {})
     new = _plain(images.get("NewImage"))
     old = _plain(images.get("OldImage"))
-    if not new or "status" not in new or new.get("status") == old.get("status"):
+    missing = [name for name in ("reference_id", "vendor", "status") if not new.get(name)]
+    if missing:
+        raise ValueError(f"not a job: no {', '.join(missing)}")
+    if new.get("status") == old.get("status"):
         return None
     return JobStatusChanged(
         reference_id=str(new["reference_id"]),
@@ -54,6 +59,19 @@ def status_change(record: Mapping[str, Any]) -> JobStatusChanged | None:
         at=str(new.get("updated_at", "")),
         version=int(new.get("version", 0)),
     )
+
+
+def _report_removal(record: Mapping[str, Any]) -> None:
+    """A job left the table: by its TTL (expires_at: nothing to publish), or deleted by someone,
+    which is logged as a warning and counted, so a job never disappears unnoticed."""
+    identity = record.get("userIdentity") or {}
+    by_ttl = identity.get("type") == "Service" and identity.get("principalId") == "dynamodb.amazonaws.com"
+    log = {"reference_id": _reference_id(record), "by": "ttl" if by_ttl else "hand"}
+    if by_ttl:
+        logger.info("job expired (TTL)", extra=log)
+        return
+    logger.warning("job deleted from the table", extra=log)
+    count("JobDeleted", str(_plain(record.get("dynamodb", {}).get("OldImage")).get("vendor") or "unknown"))
 
 
 def _plain(image: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -108,6 +126,8 @@ class EventPublisher:
                 continue
             if change is not None:
                 pending.append(Pending(_sequence(record), self._entry(change)))
+            elif record.get("eventName") == "REMOVE":
+                _report_removal(record)
         if unquarantined:
             # Kept in the stream until it can be set aside: from the first of them, all comes again.
             held_from = _sequence_key(min(unquarantined, key=_sequence_key))

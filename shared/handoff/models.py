@@ -196,6 +196,14 @@ class TextkingDocument(BaseModel):
     text: Annotated[str, Field(min_length=1, max_length=200_000)] | SkipJsonSchema[None] = None
     s3_uri: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+$")] | SkipJsonSchema[None] = None
 
+    @field_validator("filename")
+    @classmethod
+    def _not_a_dot_segment(cls, value: str) -> str:
+        # The filename is the upload URL's last path segment: "." and ".." would be removed from it.
+        if value.strip(".") == "" and len(value) <= 2:
+            raise ValueError('the filename cannot be "." or ".."')
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> TextkingDocument:
         if (self.text is None) == (self.s3_uri is None):
@@ -310,6 +318,18 @@ class PlaymentCallbackError(BaseModel):
     @property
     def message_text(self) -> str:
         return _text(self.message, "")[:2000]
+
+    @property
+    def told_whole(self) -> bool:
+        """Whether code_text, message_text and meta_data.failures carry all Playment said (no text
+        cut, nothing else sent): when not, the whole error is kept too (vendors.playment)."""
+        meta = self.meta_data
+        return (
+            _text(self.code, "unknown") == self.code_text
+            and _text(self.message, "") == self.message_text
+            and not self.model_extra
+            and (meta is None or (isinstance(meta, dict) and set(meta) <= {"failures"}))
+        )
 
 
 class PlaymentAnnotation(BaseModel):

@@ -63,18 +63,29 @@ def fits(name: str, value: Any) -> bool:
         return False
 
 
-def bounded_error(error: dict[str, Any]) -> dict[str, Any]:
-    """A last_error that fits its budget: whole when it does, else its code, message (cut) and
-    the number of details left out. The callback path keeps large details in S3 before this."""
+def bounded_error(error: dict[str, Any], whole_ref: str | None = None) -> dict[str, Any]:
+    """A last_error that fits its budget: whole when it does; else its code and message, cut (with
+    "…") until they fit, and in `details` where the whole error is kept (`whole_ref`, an S3 URI:
+    handoff.callbacks keeps a vendor's whole error there first) or how many details were left out."""
     if fits("last_error", error):
         return error
     details = error.get("details") or []
-    return {
-        "code": str(error.get("code", ""))[:128],
-        "message": str(error.get("message", ""))[:2000],
-        "retryable": bool(error.get("retryable", False)),
-        "details": [{"omitted": len(details) if isinstance(details, list) else 1}],
-    }
+    count = len(details) if isinstance(details, list) else 1
+    code, message = str(error.get("code", "")), str(error.get("message", ""))
+    for limit in (2000, 500, 100, 20):
+        bounded = {
+            "code": _cut(code, min(limit, 128)),
+            "message": _cut(message, limit),
+            "retryable": bool(error.get("retryable", False)),
+            "details": [{"details_ref": whole_ref, "count": count}] if whole_ref else [{"omitted": count}],
+        }
+        if fits("last_error", bounded):
+            return bounded
+    return {"code": "vendor_error", "message": "…", "retryable": False, "details": bounded["details"]}
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def to_dynamo(value: Any) -> dict[str, Any]:

@@ -292,6 +292,26 @@ def test_a_transaction_with_one_oversized_put_writes_nothing(moto: Moto) -> None
     assert moto.records(table) == records_before
 
 
+def test_a_partiql_transaction_with_one_oversized_insert_writes_nothing(moto: Moto) -> None:
+    table = moto.table()
+    records_before = moto.records(table)
+    big = "x" * (MAX_ITEM_BYTES + 100)
+
+    with pytest.raises(ClientError) as error:
+        moto.dynamodb.execute_transaction(
+            TransactStatements=[
+                {"Statement": f"INSERT INTO \"{table}\" VALUE {{'pk': 't1', 'status': 'QUEUED'}}"},
+                {"Statement": f"INSERT INTO \"{table}\" VALUE {{'pk': 't2', 'blob': '{big}'}}"},
+            ]
+        )
+
+    assert error.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert [r["Code"] for r in error.value.response["CancellationReasons"]] == ["None", "ValidationError"]
+    assert moto.get(table, "t1") is None
+    assert moto.get(table, "t2") is None
+    assert moto.records(table) == records_before
+
+
 def test_a_batch_write_with_one_oversized_item_writes_none_of_them(moto: Moto) -> None:
     table = moto.table()
 

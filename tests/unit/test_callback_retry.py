@@ -256,3 +256,16 @@ def test_the_sample_event_applies_its_archived_callback(context: LambdaContext) 
     assert answer == {"batchItemFailures": []}
     assert job()["status"] == "COMPLETED"
     assert job()["history"][-1]["source"] == "playment-callback"
+
+
+def test_a_result_url_for_another_playment_job_is_invalid_and_never_fetched(
+    submitted: HTTPServer, context: LambdaContext
+) -> None:
+    # when a callback names the job with a Playment job id that is not its own, and a result URL
+    status, body = playment_callback(context, {**completed(RESULT_URL), "job_id": "not-this-job"})
+
+    # then it is invalid at once, as with an inline result: nothing fetched, nothing kept to retry
+    assert (status, body["invalid"], body["deferred"]) == (200, 1, 0)
+    assert not [r for r, _ in submitted.log if r.path == "/v1/attachments"]
+    assert queue_depth(RETRIES) == 0
+    assert job()["status"] == "SUBMITTED"

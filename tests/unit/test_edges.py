@@ -157,6 +157,35 @@ def test_a_failed_callback_with_thousands_of_failures_keeps_them_in_s3(
 
 
 @pytest.mark.parametrize(
+    "error",
+    [
+        {"code": "FS_0003", "message": "\u00e9\U0001f600" * 150_000},  # a message over every budget
+        {"code": "E" * 300_000, "message": "m"},
+        "a bare string of an error " * 20_000,
+    ],
+    ids=["long-non-ascii-message", "long-code", "bare-string"],
+)
+def test_a_failed_callback_with_an_oversized_error_keeps_it_whole_behind_a_pointer(
+    playment: HTTPServer, context: LambdaContext, error: Any
+) -> None:
+    submitted(playment, context)
+    annotation = {"reference_id": REF, "job_id": JOB_ID, "status": "FAILED", "error": error}
+
+    status, _ = callback(context, json.dumps({"annotations": [annotation]}))
+
+    # then the job is FAILED, its code and message cut to fit (marked), and the whole error in S3
+    assert status == 200
+    _, job = get_job(context, REF)
+    assert job["status"] == "FAILED"
+    last = job["last_error"]
+    assert len(json.dumps(last)) < 8 * 1024
+    (pointer,) = last["details"]
+    key = pointer["details_ref"].removeprefix("s3://handoff-results/")
+    kept = json.loads(archived(key)[key])
+    assert kept["details"][-1]["vendor_error"] == (error if isinstance(error, dict) else {"message": error})
+
+
+@pytest.mark.parametrize(
     "metadata",
     [
         {"count": 123456789012345678901234567890123456789012345},
@@ -302,6 +331,22 @@ def test_a_playment_callback_in_another_media_type_is_415(content_type: str, con
 
     assert_error(status, body, 415, "unsupported_media_type")
     assert archived() == {}
+
+
+def test_a_playment_callback_without_content_type_is_taken_as_json(
+    playment: HTTPServer, context: LambdaContext
+) -> None:
+    # given a submitted job, and a callback that leaves Content-Type out (API Gateway takes that
+    # as JSON; Playment would never resend after a 415)
+    submitted(playment, context, job_id="3f3e8675-ca69-46d7-aa34-96f90fcbb732")  # the sample's job
+    event = load_event("playment_callback/api_completed.json")
+    del event["headers"]["Content-Type"]
+    del event["multiValueHeaders"]["Content-Type"]
+
+    response = callback_app.lambda_handler(event, context)
+
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["applied"] == 1
 
 
 # --- 6. a refused request does not burn its reference_id ----------------------------------------------

@@ -197,8 +197,10 @@ def test_a_function_stopped_after_its_write_loses_no_event(
         lambda image: image.update(status={"S": "ARCHIVED_BY_HAND"}),  # a status no job has
         lambda image: image.update(version={"S": "not-a-number"}),  # an item edited by hand
         lambda image: image.pop("reference_id"),
+        lambda image: image.pop("status"),  # an item written by hand, no job at all
+        lambda image: [image.pop(k) for k in list(image) if k != "reference_id"],
     ],
-    ids=["unknown-status", "edited-version", "no-reference-id"],
+    ids=["unknown-status", "edited-version", "no-reference-id", "no-status", "only-a-key"],
 )
 def test_an_unreadable_record_is_set_aside_and_the_rest_of_its_batch_published(
     spoil: Any, bus: str, context: LambdaContext, monkeypatch: pytest.MonkeyPatch
@@ -243,3 +245,35 @@ def test_an_unreadable_record_that_cannot_be_set_aside_is_retried_not_dropped(
     # then the readable records are published and the unreadable one is reported for retry
     assert answer == {"batchItemFailures": [{"itemIdentifier": poison["dynamodb"]["SequenceNumber"]}]}
     assert len(captured(bus)) == 2
+
+
+@pytest.mark.parametrize(
+    ("identity", "warned"),
+    [
+        (None, True),  # deleted by someone: noticed
+        ({"type": "Service", "principalId": "dynamodb.amazonaws.com"}, False),  # its TTL ran out: expected
+    ],
+    ids=["by-hand", "ttl"],
+)
+def test_a_removed_job_is_reported_and_holds_nothing_back(
+    bus: str, context: LambdaContext, caplog: pytest.LogCaptureFixture, identity: Any, warned: bool
+) -> None:
+    # given the sample batch with the removal of a job in front of it
+    records = load_event("event_publisher/stream_batch.json")["Records"]
+    removal = json.loads(json.dumps(records[0]))
+    removal["eventName"] = "REMOVE"
+    removal["dynamodb"]["OldImage"] = removal["dynamodb"].pop("NewImage")
+    removal["dynamodb"]["SequenceNumber"] = str(int(records[0]["dynamodb"]["SequenceNumber"]) - 1)
+    if identity:
+        removal["userIdentity"] = identity
+
+    # when the publisher gets it
+    answer = publish([removal, *records], context)
+
+    # then the rest is published, and a deletion by hand is a warning with the job's reference_id
+    assert answer == {"batchItemFailures": []}
+    assert len(captured(bus)) == 2
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "job deleted" in r.getMessage()]
+    assert len(warnings) == int(warned)
+    for line in warnings:
+        assert getattr(line, "reference_id", None) == removal["dynamodb"]["Keys"]["reference_id"]["S"]

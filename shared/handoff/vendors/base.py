@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import requests
 
@@ -153,6 +154,15 @@ def send(session: requests.Session, method: str, url: str, timeouts: Timeouts, *
         raise Rejected("request_not_built", f"{method} {_path(url)} could not be built: {type(exc).__name__}") from exc
     except requests.RequestException as exc:
         raise Transient("request_error", f"{method} {_path(url)} failed: {type(exc).__name__}") from exc
+
+
+def path_segment(value: str) -> str:
+    """`value` as one URL path segment (every reserved character percent-encoded). Raises Rejected
+    (`request_not_built`) for a value no URL can carry as a segment: empty, "." or "..", which
+    clients and servers remove as dot-segments (RFC 3986 §5.2.4), sending the request elsewhere."""
+    if value in ("", ".", ".."):
+        raise Rejected("request_not_built", f"{value!r} cannot be a URL path segment")
+    return quote(value, safe="")
 
 
 def json_or_none(response: requests.Response) -> Any:

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import quote
 
 import requests
 from pydantic import ValidationError
@@ -34,6 +33,7 @@ from handoff.vendors.base import (
     Transient,
     VendorError,
     json_or_none,
+    path_segment,
     raise_for_status,
     send,
 )
@@ -67,14 +67,16 @@ def observation(annotation: PlaymentAnnotation) -> Observation | None:
         vendor_error = annotation.error
         meta = vendor_error.meta_data if vendor_error else None
         failures = meta.get("failures") if isinstance(meta, dict) else None
+        # every failure is kept, whatever its shape (a bare value is wrapped); and when the code,
+        # message and failures do not say all Playment said, the whole error besides
+        details = [f if isinstance(f, dict) else {"value": f} for f in failures] if isinstance(failures, list) else []
+        if vendor_error is not None and not vendor_error.told_whole:
+            details.append({"vendor_error": vendor_error.model_dump(mode="json", exclude_unset=True)})
         error = JobError(
             code=vendor_error.code_text if vendor_error else "failed",
             message=vendor_error.message_text if vendor_error else "Playment reported the job FAILED",
             retryable=False,
-            # every failure is kept, whatever its shape (a bare value is wrapped)
-            details=[f if isinstance(f, dict) else {"value": f} for f in failures]
-            if isinstance(failures, list)
-            else [],
+            details=details,
         )
     return Observation(
         reference_id=annotation.reference_id,
@@ -159,11 +161,14 @@ def is_result_url(result: Any) -> bool:
 
 def _with_fetched_result(seen: Observation, applier: CallbackApplier) -> Observation | Verdict:
     """The observation with the result behind its URL, fetched through Playment's Attachment API;
-    a verdict instead when the job does not need it (unknown, or already past COMPLETED's reach).
+    a verdict instead when the job does not need it (unknown, another Playment job's id, or
+    already past COMPLETED's reach).
     Raises VendorError when the result cannot be fetched now."""
     job = applier.store.get(seen.reference_id)
     if job is None or job.vendor != NAME:
         return Verdict.UNKNOWN
+    if job.vendor_job_id and seen.vendor_job_id and job.vendor_job_id != seen.vendor_job_id:
+        return Verdict.INVALID  # not this job's callback: nothing to fetch, nothing to apply
     if not seen.update.transition.applies_to(job.status):
         return Verdict.DUPLICATE
     client: PlaymentClient = client_for(NAME)
@@ -368,7 +373,7 @@ class PlaymentClient:
         params: dict[str, str] | None = None,
         **path_values: str,
     ) -> Any:
-        path = path_template.format(**{k: quote(v, safe="") for k, v in path_values.items()})
+        path = path_template.format(**{k: path_segment(v) for k, v in path_values.items()})
         response = send(
             self.session,
             method,

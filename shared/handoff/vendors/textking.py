@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
 
 import requests
 
@@ -34,6 +34,7 @@ from handoff.vendors.base import (
     Transient,
     VendorError,
     json_or_none,
+    path_segment,
     raise_for_status,
     send,
 )
@@ -468,7 +469,7 @@ def _problem(field: str, message: str) -> dict[str, Any]:
 
 
 def _seg(value: str) -> str:
-    return quote(value, safe="")
+    return path_segment(value)
 
 
 def build_client() -> TextkingClient:
