@@ -23,14 +23,10 @@ from typing import Any
 import boto3
 
 ROOT = Path(__file__).resolve().parent.parent
-FRAMES = {
-    "playment": ("playment_callback/api_completed.json", "PlaymentCallbackFunctionArn", "application/json"),
-    "textking": (
-        "textking_callback/api_form_base64.json",
-        "TextkingCallbackFunctionArn",
-        "application/x-www-form-urlencoded",
-    ),
-}
+if str(ROOT / "shared") not in sys.path:  # the layer: its vendor registry says how each vendor calls back
+    sys.path.insert(0, str(ROOT / "shared"))
+
+from handoff.vendors import VENDORS  # noqa: E402
 
 
 class ReplayError(RuntimeError):
@@ -39,20 +35,25 @@ class ReplayError(RuntimeError):
 
 def vendor_of(key: str) -> str:
     parts = key.split("/")
-    if len(parts) < 3 or parts[0] != "raw" or parts[1] not in FRAMES:
-        raise ReplayError(f"{key!r} is not an archived callback (raw/<playment|textking>/...)")
+    if len(parts) < 3 or parts[0] != "raw" or parts[1] not in VENDORS:
+        raise ReplayError(f"{key!r} is not an archived callback (raw/<{'|'.join(VENDORS)}>/...)")
     return parts[1]
 
 
-def build_event(vendor: str, body: bytes, callback_key: str | None = None) -> dict[str, Any]:
-    frame, _, content_type = FRAMES[vendor]
-    event: dict[str, Any] = json.loads((ROOT / "events" / frame).read_text())
-    headers = {k: v for k, v in event["headers"].items() if k.lower() not in {"x-playment-key", "content-type"}}
-    headers["Content-Type"] = content_type
-    if vendor == "playment":
-        if not callback_key:
-            raise ReplayError("the Playment secret has no callback_key")
-        headers["x-playment-key"] = callback_key
+def build_event(vendor: str, body: bytes, secret: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The API Gateway event of the vendor's callback carrying `body`, with the authentication a
+    live callback carries (from the vendor's secret, when its callbacks are authenticated by header)."""
+    registered = VENDORS[vendor]
+    frame = registered.replay
+    event: dict[str, Any] = json.loads((ROOT / "events" / frame.event).read_text())
+    try:
+        auth = frame.auth_headers(secret or {})
+    except LookupError as exc:
+        raise ReplayError(str(exc)) from None
+    dropped = {"content-type", *(name.lower() for name in auth)}
+    headers = {k: v for k, v in event["headers"].items() if k.lower() not in dropped}
+    headers["Content-Type"] = registered.callback_content_type
+    headers.update(auth)
     event["headers"] = headers
     event["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
     event["body"] = base64.b64encode(body).decode()
@@ -69,12 +70,13 @@ def replay(session: Any, stack: str, key: str) -> dict[str, Any]:
         for o in session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
     }
     body = session.client("s3").get_object(Bucket=outputs["ResultsBucketName"], Key=key)["Body"].read()
-    callback_key = None
-    if vendor == "playment":
-        secret = session.client("secretsmanager").get_secret_value(SecretId=outputs["PlaymentSecretArn"])
-        callback_key = json.loads(secret["SecretString"]).get("callback_key")
-    event = build_event(vendor, body, callback_key)
-    return invoke(session.client("lambda"), outputs[FRAMES[vendor][1]], event)
+    frame = VENDORS[vendor].replay
+    secret: dict[str, Any] = {}
+    if frame.secret_output:
+        value = session.client("secretsmanager").get_secret_value(SecretId=outputs[frame.secret_output])
+        secret = json.loads(value["SecretString"])
+    event = build_event(vendor, body, secret)
+    return invoke(session.client("lambda"), outputs[frame.function_output], event)
 
 
 def invoke(client: Any, function_arn: str, event: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from handoff import api
 from handoff.callbacks import CallbackIntake, NotKept
 from handoff.observability import count, for_job, logger, metrics, tracer
 from handoff.vendors import client_for, intake_for
-from handoff.vendors.playment import MAX_ANNOTATIONS, NAME, callback_key_matches
+from handoff.vendors.playment import MAX_ANNOTATIONS, NAME, PlaymentClient, callback_key_matches
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
@@ -38,6 +38,11 @@ dynamodb = boto3.client("dynamodb")
 s3 = boto3.client("s3")
 sqs = boto3.client("sqs")
 app = api.new_resolver({("POST", "/callbacks/playment"): api.json_body(MAX_BODY_BYTES, strict=False)})
+
+
+def playment() -> PlaymentClient:
+    client: PlaymentClient = client_for(NAME)  # type: ignore[assignment]
+    return client
 
 
 @lru_cache(maxsize=1)
@@ -48,7 +53,7 @@ def intake() -> CallbackIntake:
 @app.post("/callbacks/playment", summary="Playment job status callback")
 def playment_callback() -> Response[str]:
     event = app.current_event
-    if not callback_key_matches(event.headers.get("x-playment-key"), client_for(NAME).callback_keys()):
+    if not callback_key_matches(event.headers.get("x-playment-key"), playment().callback_keys()):
         count("CallbackRejected", NAME)
         logger.warning("callback refused: missing or wrong x-playment-key")
         return api.error_response(401, "unauthorized", "missing or wrong x-playment-key")

@@ -29,7 +29,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from handoff import api
-from handoff.models import REFERENCE_ID_PATTERN, BulkSubmitRequest, SubmitBody, parse_submit_request
+from handoff.models import REFERENCE_ID_PATTERN
 from handoff.observability import for_job, logger, metrics, tracer
 from handoff.store import STORED_BUDGETS, stored_size
 from handoff.submission import (
@@ -41,6 +41,7 @@ from handoff.submission import (
     conflict_details,
     job_error_details,
 )
+from handoff.vendors import BulkSubmitRequest, SubmitBody, parse_submit_request
 
 # A whole body (up to 500 jobs): Lambda's limit for a synchronous invocation's payload.
 MAX_BODY_BYTES = 6 * 1024 * 1024

@@ -31,7 +31,7 @@ from handoff.observability import count, for_job, logger, metrics, tracer
 from handoff.settings import core_settings
 from handoff.store import JobStore
 from handoff.vendors import client_for, intake_for
-from handoff.vendors.textking import NAME, authenticate, parse_callback_form, verify_token
+from handoff.vendors.textking import NAME, TextkingClient, authenticate, parse_callback_form, verify_token
 
 MAX_BODY_BYTES = 16 * 1024
 
@@ -53,7 +53,8 @@ def textking_callback() -> Response[str]:
         form = parse_callback_form(body)
     except ValueError as exc:
         return api.error_response(400, "malformed_form", str(exc))
-    keys = client_for(NAME).signing_keys()
+    textking: TextkingClient = client_for(NAME)  # type: ignore[assignment]
+    keys = textking.signing_keys()
     verified = verify_token(form.extra_data, keys)
     if verified is not None:
         for_job(verified[0])

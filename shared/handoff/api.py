@@ -22,7 +22,7 @@ field. Direct invocations go through the same resolver (see `handle`), so the HT
 
 Routing is on what the route is, never on the URL: a REST API hands over `resource` (the
 template's route, `/jobs/{reference_id}`) and `path` as the caller's URL had it, which behind a
-custom domain carries the base path (`/handoff/callbacks/playment`). And it hands over `path` and
+custom domain carries the base path (`/handoff/callbacks/<vendor>`). And it hands over `path` and
 `pathParameters` still percent-encoded (`order%3A7`; an encoded `/` stays `%2F` inside its one
 segment). So a request is matched by (method, resource), and each path parameter is
 percent-decoded exactly once, by the gate, before it is validated or reaches a handler:
@@ -47,8 +47,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
-from handoff.models import BODY_TAGS, VENDOR_NAMES
 from handoff.observability import logger
+from handoff.vendors import BODY_TAGS, VENDOR_NAMES
 
 
 def error_response(
@@ -143,7 +143,7 @@ def json_body(max_bytes: int, *, strict: bool = True, object_only: bool = False)
 
 def form_body(max_bytes: int) -> BodyRule:
     # Without Content-Type, a form route reads the body as its form: a vendor callback is not
-    # refused (and lost: TEXTKING documents no resend) for a missing header.
+    # refused (and lost: a vendor may never resend) for a missing header.
     form = "application/x-www-form-urlencoded"
     return BodyRule(form, max_bytes, json=False, untyped_is=form)
 

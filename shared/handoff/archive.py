@@ -2,7 +2,7 @@
 
 raw/<vendor>/<yyyy>/<mm>/<dd>/<time>-<uuid>.<ext>      every authenticated callback body, as received
 results/<vendor>/<reference_id>/<sha256>.json          results over the inline limit
-deliveries/<vendor>/<reference_id>/<filename>         delivered files (TEXTKING translations)
+deliveries/<vendor>/<reference_id>/<filename>         delivered files (e.g. translations)
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Each observation becomes at most ONE conditional UpdateItem (JobStore.transition
 stale observation fails the condition and writes nothing; an unknown reference_id writes nothing;
 an observation whose vendor job id contradicts the stored one is refused.
 
-A callback is kept by Handoff, not by the vendor's redelivery (Playment retries only three times,
+A callback is kept by Handoff, not by the vendor's redelivery (one documented vendor retries only three times,
 30 s apart, and never after a 4xx: REFERENCE.md §1.4): CallbackIntake archives the raw body,
 applies it, and when part of it cannot be applied now (the table or the vendor unreachable, a
 result URL that cannot be fetched yet) puts the archive key on the CallbackRetryQueue, from which
@@ -34,7 +34,7 @@ from handoff.store import STORED_BUDGETS, JobStore, bounded_error, fits
 
 # Results within their budget in the item (store.STORED_BUDGETS, as DynamoDB counts them) live in
 # the job item; larger ones in S3 with a pointer, as do results that strict JSON cannot carry (NaN,
-# infinities: kept as the vendor said). So do a vendor's error details (Playment lists every failed
+# infinities: kept as the vendor said). So do a vendor's error details (a vendor may list every failed
 # attachment) beyond theirs: the item keeps the code, the message and a pointer.
 INLINE_RESULT_LIMIT = STORED_BUDGETS["result"]
 INLINE_ERROR_LIMIT = STORED_BUDGETS["last_error"]

@@ -1,8 +1,8 @@
 """Keeping every function's submissions under a vendor's rate limit: a limiter shared through DynamoDB.
 
-Playment documents 20 job-creation requests per second (REFERENCE.md §1.2). Several workers run at
-once (the queue's MaximumConcurrency) and each process knows nothing of the others, so the pace is
-kept in one place: a RateLimitTable item per vendor holding `next_slot`, the earliest time the next
+Vendors document how many job-creation requests per second they take (REFERENCE.md). Several
+workers run at once (the queue's MaximumConcurrency) and each process knows nothing of the others,
+so the pace is kept in one place: a RateLimitTable item per vendor holding `next_slot`, the earliest time the next
 request may start. `reserve` takes that slot and moves it on by one interval with ONE conditional
 UpdateItem, then the caller sleeps until its slot. Every request therefore starts at least one
 interval after the one before it, whichever function sends it, and no one-second window can hold

@@ -1,7 +1,7 @@
 """Reconciler: jobs that have gone quiet are looked up at their vendor and brought up to date.
 
-Callbacks get lost (Playment resends a refused one only three times, 30 s apart; TEXTKING
-documents no redelivery), so on a schedule:
+Callbacks get lost (vendors resend a refused one a few times at most, some not at all), so on a
+schedule:
 
     SUBMITTED, IN_PROGRESS, DELIVERED with no write for the vendor's silence budget
     (`silent_after(vendor)`: RECONCILE_AFTER_SECONDS_BY_VENDOR, else `silent_after_seconds`)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -28,68 +28,12 @@ class CoreSettings(BaseModel):
     event_bus_name: str = ""
 
 
-class PlaymentSettings(BaseModel):
-    """Playment's own docs disagree on host, version, paths and the routing field
-    (REFERENCE.md §1.1, gotcha 5): all of them are configuration."""
-
-    secret_name: str = Field(min_length=1)
-    base_url: str = Field(pattern=r"^https?://[^/\s]+(/\S*)?$")
-    project_id: str = Field(min_length=1)
-    default_tag: str = ""
-    routing_field: Literal["tag", "work_flow_id"] = "tag"
-    api_key_header: str = "x-api-key"
-    create_job_path: str = "/v0/projects/{project_id}/jobs"
-    get_job_path: str = "/v0/projects/{project_id}/jobs/{job_id}"
-    create_batch_path: str = "/v1/project/{project_id}/batch"
-    batch_jobs_path: str = "/v0/projects/{project_id}/batch/{batch_id}"
-    project_details_path: str = "/v0/projects/{project_id}/details"
-    attachments_path: str = "/v1/attachments"
-    # A lookup after FS_0001 pages through the batch listing (100 jobs a page) at most this far.
-    max_listing_pages: int = Field(default=100, ge=1)
-
-    @field_validator("base_url")
-    @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
-
-    @field_validator("create_job_path", "get_job_path", "create_batch_path", "batch_jobs_path", "project_details_path")
-    @classmethod
-    def _has_project_placeholder(cls, value: str) -> str:
-        if "{project_id}" not in value or not value.startswith("/"):
-            raise ValueError("must start with / and contain {project_id}")
-        return value
-
-
-class TextkingSettings(BaseModel):
-    secret_name: str = Field(min_length=1)
-    base_url: str = Field(default="https://api.textking.com/v1", pattern=r"^https?://[^\s]+$")
-    # Where TEXTKING should POST callbacks: given directly (local stack, custom domain) or read
-    # from the SSM parameter that the stack writes (the API's URL cannot be a plain !Ref in the
-    # function's environment without a circular dependency).
-    callback_url: str = ""
-    callback_url_parameter: str = ""
-    ordering_enabled: bool = False
-    qualities: str = "translation,translation-and-correction"
-    default_project_name: str = "Handoff"
-    # The one bucket documents may be named from by s3:// URI ("": none; send text instead).
-    document_bucket: str = ""
-
-    @field_validator("base_url")
-    @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
-
-    @property
-    def quality_names(self) -> frozenset[str]:
-        return frozenset(q.strip() for q in self.qualities.split(",") if q.strip())
-
-
 class SubmissionSettings(BaseModel):
     """The retry path and the vendor rate limits (SubmitJob, SubmissionWorker, Reconciler)."""
 
     queue_url: str = Field(min_length=1)
     rate_limit_table: str = Field(min_length=1)
-    # "playment=20,textking=2": submissions per second per vendor, across all functions.
+    # "<vendor>=20,<other>=2": submissions per second per vendor, across all functions.
     rates: str = ""
     # The queue's maxReceiveCount: the worker's attempt on this receive is the last one.
     max_receives: int = Field(default=8, ge=1)
@@ -116,7 +60,7 @@ class ReconcilerSettings(BaseModel):
     # again); a vendor may have a budget of its own (its callback policy decides how soon silence
     # means a lost callback).
     silent_after_seconds: int = Field(default=3600, ge=1)
-    silent_after_by_vendor: str = ""  # "playment=600,textking=3600"
+    silent_after_by_vendor: str = ""  # "<vendor>=600,<other>=3600"
     max_jobs_per_run: int = Field(default=100, ge=1, le=10_000)
 
     @field_validator("silent_after_by_vendor")
@@ -165,8 +109,19 @@ def _parse_rates(value: str) -> dict[str, float]:
     return rates
 
 
-def _from_env(model: type[BaseModel], names: Mapping[str, str], env: Mapping[str, str]) -> Any:
-    values = {field: env[var] for field, var in names.items() if env.get(var, "") != ""}
+def env_settings(model: type[BaseModel], env: Mapping[str, str] | None = None) -> Any:
+    """`model` from the environment, its fields named by their aliases: the variables' names (the
+    aws-lambda-handler-cookbook's way). An empty variable counts as unset. Raises ConfigurationError
+    naming every variable that is missing or malformed."""
+    env = os.environ if env is None else env
+    names = {name: field.alias or name for name, field in model.model_fields.items()}
+    return _from_env(model, {name: alias for name, alias in names.items()}, env, by_alias=True)
+
+
+def _from_env(
+    model: type[BaseModel], names: Mapping[str, str], env: Mapping[str, str], *, by_alias: bool = False
+) -> Any:
+    values = {(var if by_alias else field): env[var] for field, var in names.items() if env.get(var, "") != ""}
     try:
         return model.model_validate(values)
     except ValidationError as exc:
@@ -184,34 +139,6 @@ CORE_ENV = {
     "results_bucket": "RESULTS_BUCKET_NAME",
     "event_bus_name": "EVENT_BUS_NAME",
 }
-
-TEXTKING_ENV = {
-    "secret_name": "TEXTKING_SECRET_NAME",
-    "base_url": "TEXTKING_BASE_URL",
-    "callback_url": "TEXTKING_CALLBACK_URL",
-    "callback_url_parameter": "TEXTKING_CALLBACK_URL_PARAMETER",
-    "ordering_enabled": "TEXTKING_ORDERING_ENABLED",
-    "qualities": "TEXTKING_QUALITIES",
-    "default_project_name": "TEXTKING_DEFAULT_PROJECT_NAME",
-    "document_bucket": "TEXTKING_DOCUMENT_BUCKET",
-}
-
-PLAYMENT_ENV = {
-    "secret_name": "PLAYMENT_SECRET_NAME",
-    "base_url": "PLAYMENT_BASE_URL",
-    "project_id": "PLAYMENT_PROJECT_ID",
-    "default_tag": "PLAYMENT_DEFAULT_TAG",
-    "routing_field": "PLAYMENT_ROUTING_FIELD",
-    "api_key_header": "PLAYMENT_API_KEY_HEADER",
-    "create_job_path": "PLAYMENT_CREATE_JOB_PATH",
-    "get_job_path": "PLAYMENT_GET_JOB_PATH",
-    "create_batch_path": "PLAYMENT_CREATE_BATCH_PATH",
-    "batch_jobs_path": "PLAYMENT_BATCH_JOBS_PATH",
-    "project_details_path": "PLAYMENT_PROJECT_DETAILS_PATH",
-    "attachments_path": "PLAYMENT_ATTACHMENTS_PATH",
-    "max_listing_pages": "PLAYMENT_MAX_LISTING_PAGES",
-}
-
 
 SUBMISSION_ENV = {
     "queue_url": "SUBMISSION_QUEUE_URL",
@@ -245,16 +172,6 @@ def core_settings() -> CoreSettings:
 
 
 @lru_cache(maxsize=1)
-def playment_settings() -> PlaymentSettings:
-    return _from_env(PlaymentSettings, PLAYMENT_ENV, os.environ)
-
-
-@lru_cache(maxsize=1)
-def textking_settings() -> TextkingSettings:
-    return _from_env(TextkingSettings, TEXTKING_ENV, os.environ)
-
-
-@lru_cache(maxsize=1)
 def submission_settings() -> SubmissionSettings:
     return _from_env(SubmissionSettings, SUBMISSION_ENV, os.environ)
 
@@ -267,17 +184,6 @@ def reconciler_settings() -> ReconcilerSettings:
 @lru_cache(maxsize=1)
 def callback_retry_settings() -> CallbackRetrySettings:
     return _from_env(CallbackRetrySettings, CALLBACK_RETRY_ENV, os.environ)
-
-
-def textking_callback_url() -> str:
-    settings = textking_settings()
-    if settings.callback_url:
-        return settings.callback_url
-    if not settings.callback_url_parameter:
-        raise ConfigurationError("set TEXTKING_CALLBACK_URL or TEXTKING_CALLBACK_URL_PARAMETER")
-    from aws_lambda_powertools.utilities import parameters
-
-    return str(parameters.get_parameter(settings.callback_url_parameter, max_age=core_settings().secrets_max_age))
 
 
 def results_bucket() -> str:
@@ -306,8 +212,6 @@ def clear_caches() -> None:
     from aws_lambda_powertools.utilities import parameters
 
     core_settings.cache_clear()
-    playment_settings.cache_clear()
-    textking_settings.cache_clear()
     submission_settings.cache_clear()
     reconciler_settings.cache_clear()
     callback_retry_settings.cache_clear()

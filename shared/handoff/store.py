@@ -264,7 +264,7 @@ class JobStore:
         """Take a QUEUED job for one submission attempt, unless another attempt holds it.
 
         Two messages for one job (SQS delivers at least once; an operator may enqueue it again)
-        must not become two concurrent attempts: for TEXTKING that would be two orders. The lease
+        must not become two concurrent attempts: for a vendor with billed orders, two orders. The lease
         ends with the attempt's verdict write, or by itself after `lease_seconds` if the worker died.
         """
         now = time.time()

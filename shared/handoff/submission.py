@@ -8,7 +8,7 @@ Inline (SubmitJob, one job):
    rejected   -> FAILED with the vendor's code and message       (one conditional UpdateItem)
    transient  -> stays QUEUED with attempts, last_error and next_attempt_at, and a delayed
                  SubmissionQueue message carries it to the worker
-   already submitted (Playment FS_0001) -> the vendor's job is looked up and recorded SUBMITTED
+   already submitted (e.g. a repeated reference refused) -> the vendor's job is looked up and recorded SUBMITTED
 
 Bulk (SubmitJob, up to 500 jobs): every job recorded QUEUED, then enqueued in batches of ten.
 
@@ -30,10 +30,11 @@ from typing import Any, Protocol
 
 from handoff.backoff import Backoff
 from handoff.lifecycle import GIVE_UP, RESUBMIT, transition_to
-from handoff.models import HistoryEntry, Job, JobError, JobStatus, SubmitRequest, parse_submit_request, request_hash
+from handoff.models import HistoryEntry, Job, JobError, JobStatus, request_hash
 from handoff.observability import count, logger
 from handoff.pacing import LATENESS_ALLOWANCE, RateLimiter
 from handoff.store import CreateOutcome, JobStore, utc_now
+from handoff.vendors import SubmitRequest, parse_submit_request
 from handoff.vendors.base import AlreadySubmitted, Checkpoint, MissedSlot, Rejected, Transient, send_deadline
 
 RETRIES_EXHAUSTED = "retries_exhausted"

@@ -68,7 +68,7 @@ def test_function_has_sample_events_matching_its_routes(name: str) -> None:
 def test_direct_invoke_samples_are_valid_submit_requests() -> None:
     from pydantic import TypeAdapter
 
-    from handoff.models import BulkSubmitRequest, SubmitBody, parse_submit_request
+    from handoff.vendors import BulkSubmitRequest, SubmitBody, parse_submit_request
 
     body: TypeAdapter[Any] = TypeAdapter(SubmitBody)
     samples = [json.loads(p.read_text()) for p in (ROOT / "events" / "submit_job").glob("direct_invoke*.json")]

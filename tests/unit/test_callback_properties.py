@@ -15,9 +15,9 @@ from moto import mock_aws
 from handoff.archive import Archive
 from handoff.callbacks import CallbackApplier, Verdict
 from handoff.lifecycle import RANK
-from handoff.models import HistoryEntry, Job, JobStatus, PlaymentAnnotation
+from handoff.models import HistoryEntry, Job, JobStatus
 from handoff.store import JobStore, utc_now
-from handoff.vendors.playment import observation
+from handoff.vendors.playment import PlaymentAnnotation, observation
 from tests.conftest import create_jobs_table
 
 # What Playment's callbacks can say over a job's life, in the order they really happen.

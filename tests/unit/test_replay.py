@@ -39,7 +39,7 @@ def test_a_callback_that_came_before_its_job_is_applied_when_replayed(
     submit_app.lambda_handler(load_event("submit_job/direct_invoke_playment.json"), context)
 
     # when the archived body is replayed through the callback function
-    event = replay.build_event(replay.vendor_of(key), body, PLAYMENT_CALLBACK_KEY)
+    event = replay.build_event(replay.vendor_of(key), body, {"callback_key": PLAYMENT_CALLBACK_KEY})
     answer = callback_app.lambda_handler(event, context)
 
     # then it is applied, exactly as a live callback would have been

@@ -14,8 +14,8 @@ import pytest
 from functions.callback_retry import app as retry_app
 from functions.submit_job import app as submit_app
 from functions.textking_callback import app as callback_app
-from handoff.models import parse_submit_request
 from handoff.submission import Submitter
+from handoff.vendors import parse_submit_request
 from handoff.vendors.textking import TRIGGER_STATES, make_token, verify_token
 from local.sqs_poller import SqsPoller
 from tests.conftest import (

@@ -1,54 +1,122 @@
-"""Vendors by name. A vendor is one module here with:
+"""The vendor registry: every package under handoff/vendors/ that defines `VENDOR` (a
+handoff.vendors.base.Vendor) is a vendor. Adding one is adding its package (and its callback
+function and template entries); nothing here or in the core names a vendor.
 
-NAME, build_client()                     its client (handoff.vendors.base.VendorClient)
-CALLBACK_CONTENT_TYPE, apply_callback()  how a raw callback body of its is applied
+From what is registered: the vendor list, the SubmitRequest union (discriminated by "vendor"),
+the POST /jobs body, clients (built once per container) and callback intakes.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import pkgutil
+from typing import TYPE_CHECKING, Annotated, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 from handoff.callbacks import CallbackApplier, CallbackIntake, CallbackRetryQueue
 from handoff.settings import callback_retry_settings
+from handoff.vendors.base import Vendor, VendorClient
 
 _clients: dict[str, Any] = {}
-
-
-def client_for(vendor: str) -> Any:
-    """The (cached) client of `vendor`, built on first use from its module's build_client()."""
-    if vendor not in _clients:
-        _clients[vendor] = _module(vendor).build_client()
-    return _clients[vendor]
-
-
-def intake_for(vendor: str, dynamodb: Any, s3: Any, sqs: Any) -> CallbackIntake:
-    """The CallbackIntake of `vendor` on the stack's table, ResultsBucket and CallbackRetryQueue."""
-    module = _module(vendor)
-    return CallbackIntake(
-        vendor,
-        module.CALLBACK_CONTENT_TYPE,
-        CallbackApplier.for_vendor(vendor, dynamodb, s3),
-        CallbackRetryQueue(callback_retry_settings().queue_url, sqs),
-        module.apply_callback,
-    )
 
 
 class UnknownVendor(LookupError):
     pass
 
 
-def _module(vendor: str) -> Any:
-    """The vendor's module. Raises UnknownVendor for a name that is not a vendor."""
+def vendor(name: str) -> Vendor:
+    """The registered vendor `name`. Raises UnknownVendor."""
     try:
-        module = importlib.import_module(f"handoff.vendors.{vendor}")
-    except ModuleNotFoundError:
-        raise UnknownVendor(vendor) from None
-    if getattr(module, "NAME", None) != vendor:
-        raise UnknownVendor(vendor)  # e.g. handoff.vendors.base
-    return module
+        return VENDORS[name]
+    except KeyError:
+        raise UnknownVendor(name) from None
+
+
+def client_for(name: str) -> VendorClient:
+    """The (cached) client of vendor `name`, built on first use. Raises UnknownVendor."""
+    if name not in _clients:
+        _clients[name] = vendor(name).build_client()
+    client: VendorClient = _clients[name]
+    return client
+
+
+def intake_for(name: str, dynamodb: Any, s3: Any, sqs: Any) -> CallbackIntake:
+    """The CallbackIntake of vendor `name` on the stack's table, ResultsBucket and CallbackRetryQueue."""
+    registered = vendor(name)
+    return CallbackIntake(
+        name,
+        registered.callback_content_type,
+        CallbackApplier.for_vendor(name, dynamodb, s3),
+        CallbackRetryQueue(callback_retry_settings().queue_url, sqs),
+        registered.apply_callback,
+    )
 
 
 def reset() -> None:
-    """Forget built clients (tests)."""
+    """Forget built clients and each vendor's cached settings (tests)."""
     _clients.clear()
+    for registered in VENDORS.values():
+        registered.reset()
+
+
+def _discover() -> dict[str, Vendor]:
+    found: dict[str, Vendor] = {}
+    for info in pkgutil.iter_modules(__path__):
+        if not info.ispkg:
+            continue
+        registered = getattr(importlib.import_module(f"{__name__}.{info.name}"), "VENDOR", None)
+        if isinstance(registered, Vendor):
+            found[registered.name] = registered
+    return dict(sorted(found.items()))
+
+
+VENDORS: dict[str, Vendor] = _discover()
+VENDOR_NAMES: frozenset[str] = frozenset(VENDORS)
+
+# --- what callers submit -------------------------------------------------------------------------
+
+MAX_BULK_JOBS = 500
+
+if TYPE_CHECKING:
+    SubmitRequest = Any  # one of the registered request models: known only at run time
+else:
+    _models = tuple(v.request_model for v in VENDORS.values())
+    SubmitRequest = (
+        Annotated[Union[_models], Field(discriminator="vendor")]  # noqa: UP007 (a runtime tuple)
+        if len(_models) > 1
+        else _models[0]
+    )
+_SUBMIT_REQUEST: TypeAdapter[Any] = TypeAdapter(SubmitRequest)
+
+
+def parse_submit_request(value: Any) -> Any:
+    """One submit request from plain data, as its vendor's model (raises pydantic.ValidationError)."""
+    return _SUBMIT_REQUEST.validate_python(value)
+
+
+class BulkSubmitRequest(BaseModel):
+    """Many jobs in one call. Each job is validated on its own: one invalid job does not reject the rest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_BULK_JOBS,
+        description=f"Up to {MAX_BULK_JOBS} submit requests, each shaped like a single POST /jobs body.",
+    )
+
+
+def _body_kind(value: Any) -> str:
+    return "bulk" if isinstance(value, dict) and "jobs" in value else "single"
+
+
+# POST /jobs takes one request, or {"jobs": [...]}.
+if TYPE_CHECKING:
+    SubmitBody = Any
+else:
+    SubmitBody = Annotated[
+        Annotated[SubmitRequest, Tag("single")] | Annotated[BulkSubmitRequest, Tag("bulk")],
+        Discriminator(_body_kind),
+    ]
+BODY_TAGS = frozenset({"single", "bulk"})

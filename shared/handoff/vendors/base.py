@@ -202,3 +202,30 @@ def _snippet(response: requests.Response) -> str:
 def _path(url: str) -> str:
     # Error messages keep the path only: query strings may carry tokens.
     return url.split("?", 1)[0]
+
+
+@dataclass(frozen=True)
+class ReplayFrame:
+    """How `make replay` hands an archived callback of this vendor to its callback function."""
+
+    event: str  # a sample under events/: the API Gateway request the vendor's callback makes
+    function_output: str  # the stack output holding the callback function's ARN
+    secret_output: str | None = None  # the stack output of the secret that auth_headers reads
+    auth_headers: Callable[[dict[str, Any]], dict[str, str]] = field(default=lambda secret: {})
+
+
+@dataclass(frozen=True)
+class Vendor:
+    """A vendor as the registry (handoff.vendors) knows it: everything the core needs, nothing named.
+
+    A vendor is one package under handoff/vendors/ whose __init__ defines VENDOR = Vendor(...).
+    """
+
+    name: str  # the request's "vendor" value, the metric dimension, the archive prefix
+    request_model: type[Any]  # its submit request (a pydantic model with vendor: Literal[name])
+    build_client: Callable[[], VendorClient]
+    callback_content_type: str
+    # (raw body, applier, body as the API's gate parsed it or None) -> Tally; never raises for the body
+    apply_callback: Callable[[bytes, Any, Any], Any]
+    replay: ReplayFrame
+    reset: Callable[[], None] = field(default=lambda: None)  # forget cached settings (tests)

@@ -23,9 +23,9 @@ import requests
 
 from handoff.callbacks import CallbackApplier, Tally, Verdict
 from handoff.lifecycle import Document, Observation, VendorUpdate, is_terminal
-from handoff.models import DocumentUnavailable, Job, JobStatus, TextkingSubmitRequest
+from handoff.models import DocumentUnavailable, Job, JobStatus
 from handoff.observability import for_job, logger
-from handoff.settings import TextkingSettings, core_settings, secret_json, textking_callback_url, textking_settings
+from handoff.settings import core_settings, secret_json
 from handoff.vendors.base import (
     Acceptance,
     Checkpoint,
@@ -38,6 +38,8 @@ from handoff.vendors.base import (
     raise_for_status,
     send,
 )
+from handoff.vendors.textking.models import TextkingSubmitRequest
+from handoff.vendors.textking.settings import TextkingSettings, textking_callback_url, textking_settings
 
 NAME = "textking"
 TRIGGER_STATES = ("translation-pending", "translation-delivered", "revision-requested", "completed", "canceled")
@@ -149,7 +151,7 @@ def _apply_form(body: bytes, applier: CallbackApplier) -> Verdict:
         return Verdict.INVALID
     from handoff.vendors import client_for
 
-    client: TextkingClient = client_for(NAME)
+    client: TextkingClient = client_for(NAME)  # type: ignore[assignment]
     verified = verify_token(form.extra_data, client.signing_keys())
     if verified is None:
         logger.warning("callback with an invalid token")

@@ -20,10 +20,9 @@ from pydantic import ValidationError
 
 from handoff.callbacks import CallbackApplier, Tally, Verdict
 from handoff.lifecycle import Observation, VendorUpdate
-from handoff.models import Job, JobError, JobStatus, PlaymentAnnotation, PlaymentSubmitRequest
+from handoff.models import Job, JobError, JobStatus
 from handoff.observability import logger
-from handoff.settings import PlaymentSettings, core_settings, playment_settings, secret_json
-from handoff.vendors import client_for
+from handoff.settings import core_settings, secret_json
 from handoff.vendors.base import (
     Acceptance,
     AlreadySubmitted,
@@ -37,6 +36,8 @@ from handoff.vendors.base import (
     raise_for_status,
     send,
 )
+from handoff.vendors.playment.models import PlaymentAnnotation, PlaymentSubmitRequest
+from handoff.vendors.playment.settings import PlaymentSettings, playment_settings
 
 NAME = "playment"
 ALREADY_SUBMITTED_CODES = frozenset({"FS_0001"})
@@ -171,7 +172,9 @@ def _with_fetched_result(seen: Observation, applier: CallbackApplier) -> Observa
         return Verdict.INVALID  # not this job's callback: nothing to fetch, nothing to apply
     if not seen.update.transition.applies_to(job.status):
         return Verdict.DUPLICATE
-    client: PlaymentClient = client_for(NAME)
+    from handoff.vendors import client_for  # the registry, which imports this package
+
+    client: PlaymentClient = client_for(NAME)  # type: ignore[assignment]
     return replace(seen, result=client.fetch_result(str(seen.result).strip()))
 
 

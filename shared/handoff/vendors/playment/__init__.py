@@ -1,0 +1,68 @@
+"""Playment (image, video and sensor annotation) as a Handoff vendor.
+
+client.py    job creation, batches, lookups, the callback's reading (REFERENCE.md §1)
+models.py    its submit request and callback models
+settings.py  PLAYMENT_* variables
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handoff.vendors.base import ReplayFrame, Vendor
+from handoff.vendors.playment.client import (
+    CALLBACK_CONTENT_TYPE,
+    MAX_ANNOTATIONS,
+    NAME,
+    PlaymentClient,
+    apply_callback,
+    build_client,
+    callback_key_matches,
+    is_result_url,
+    observation,
+    status_update,
+)
+from handoff.vendors.playment.models import PlaymentAnnotation, PlaymentCallbackError, PlaymentSubmitRequest
+from handoff.vendors.playment.settings import PlaymentSettings, playment_settings
+
+__all__ = [
+    "CALLBACK_CONTENT_TYPE",
+    "MAX_ANNOTATIONS",
+    "NAME",
+    "VENDOR",
+    "PlaymentAnnotation",
+    "PlaymentCallbackError",
+    "PlaymentClient",
+    "PlaymentSettings",
+    "PlaymentSubmitRequest",
+    "apply_callback",
+    "build_client",
+    "callback_key_matches",
+    "is_result_url",
+    "observation",
+    "playment_settings",
+    "status_update",
+]
+
+
+def _replay_headers(secret: dict[str, Any]) -> dict[str, str]:
+    key = secret.get("callback_key")
+    if not isinstance(key, str) or not key:
+        raise LookupError("the Playment secret has no callback_key")
+    return {"x-playment-key": key}
+
+
+VENDOR = Vendor(
+    name=NAME,
+    request_model=PlaymentSubmitRequest,
+    build_client=build_client,
+    callback_content_type=CALLBACK_CONTENT_TYPE,
+    apply_callback=apply_callback,
+    replay=ReplayFrame(
+        event="playment_callback/api_completed.json",
+        function_output="PlaymentCallbackFunctionArn",
+        secret_output="PlaymentSecretArn",  # noqa: S106 (a stack output's name)
+        auth_headers=_replay_headers,
+    ),
+    reset=playment_settings.cache_clear,
+)

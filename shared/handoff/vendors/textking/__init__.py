@@ -1,0 +1,67 @@
+"""TEXTKING (human translation) as a Handoff vendor.
+
+client.py    projects, jobs, documents, callbacks and their tokens, the order (REFERENCE.md §2)
+models.py    its submit request
+settings.py  TEXTKING_* variables
+"""
+
+from __future__ import annotations
+
+from handoff.vendors.base import ReplayFrame, Vendor
+from handoff.vendors.textking.client import (
+    CALLBACK_CONTENT_TYPE,
+    NAME,
+    TRIGGER_STATES,
+    CallbackForm,
+    TextkingClient,
+    apply_callback,
+    authenticate,
+    belongs_to,
+    build_client,
+    make_token,
+    parse_callback_form,
+    sign,
+    status_update,
+    verify_token,
+)
+from handoff.vendors.textking.models import TextkingDocument, TextkingSubmitRequest
+from handoff.vendors.textking.settings import TextkingSettings, textking_callback_url, textking_settings
+
+__all__ = [
+    "CALLBACK_CONTENT_TYPE",
+    "NAME",
+    "TRIGGER_STATES",
+    "VENDOR",
+    "CallbackForm",
+    "TextkingClient",
+    "TextkingDocument",
+    "TextkingSettings",
+    "TextkingSubmitRequest",
+    "apply_callback",
+    "authenticate",
+    "belongs_to",
+    "build_client",
+    "make_token",
+    "parse_callback_form",
+    "sign",
+    "status_update",
+    "textking_callback_url",
+    "textking_settings",
+    "verify_token",
+]
+
+
+def _reset() -> None:
+    textking_settings.cache_clear()
+
+
+VENDOR = Vendor(
+    name=NAME,
+    request_model=TextkingSubmitRequest,
+    build_client=build_client,
+    callback_content_type=CALLBACK_CONTENT_TYPE,
+    apply_callback=apply_callback,
+    # the signed token is in the body itself: no header to add
+    replay=ReplayFrame(event="textking_callback/api_form_base64.json", function_output="TextkingCallbackFunctionArn"),
+    reset=_reset,
+)
