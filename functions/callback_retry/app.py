@@ -21,8 +21,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handoff.callbacks import CallbackDisposition, CallbackIntake, CallbackRetryQueue, reapply_message
+from handoff.callbacks import CallbackIntake, CallbackRetryQueue, reapply_message
 from handoff.observability import logger, metrics, tracer
+from handoff.queue import Disposition
 from handoff.settings import callback_retry_settings
 from handoff.vendors import intake_for
 
@@ -48,7 +49,7 @@ def queue() -> CallbackRetryQueue:
 def handle_record(record: SQSRecord) -> None:
     receives = int(record.attributes.approximate_receive_count or 1)
     outcome = reapply_message(record.body, receives, intake, callback_retry_settings())
-    if outcome.disposition is CallbackDisposition.DONE:
+    if outcome.disposition is Disposition.DONE:
         return
     queue().retry_later(record.receipt_handle, outcome.delay)
     raise NotDone(outcome.disposition.value)

@@ -22,17 +22,11 @@ import boto3
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
-from handoff.models import SubmissionMessage
-from handoff.observability import count, for_job, logger, metrics, tracer
+from handoff.observability import logger, metrics, tracer
+from handoff.queue import Disposition
 from handoff.settings import submission_settings
-from handoff.submission import Action, RetryQueue, Submitter, UnknownJob
-
-# An attempt needs this much of the invocation left (TEXTKING takes up to ~10 requests).
-MIN_SECONDS_FOR_ATTEMPT = 30.0
-# The longest a record waits for a rate slot; the rest of the batch is behind it.
-MAX_RATE_WAIT_SECONDS = 20.0
+from handoff.submission import RetryQueue, Submitter
 
 dynamodb = boto3.client("dynamodb")
 sqs = boto3.client("sqs")
@@ -52,40 +46,16 @@ def queue() -> RetryQueue:
 
 
 def handle_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
-    receipt = record.receipt_handle
-    try:
-        message = SubmissionMessage.model_validate_json(record.body)
-    except ValidationError:
-        logger.error("poison message: not a submission message", extra={"message_id": record.message_id})
-        count("PoisonMessage", "unknown")
-        queue().retry_later(receipt, 0)
-        raise NotDone("poison message") from None
-    for_job(message.reference_id)
-    remaining = lambda_context.get_remaining_time_in_millis() / 1000
-    if remaining < MIN_SECONDS_FOR_ATTEMPT:
-        queue().retry_later(receipt, 0)
-        raise NotDone("not enough time left in this invocation")
-    receives = int(record.attributes.approximate_receive_count or 1)
-    final = receives >= submission_settings().max_receives
-    try:
-        resumption = submitter().resume(
-            message.reference_id,
-            final=final,
-            max_wait=min(MAX_RATE_WAIT_SECONDS, remaining - MIN_SECONDS_FOR_ATTEMPT),
-        )
-    except UnknownJob:
-        logger.error("poison message: no such job")
-        count("PoisonMessage", "unknown")
-        queue().retry_later(receipt, 0)
-        raise NotDone("no such job") from None
-    status = resumption.job.status.value
-    if resumption.action is Action.RETRY:
-        queue().retry_later(receipt, resumption.delay)
-        raise NotDone(f"retry in {resumption.delay} s")
-    if resumption.action is Action.GIVE_UP:
-        queue().retry_later(receipt, 0)
-        raise NotDone("retries exhausted; on to the dead-letter queue")
-    logger.info("message done", extra={"status": status, "receives": receives})
+    outcome = submitter().handle_message(
+        record.body,
+        receives=int(record.attributes.approximate_receive_count or 1),
+        max_receives=submission_settings().max_receives,
+        remaining=lambda_context.get_remaining_time_in_millis() / 1000,
+    )
+    if outcome.disposition is Disposition.DONE:
+        return
+    queue().retry_later(record.receipt_handle, outcome.delay)
+    raise NotDone(outcome.reason)
 
 
 @logger.inject_lambda_context(clear_state=True)

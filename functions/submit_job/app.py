@@ -38,8 +38,6 @@ from handoff.submission import (
     NotRetryable,
     Outcome,
     Submitter,
-    conflict_details,
-    job_error_details,
 )
 from handoff.vendors import BulkSubmitRequest, SubmitBody, parse_submit_request
 
@@ -70,12 +68,12 @@ def post_job(body: Annotated[SubmitBody, Body()]) -> Response[str]:
     except InvalidForVendor as exc:
         return api.error_response(422, "invalid_request", str(exc), exc.details)
     except ConflictError as exc:
-        return api.error_response(409, "conflict", str(exc), conflict_details(exc.existing))
+        return api.error_response(409, "conflict", str(exc), api.conflict_details(exc.existing))
     job = result.job.model_dump(mode="json")
     if result.outcome is Outcome.REJECTED:
         error = result.job.last_error
         message = f"the vendor rejected the job: {error.message}" if error else "the vendor rejected the job"
-        return api.error_response(424, "vendor_rejected", message, job_error_details(error), job=job)
+        return api.error_response(424, "vendor_rejected", message, api.job_error_details(error), job=job)
     return api.json_response(STATUS_BY_OUTCOME[result.outcome], job)
 
 
@@ -120,7 +118,7 @@ def _submit_bulk(body: BulkSubmitRequest) -> Response[str]:
     for (index, _), result in zip(valid, results, strict=True):
         if isinstance(result, ConflictError):
             rows[index].update(
-                outcome="conflict", error=_error("conflict", str(result), conflict_details(result.existing))
+                outcome="conflict", error=_error("conflict", str(result), api.conflict_details(result.existing))
             )
         elif isinstance(result, InvalidForVendor):
             rows[index].update(outcome="invalid", error=_error("invalid_request", str(result), result.details))

@@ -47,6 +47,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
+from handoff.models import Job, JobError
 from handoff.observability import logger
 from handoff.vendors import BODY_TAGS, VENDOR_NAMES
 
@@ -435,3 +436,25 @@ def _direct_event(method: str, resource: str, params: Mapping[str, str], payload
         "body": json.dumps(payload),
         "isBase64Encoded": False,
     }
+
+
+def conflict_details(existing: Job) -> list[dict[str, Any]]:
+    """409's details: the reference_id is taken by another request; its job's status."""
+    return [
+        {"field": "reference_id", "message": "already used by a different request", "status": existing.status.value}
+    ]
+
+
+def job_error_details(error: JobError | None) -> list[dict[str, Any]]:
+    """424's details: the vendor's code, whether a retry could help, its failures."""
+    return (
+        []
+        if error is None
+        else [
+            {
+                "vendor_code": error.code,
+                "retryable": error.retryable,
+                **({"failures": error.details} if error.details else {}),
+            }
+        ]
+    )

@@ -29,6 +29,7 @@ from handoff.backoff import MAX_DELAY_SECONDS, Backoff
 from handoff.lifecycle import Observation
 from handoff.models import CallbackRetryMessage, JobError
 from handoff.observability import count, logger
+from handoff.queue import Disposition, MessageOutcome
 from handoff.settings import CallbackRetrySettings, core_settings, results_bucket
 from handoff.store import STORED_BUDGETS, JobStore, bounded_error, fits
 
@@ -232,22 +233,9 @@ class CallbackApplier:
         return bounded_error(whole, ref)
 
 
-class CallbackDisposition(StrEnum):
-    DONE = "done"
-    RETRY = "retry"
-    GIVE_UP = "give_up"
-    POISON = "poison"
-
-
-@dataclass(frozen=True)
-class RetryOutcome:
-    disposition: CallbackDisposition
-    delay: int = 0  # seconds until the message is received again (RETRY)
-
-
 def reapply_message(
     body: str, receives: int, intake_for_vendor: Callable[[str], CallbackIntake], settings: CallbackRetrySettings
-) -> RetryOutcome:
+) -> MessageOutcome:
     """One CallbackRetryQueue message, received for the `receives`-th time: apply the archived
     body again and say what becomes of the message."""
     try:
@@ -255,31 +243,31 @@ def reapply_message(
     except ValidationError:
         logger.error("poison message: not a callback retry message")
         count("PoisonMessage", "unknown")
-        return RetryOutcome(CallbackDisposition.POISON)
+        return MessageOutcome(Disposition.POISON)
     log = {"archive_key": message.archive_key, "receives": receives}
     try:
         tally = intake_for_vendor(message.vendor).reapply(message.archive_key)
     except LookupError:  # ArchiveMissing, UnknownVendor
         logger.error("poison message: no such vendor or archived body", extra=log)
         count("PoisonMessage", message.vendor)
-        return RetryOutcome(CallbackDisposition.POISON)
+        return MessageOutcome(Disposition.POISON)
     except Exception:  # S3 or the settings: the message stays, as a deferred callback would
         logger.exception("archived callback could not be read", extra=log)
         tally = Tally()
         tally.add(Verdict.DEFERRED)
     if not tally.deferred:
         logger.info("deferred callback applied", extra={**log, **tally.as_dict()})
-        return RetryOutcome(CallbackDisposition.DONE)
+        return MessageOutcome(Disposition.DONE)
     if receives >= settings.max_receives:
         logger.error(
             "callback still not applied after every attempt; on to the dead-letter queue (make replay)",
             extra={**log, **tally.as_dict()},
         )
         count("CallbackAbandoned", message.vendor)
-        return RetryOutcome(CallbackDisposition.GIVE_UP)
+        return MessageOutcome(Disposition.GIVE_UP)
     delay = Backoff(settings.retry_base_seconds, settings.retry_cap_seconds).delay(receives)
     logger.warning("callback still deferred; applied again later", extra={**log, "delay": delay})
-    return RetryOutcome(CallbackDisposition.RETRY, delay)
+    return MessageOutcome(Disposition.RETRY, delay)
 
 
 def _lenient_json(value: Any) -> bytes:

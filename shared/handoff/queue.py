@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from handoff.backoff import MAX_DELAY_SECONDS
@@ -18,6 +20,22 @@ from handoff.models import SubmissionMessage
 from handoff.observability import logger
 
 BATCH_LIMIT = 10  # SendMessageBatch takes at most 10 entries
+
+
+class Disposition(StrEnum):
+    """What becomes of a received message (the SQS-fed functions' one vocabulary)."""
+
+    DONE = "done"  # delete it
+    RETRY = "retry"  # visible again after `delay` seconds
+    GIVE_UP = "give_up"  # visible at once, so the redrive policy moves it to the dead-letter queue
+    POISON = "poison"  # not ours to read: the same way, after the remaining receives
+
+
+@dataclass(frozen=True)
+class MessageOutcome:
+    disposition: Disposition
+    delay: int = 0  # seconds (RETRY)
+    reason: str = ""
 
 
 class SubmissionQueue:

@@ -28,11 +28,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from handoff.backoff import Backoff
 from handoff.lifecycle import GIVE_UP, RESUBMIT, transition_to
-from handoff.models import HistoryEntry, Job, JobError, JobStatus, request_hash
-from handoff.observability import count, logger
+from handoff.models import HistoryEntry, Job, JobError, JobStatus, SubmissionMessage, request_hash
+from handoff.observability import count, for_job, logger
 from handoff.pacing import LATENESS_ALLOWANCE, RateLimiter
+from handoff.queue import Disposition, MessageOutcome
 from handoff.store import CreateOutcome, JobStore, utc_now
 from handoff.vendors import SubmitRequest, parse_submit_request
 from handoff.vendors.base import AlreadySubmitted, Checkpoint, MissedSlot, Rejected, Transient, send_deadline
@@ -90,6 +93,12 @@ class RetryQueue(Protocol):
     def send_many(self, reference_ids: Iterable[str]) -> list[str]: ...
 
     def retry_later(self, receipt_handle: str, delay: int) -> None: ...
+
+
+# An attempt needs this much of the worker's invocation left (a vendor may take ~10 requests).
+MIN_SECONDS_FOR_ATTEMPT = 30.0
+# The longest a message waits for a rate slot; the rest of its batch is behind it.
+MAX_RATE_WAIT_SECONDS = 20.0
 
 
 class Action(StrEnum):
@@ -245,6 +254,41 @@ class Submitter:
         return outcome.job
 
     # -- SubmissionWorker -----------------------------------------------------------------------------
+
+    def handle_message(self, body: str, *, receives: int, max_receives: int, remaining: float) -> MessageOutcome:
+        """One SubmissionQueue message, received for the `receives`-th time with `remaining`
+        seconds of the invocation left: what becomes of it (see functions/submission_worker).
+
+            DONE      accepted, rejected (FAILED), or already past QUEUED
+            RETRY     a transient failure (after its backoff), or too little time left (at once)
+            GIVE_UP   a transient failure on the last receive: the job is FAILED retries_exhausted
+            POISON    not a submission message, or no such job
+        """
+        try:
+            message = SubmissionMessage.model_validate_json(body)
+        except ValidationError:
+            logger.error("poison message: not a submission message")
+            count("PoisonMessage", "unknown")
+            return MessageOutcome(Disposition.POISON, reason="not a submission message")
+        for_job(message.reference_id)
+        if remaining < MIN_SECONDS_FOR_ATTEMPT:
+            return MessageOutcome(Disposition.RETRY, 0, "not enough time left in this invocation")
+        try:
+            resumption = self.resume(
+                message.reference_id,
+                final=receives >= max_receives,
+                max_wait=min(MAX_RATE_WAIT_SECONDS, remaining - MIN_SECONDS_FOR_ATTEMPT),
+            )
+        except UnknownJob:
+            logger.error("poison message: no such job")
+            count("PoisonMessage", "unknown")
+            return MessageOutcome(Disposition.POISON, reason="no such job")
+        if resumption.action is Action.RETRY:
+            return MessageOutcome(Disposition.RETRY, resumption.delay, f"retry in {resumption.delay} s")
+        if resumption.action is Action.GIVE_UP:
+            return MessageOutcome(Disposition.GIVE_UP, reason="retries exhausted; on to the dead-letter queue")
+        logger.info("message done", extra={"status": resumption.job.status.value, "receives": receives})
+        return MessageOutcome(Disposition.DONE)
 
     def resume(self, reference_id: str, *, final: bool, max_wait: float) -> Resumption:
         """One queue message: attempt the job if it is still QUEUED and nobody else holds it."""
@@ -489,24 +533,4 @@ def _exhausted_before_vendor(job: Job) -> bool:
         and job.vendor_job_id is None
         and job.last_error is not None
         and job.last_error.code == RETRIES_EXHAUSTED
-    )
-
-
-def conflict_details(existing: Job) -> list[dict[str, Any]]:
-    return [
-        {"field": "reference_id", "message": "already used by a different request", "status": existing.status.value}
-    ]
-
-
-def job_error_details(error: JobError | None) -> list[dict[str, Any]]:
-    return (
-        []
-        if error is None
-        else [
-            {
-                "vendor_code": error.code,
-                "retryable": error.retryable,
-                **({"failures": error.details} if error.details else {}),
-            }
-        ]
     )
