@@ -17,23 +17,18 @@ from functools import cache, lru_cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handoff.callbacks import CallbackIntake, CallbackRetryQueue, reapply_message
 from handoff.observability import logger, metrics, tracer
-from handoff.queue import Disposition
+from handoff.queue import process_batch, settle
 from handoff.settings import callback_retry_settings
 from handoff.vendors import intake_for
 
 dynamodb = boto3.client("dynamodb")
 s3 = boto3.client("s3")
 sqs = boto3.client("sqs")
-
-
-class NotDone(Exception):
-    """The record stays in the queue; its visibility has been set."""
 
 
 @cache
@@ -49,15 +44,11 @@ def queue() -> CallbackRetryQueue:
 def handle_record(record: SQSRecord) -> None:
     receives = int(record.attributes.approximate_receive_count or 1)
     outcome = reapply_message(record.body, receives, intake, callback_retry_settings())
-    if outcome.disposition is Disposition.DONE:
-        return
-    queue().retry_later(record.receipt_handle, outcome.delay)
-    raise NotDone(outcome.disposition.value)
+    settle(outcome, record.receipt_handle, queue())
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
+    return process_batch(event, context, handle_record)

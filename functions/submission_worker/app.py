@@ -19,21 +19,16 @@ from functools import lru_cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handoff.observability import logger, metrics, tracer
-from handoff.queue import Disposition
+from handoff.queue import process_batch, settle
 from handoff.settings import submission_settings
 from handoff.submission import RetryQueue, Submitter
 
 dynamodb = boto3.client("dynamodb")
 sqs = boto3.client("sqs")
-
-
-class NotDone(Exception):
-    """The record stays in the queue; its visibility has been set."""
 
 
 @lru_cache(maxsize=1)
@@ -52,18 +47,11 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
         max_receives=submission_settings().max_receives,
         remaining=lambda_context.get_remaining_time_in_millis() / 1000,
     )
-    if outcome.disposition is Disposition.DONE:
-        return
-    queue().retry_later(record.receipt_handle, outcome.delay)
-    raise NotDone(outcome.reason)
+    settle(outcome, record.receipt_handle, queue())
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    # One processor per invocation: it holds the batch's results, and the local stack runs
-    # several invocations of this module at once in threads. A batch whose every record failed
-    # is still a normal answer (a vendor outage), not a crash.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
+    return process_batch(event, context, handle_record)

@@ -9,7 +9,7 @@ attempts to the dead-letter queue.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -36,6 +36,33 @@ class MessageOutcome:
     disposition: Disposition
     delay: int = 0  # seconds (RETRY)
     reason: str = ""
+
+
+class NotDone(Exception):
+    """The record stays in its queue (reported in batchItemFailures); its visibility has been set."""
+
+
+def settle(outcome: MessageOutcome, receipt_handle: str, queue: Any) -> None:
+    """Act on a record's outcome: nothing for DONE (the batch processor deletes it), else make it
+    visible again after `outcome.delay` (0 for GIVE_UP and POISON) and raise NotDone."""
+    if outcome.disposition is Disposition.DONE:
+        return
+    queue.retry_later(receipt_handle, outcome.delay)
+    raise NotDone(outcome.reason or outcome.disposition.value)
+
+
+def process_batch(event: dict[str, Any], context: Any, handle_record: Callable[..., None]) -> dict[str, Any]:
+    """An SQS batch through Powertools' BatchProcessor with partial batch responses.
+
+    One processor per invocation: it holds the batch's results, and the local stack runs several
+    invocations of a module at once in threads. A batch whose every record failed is a normal
+    answer (a vendor outage), not a crash."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(
+        process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
+    )
 
 
 class SubmissionQueue:
