@@ -12,7 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handoff import api
-from handoff.models import REFERENCE_ID_PATTERN
+from handoff.models import REFERENCE_ID_PATTERN, Job
 from handoff.observability import for_job, logger, metrics, tracer
 from handoff.settings import core_settings
 from handoff.store import JobStore
@@ -26,7 +26,17 @@ def store() -> JobStore:
     return JobStore(core_settings().jobs_table_name, dynamodb)
 
 
-@app.get("/jobs/<reference_id>", summary="A job with its history")
+@app.get(
+    "/jobs/<reference_id>",
+    summary="A job with its history",
+    security=api.IAM,
+    responses={
+        200: api.answer("the job with its history", Job),
+        403: api.refusal(api.GATEWAY_403),
+        404: api.refusal("no such job"),
+        422: api.refusal("not a valid reference_id (control characters never match a job)"),
+    },
+)
 def get_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) -> Response[str]:
     for_job(reference_id)
     job = store().get(reference_id)

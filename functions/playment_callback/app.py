@@ -50,7 +50,18 @@ def intake() -> CallbackIntake:
     return intake_for(NAME, dynamodb, s3, sqs)
 
 
-@app.post("/callbacks/playment", summary="Playment job status callback")
+@app.post(
+    "/callbacks/playment",
+    summary="Playment job status callback",
+    responses={
+        200: api.answer("how many annotations got each verdict", api.CallbackCounts),
+        400: api.refusal("not UTF-8, not JSON, nested deeper than 64 levels, or no annotations"),
+        401: api.refusal("missing or wrong x-playment-key"),
+        413: api.refusal(f"over 5 MiB, or more than {MAX_ANNOTATIONS} annotations"),
+        415: api.refusal("not application/json (UTF-8)"),
+        503: api.refusal("the callback could not be archived: send it again"),
+    },
+)
 def playment_callback() -> Response[str]:
     event = app.current_event
     if not callback_key_matches(event.headers.get("x-playment-key"), playment().callback_keys()):

@@ -29,7 +29,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from handoff import api
-from handoff.models import REFERENCE_ID_PATTERN
+from handoff.models import REFERENCE_ID_PATTERN, Job
 from handoff.observability import for_job, logger, metrics, tracer
 from handoff.store import STORED_BUDGETS, stored_size
 from handoff.submission import (
@@ -55,7 +55,33 @@ def submitter() -> Submitter:
     return Submitter.for_stack(dynamodb, sqs)
 
 
-@app.post("/jobs", summary='Submit a job, or up to 500 jobs as {"jobs": [...]}')
+JOB_OR_BATCH = Job | api.BulkAnswer
+
+
+@app.post(
+    "/jobs",
+    summary='Submit a job, or up to 500 jobs as {"jobs": [...]}',
+    security=api.IAM,
+    responses={
+        201: api.answer("the vendor accepted the job (SUBMITTED)", Job),
+        202: api.answer("QUEUED: the retry path owns it; or, for {jobs: [...]}, one row per job", JOB_OR_BATCH),
+        200: api.answer("the same request again: the existing job; or a batch with nothing new", JOB_OR_BATCH),
+        400: api.refusal(
+            "the body is missing, not UTF-8, not JSON (RFC 8259: no NaN or Infinity), or nested deeper than 64 levels"
+        ),
+        403: api.refusal(api.GATEWAY_403),
+        409: api.refusal("the reference_id holds a different request"),
+        413: api.refusal(
+            "one job's request over 256 KiB as stored (JSON text, as DynamoDB counts it), or the body over 6 MiB"
+        ),
+        415: api.refusal("not application/json (UTF-8)"),
+        422: api.refusal(
+            "invalid request (details per field), or what the vendor would refuse (its check before any vendor "
+            "call); or no job of a batch accepted. Nothing is written"
+        ),
+        424: api.refusal("the vendor rejected the job; the job (FAILED) is in `job`"),
+    },
+)
 def post_job(body: Annotated[SubmitBody, Body()]) -> Response[str]:
     if isinstance(body, BulkSubmitRequest):
         return _submit_bulk(body)
@@ -77,7 +103,18 @@ def post_job(body: Annotated[SubmitBody, Body()]) -> Response[str]:
     return api.json_response(STATUS_BY_OUTCOME[result.outcome], job)
 
 
-@app.post("/jobs/<reference_id>/retry", summary="Resubmit a job that failed before the vendor accepted it")
+@app.post(
+    "/jobs/<reference_id>/retry",
+    summary="Resubmit a job that failed before the vendor accepted it",
+    security=api.IAM,
+    responses={
+        202: api.answer("the FAILED job is QUEUED again", Job),
+        403: api.refusal(api.GATEWAY_403),
+        404: api.refusal("no such job"),
+        409: api.refusal("not a job that FAILED before a vendor accepted it"),
+        422: api.refusal("not a valid reference_id"),
+    },
+)
 def retry_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) -> Response[str]:
     for_job(reference_id)
     try:

@@ -46,7 +46,18 @@ def intake() -> CallbackIntake:
     return intake_for(NAME, dynamodb, s3, sqs)
 
 
-@app.post("/callbacks/textking", summary="TEXTKING job state callback")
+@app.post(
+    "/callbacks/textking",
+    summary="TEXTKING job state callback",
+    responses={
+        200: api.answer("the callback's verdict: applied, duplicate, unknown or deferred: 1", api.CallbackCounts),
+        400: api.refusal("not UTF-8, or not TEXTKING's form"),
+        401: api.refusal("bad token, or not this job's ids"),
+        413: api.refusal("over 16 KiB"),
+        415: api.refusal("not application/x-www-form-urlencoded (UTF-8)"),
+        503: api.refusal("the callback could not be archived: send it again"),
+    },
+)
 def textking_callback() -> Response[str]:
     body = api.raw_body(app.current_event)  # the gate has checked it: a UTF-8 form within the size limit
     try:

@@ -46,6 +46,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, Field
 
 from handoff.models import Job, JobError
 from handoff.observability import logger
@@ -313,7 +315,13 @@ def proxy_error(status: int, code: str, message: str, details: list[dict[str, An
 
 
 def new_resolver(bodies: Mapping[tuple[str, str], BodyRule] | None = None) -> Resolver:
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+
     app = Resolver(bodies or {})
+    # IAM routes declare security=IAM; the scheme (SigV4 in the Authorization header) is declared here.
+    app.configure_openapi(
+        title="Handoff", security_schemes={"sigv4": APIKey(name="Authorization", in_=APIKeyIn.header)}
+    )
 
     @app.exception_handler(BodyRefused)
     def _refused(exc: BodyRefused) -> Response[str]:
@@ -458,3 +466,56 @@ def job_error_details(error: JobError | None) -> list[dict[str, Any]]:
             }
         ]
     )
+
+
+# --- the answers, as each route declares them in its OpenAPI `responses` ---------------------------
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(examples=["invalid_request"])
+    message: str
+    details: list[dict[str, Any]] = Field(description="e.g. one {field, message, type} per invalid field")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: the input is never echoed back."""
+
+    error: ErrorInfo
+
+
+class BulkRow(BaseModel):
+    index: int
+    reference_id: str | None
+    outcome: str = Field(description="queued | replayed | conflict | invalid")
+    status: str | None = None
+    error: ErrorInfo | None = None
+
+
+class BulkAnswer(BaseModel):
+    jobs: list[BulkRow]
+    totals: dict[str, int] = Field(description="queued, replayed, conflict, invalid")
+
+
+class CallbackCounts(BaseModel):
+    """A callback's answer: how many of its observations got each verdict."""
+
+    applied: int = 0
+    duplicate: int = 0
+    unknown: int = 0
+    invalid: int = 0
+    deferred: int = Field(default=0, description="kept, and applied again by Handoff from the archive")
+
+
+# API Gateway's own answer to a request on an IAM route without a valid SigV4 signature.
+IAM: list[dict[str, list[str]]] = [{"sigv4": []}]
+GATEWAY_403 = "API Gateway: no or a bad SigV4 signature, or no execute-api:Invoke permission"
+
+
+def answer(description: str, model: Any) -> OpenAPIResponse:
+    """An OpenAPI response whose JSON body is `model`."""
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
+def refusal(description: str) -> OpenAPIResponse:
+    """An OpenAPI error response: Handoff's one error body."""
+    return answer(description, ErrorBody)

@@ -60,7 +60,7 @@ def test_the_document_is_valid_openapi_with_its_server_variables_declared() -> N
 
 
 def test_the_documented_maximum_of_annotations_is_the_functions() -> None:
-    from functions.playment_callback.app import MAX_ANNOTATIONS
+    from handoff.vendors.playment import MAX_ANNOTATIONS
 
     schema = committed()["components"]["schemas"]["PlaymentCallbackBody"]["properties"]["annotations"]
     assert schema["maxItems"] == MAX_ANNOTATIONS

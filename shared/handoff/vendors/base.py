@@ -229,3 +229,7 @@ class Vendor:
     apply_callback: Callable[[bytes, Any, Any], Any]
     replay: ReplayFrame
     reset: Callable[[], None] = field(default=lambda: None)  # forget cached settings (tests)
+    # The callback route's OpenAPI parts: its body (a pydantic model, documentation only: the
+    # function reads the raw body) and how it is authenticated (an OpenAPI security scheme).
+    callback_body: type[Any] | None = None
+    callback_security: dict[str, Any] | None = None

@@ -22,7 +22,12 @@ from handoff.vendors.playment.client import (
     observation,
     status_update,
 )
-from handoff.vendors.playment.models import PlaymentAnnotation, PlaymentCallbackError, PlaymentSubmitRequest
+from handoff.vendors.playment.models import (
+    PlaymentAnnotation,
+    PlaymentCallbackBody,
+    PlaymentCallbackError,
+    PlaymentSubmitRequest,
+)
 from handoff.vendors.playment.settings import PlaymentSettings, playment_settings
 
 __all__ = [
@@ -31,6 +36,7 @@ __all__ = [
     "NAME",
     "VENDOR",
     "PlaymentAnnotation",
+    "PlaymentCallbackBody",
     "PlaymentCallbackError",
     "PlaymentClient",
     "PlaymentSettings",
@@ -65,4 +71,6 @@ VENDOR = Vendor(
         auth_headers=_replay_headers,
     ),
     reset=playment_settings.cache_clear,
+    callback_body=PlaymentCallbackBody,
+    callback_security={"type": "apiKey", "in": "header", "name": "x-playment-key"},
 )

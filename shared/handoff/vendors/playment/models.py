@@ -221,3 +221,13 @@ def _require_unique(values: list[str], what: str) -> None:
     dupes = sorted(v for v, n in Counter(values).items() if n > 1)
     if dupes:
         raise ValueError(f"duplicate {what}: {dupes[:5]}")
+
+
+class PlaymentCallbackBody(BaseModel):
+    """The callback's body as OpenAPI documents it (the function reads the raw body itself)."""
+
+    annotations: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=500,  # client.MAX_ANNOTATIONS (a test keeps them equal)
+        description="{reference_id, job_id | flu_id, status (PENDING|COMPLETED|FAILED, any case), tag, result | error}",
+    )

@@ -24,7 +24,7 @@ from handoff.vendors.textking.client import (
     status_update,
     verify_token,
 )
-from handoff.vendors.textking.models import TextkingDocument, TextkingSubmitRequest
+from handoff.vendors.textking.models import TextkingCallbackForm, TextkingDocument, TextkingSubmitRequest
 from handoff.vendors.textking.settings import TextkingSettings, textking_callback_url, textking_settings
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "TRIGGER_STATES",
     "VENDOR",
     "CallbackForm",
+    "TextkingCallbackForm",
     "TextkingClient",
     "TextkingDocument",
     "TextkingSettings",
@@ -64,4 +65,5 @@ VENDOR = Vendor(
     # the signed token is in the body itself: no header to add
     replay=ReplayFrame(event="textking_callback/api_form_base64.json", function_output="TextkingCallbackFunctionArn"),
     reset=_reset,
+    callback_body=TextkingCallbackForm,  # authenticated by the signed token inside it: no scheme
 )

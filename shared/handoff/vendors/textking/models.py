@@ -85,3 +85,11 @@ class TextkingSubmitRequest(BaseModel):
         if self.source_language.casefold() == self.target_language.casefold():  # tags ignore case
             raise ValueError("source_language and target_language must differ")
         return self
+
+
+class TextkingCallbackForm(BaseModel):
+    """The callback's form as OpenAPI documents it (the function reads the raw body itself)."""
+
+    project_id: str
+    job_id: str
+    extra_data: str = Field(description="the signed token registered with the callback")
