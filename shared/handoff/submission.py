@@ -38,7 +38,7 @@ from handoff.pacing import LATENESS_ALLOWANCE, RateLimiter
 from handoff.queue import Disposition, MessageOutcome
 from handoff.store import CreateOutcome, JobStore, utc_now
 from handoff.vendors import SubmitRequest, parse_submit_request
-from handoff.vendors.base import AlreadySubmitted, Checkpoint, MissedSlot, Rejected, Transient, send_deadline
+from handoff.vendors.base import AlreadySubmitted, Checkpoint, MissedSlot, Rejected, Transient
 
 RETRIES_EXHAUSTED = "retries_exhausted"
 # After a busy rate limiter (no slot within the caller's patience), look again this soon.
@@ -330,10 +330,13 @@ class Submitter:
             return self._transient(
                 job, Transient("internal_error", f"{type(exc).__name__} while preparing"), final=final
             )
-        if not self._pace(job.vendor, max_wait):
+        start_by = self._pace(job.vendor, max_wait)
+        if start_by is None:
             logger.info("no rate slot free in time; the job waits in the queue", extra=log)
             return SubmitResult(Outcome.QUEUED, job, retry_in=BUSY_RETRY_SECONDS, attempted=False)
-        checkpoint = Checkpoint(job.vendor_refs, lambda refs: self.store.record_vendor_refs(job.reference_id, refs))
+        checkpoint = Checkpoint(
+            job.vendor_refs, lambda refs: self.store.record_vendor_refs(job.reference_id, refs), start_by=start_by
+        )
         try:
             accepted = self._send(client, job, request, checkpoint, max_wait)
         except Transient as exc:
@@ -381,41 +384,37 @@ class Submitter:
         logger.info("vendor accepted the job", extra={**log, "vendor_job_id": accepted.vendor_job_id})
         return SubmitResult(Outcome.SUBMITTED, current)
 
-    def _pace(self, vendor: str, max_wait: float) -> bool:
-        """Wait for a rate slot of `vendor`; False when none comes within `max_wait` seconds.
+    def _pace(self, vendor: str, max_wait: float) -> float | None:
+        """Wait for a rate slot of `vendor`. Returns by when the vendor request must start (epoch s),
+        or None when no slot comes within `max_wait` seconds.
 
-        The vendor request must then start within LATENESS_ALLOWANCE of the slot (send_deadline,
-        checked in vendors.base.send at the last moment): sent later, it could crowd the requests
-        after it into one second, so a sender that stalled takes a new slot instead.
+        The request must start within LATENESS_ALLOWANCE of the slot (Checkpoint.check_start, at
+        the last moment before it): sent later, it could crowd the requests after it into one
+        second, so a sender that stalled takes a new slot instead.
         """
         give_up_at = time.monotonic() + max_wait
         for _ in range(5):
             wait = self.limiter.reserve(vendor, max(0.0, give_up_at - time.monotonic()))
             if wait is None:
-                return False
+                return None
             slot = time.time() + wait
             if wait > 0:
                 self.sleep(wait)
             if time.time() - slot <= LATENESS_ALLOWANCE:
-                send_deadline.set(slot + LATENESS_ALLOWANCE)
-                return True
+                return slot + LATENESS_ALLOWANCE
             logger.info("woke up too late for the rate slot; taking another", extra={"vendor": vendor})
-        return False
+        return None
 
     def _send(self, client: Any, job: Job, request: SubmitRequest, checkpoint: Checkpoint, max_wait: float) -> Any:
-        try:
-            for _ in range(5):
-                try:
-                    return self._submit_once(client, job, request, checkpoint)
-                except MissedSlot:
-                    logger.info(
-                        "stalled past the rate slot before sending; taking another", extra={"vendor": job.vendor}
-                    )
-                    if not self._pace(job.vendor, max_wait):
-                        raise
-            raise MissedSlot("missed_rate_slot", "stalled past five rate slots in a row")
-        finally:
-            send_deadline.set(None)
+        for _ in range(5):
+            try:
+                return self._submit_once(client, job, request, checkpoint)
+            except MissedSlot:
+                logger.info("stalled past the rate slot before sending; taking another", extra={"vendor": job.vendor})
+                checkpoint.start_by = self._pace(job.vendor, max_wait)
+                if checkpoint.start_by is None:
+                    raise
+        raise MissedSlot("missed_rate_slot", "stalled past five rate slots in a row")
 
     def _submit_once(self, client: Any, job: Job, request: SubmitRequest, checkpoint: Checkpoint) -> Any:
         try:

@@ -102,3 +102,20 @@ def test_backoff_is_full_jitter_within_the_ceiling() -> None:
 def test_backoff_refuses_a_schedule_sqs_cannot_honour() -> None:
     with pytest.raises(ValueError, match="cap"):
         Backoff(2, 1000)
+
+
+def test_a_submission_that_would_start_after_its_rate_slot_is_stopped_before_it_is_sent() -> None:
+    import time
+
+    from handoff.vendors.base import Checkpoint, MissedSlot
+
+    # given a submission whose slot ended a moment ago (its sender stalled)
+    late = Checkpoint({}, lambda refs: None, start_by=time.time() - 0.01)
+    # when its first vendor request is about to start, then it is stopped (the submitter takes a new slot)
+    with pytest.raises(MissedSlot):
+        late.check_start()
+    # and the submission's later requests are not paced again
+    late.check_start()
+
+    on_time = Checkpoint({}, lambda refs: None, start_by=time.time() + 5)
+    on_time.check_start()  # nothing raised: inside its slot

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -57,7 +56,6 @@ class MissedSlot(Transient):
 # The latest moment the next request may start (set by the submitter after it waited for a rate
 # slot). Checked at the last moment before the request goes out, then cleared: only the first
 # request of a submission is paced.
-send_deadline: ContextVar[float | None] = ContextVar("send_deadline", default=None)
 
 
 class Rejected(VendorError):
@@ -86,9 +84,21 @@ class Checkpoint:
     failure midway continues from there instead of creating a second project.
     """
 
-    def __init__(self, refs: dict[str, str], save: Callable[[dict[str, str]], None]) -> None:
+    def __init__(
+        self, refs: dict[str, str], save: Callable[[dict[str, str]], None], *, start_by: float | None = None
+    ) -> None:
         self.refs = dict(refs)
         self._save = save
+        # The submission's rate slot: its first vendor request must start by this time (epoch s).
+        self.start_by = start_by
+
+    def check_start(self) -> None:
+        """Call right before the submission's first vendor request. Raises MissedSlot when it would
+        start too late for its rate slot (sent later, it could crowd the requests after it into one
+        second; the submitter takes a new slot). Later requests of the submission are not paced."""
+        start_by, self.start_by = self.start_by, None
+        if start_by is not None and time.time() > start_by:
+            raise MissedSlot("missed_rate_slot", "the request would have started too late for its rate slot")
 
     def record(self, **refs: str) -> None:
         self.refs.update(refs)
@@ -137,11 +147,6 @@ def send(session: requests.Session, method: str, url: str, timeouts: Timeouts, *
     """One HTTP request with a timeout; network failures come back as Transient. A request that
     cannot even be built (a header value with a line break, a URL that is not one) is Rejected
     (`request_not_built`): sending it again can never succeed."""
-    deadline = send_deadline.get()
-    if deadline is not None:
-        send_deadline.set(None)
-        if time.time() > deadline:
-            raise MissedSlot("missed_rate_slot", "the request would have started too late for its rate slot")
     try:
         return session.request(method, url, timeout=timeouts.as_tuple(), allow_redirects=False, **kwargs)
     except requests.Timeout as exc:

@@ -222,10 +222,10 @@ class PlaymentClient:
 
     def submit(self, request: PlaymentSubmitRequest, checkpoint: Checkpoint) -> Acceptance:
         # One idempotent call: Playment refuses a repeated reference_id (FS_0001), so there is
-        # nothing to checkpoint.
-        return self.create_job(request)
+        # nothing to checkpoint but the rate slot.
+        return self.create_job(request, checkpoint)
 
-    def create_job(self, request: PlaymentSubmitRequest) -> Acceptance:
+    def create_job(self, request: PlaymentSubmitRequest, checkpoint: Checkpoint | None = None) -> Acceptance:
         routing = request.tag or self.settings.default_tag
         if not routing:
             raise Rejected("missing_tag", "no tag in the request and no PlaymentDefaultTag configured")
@@ -238,6 +238,8 @@ class PlaymentClient:
         if request.batch_id:
             body["batch_id"] = request.batch_id
         project_id = request.project_id or self.settings.project_id
+        if checkpoint is not None:
+            checkpoint.check_start()  # the paced request: it must start inside its rate slot
         data = self._call("POST", self.settings.create_job_path, project_id=project_id, json=body)
         job_id = data.get("job_id") if isinstance(data, dict) else None
         if not isinstance(job_id, str) or not job_id:

@@ -255,6 +255,7 @@ class TextkingClient:
             raise Rejected("document_unavailable", str(exc)) from exc
         refs = checkpoint.refs
         resumed = "job_id" in refs
+        checkpoint.check_start()  # the first TEXTKING request must start inside its rate slot
         project_id = refs.get("project_id") or request.project_id
         if project_id is None:
             project_id = self.create_project(
