@@ -22,7 +22,8 @@ from pydantic import BaseModel, Field
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENT = ROOT / "openapi.json"
-FUNCTIONS = ("submit_job", "get_job", "playment_callback", "textking_callback")
+# The HTTP functions: these, and each registered vendor's callback function (functions/<vendor>_callback).
+FUNCTIONS = ("submit_job", "get_job")
 
 
 class ErrorInfo(BaseModel):
@@ -133,16 +134,26 @@ def generate() -> dict[str, Any]:
         if entry not in sys.path:
             sys.path.insert(0, entry)
     from handoff.models import Job
+    from handoff.vendors import VENDORS
 
     document: dict[str, Any] = {}
-    for name in FUNCTIONS:
+    for name in (*FUNCTIONS, *(f"{vendor}_callback" for vendor in VENDORS)):
         app = importlib.import_module(f"functions.{name}.app").app
         part = json.loads(app.get_openapi_json_schema(title="Handoff", version="1"))
+        for path in part["paths"].values():  # Powertools' own 422 (HTTPValidationError): never Handoff's shape
+            for operation in path.values():
+                operation["responses"] = {
+                    status: answer
+                    for status, answer in operation.get("responses", {}).items()
+                    if "HTTPValidationError" not in json.dumps(answer)
+                }
         if not document:
             document = part
         else:
             document["paths"].update(part["paths"])
-            document["components"].setdefault("schemas", {}).update(part.get("components", {}).get("schemas", {}))
+            components = document.setdefault("components", {})
+            for kind in ("schemas", "securitySchemes"):  # a route may declare its own (e.g. a callback's header)
+                components.setdefault(kind, {}).update(part.get("components", {}).get(kind, {}))
     schemas = document["components"].setdefault("schemas", {})
     for model in (Job, ErrorBody, BulkAnswer, CallbackCounts, PlaymentCallbackBody, TextkingCallbackForm):
         generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -167,15 +178,17 @@ def generate() -> dict[str, Any]:
             },
         }
     ]
-    document["components"]["securitySchemes"] = {
-        "sigv4": {
-            "type": "apiKey",
-            "in": "header",
-            "name": "Authorization",
-            "x-amazon-apigateway-authtype": "awsSigv4",
-        },
-        "playmentKey": {"type": "apiKey", "in": "header", "name": "x-playment-key"},
-    }
+    document["components"].setdefault("securitySchemes", {}).update(
+        {
+            "sigv4": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "x-amazon-apigateway-authtype": "awsSigv4",
+            },
+            "playmentKey": {"type": "apiKey", "in": "header", "name": "x-playment-key"},
+        }
+    )
     for (method, path), answers in _answers("Job").items():
         operation = document["paths"][path][method]
         operation["responses"] = {
