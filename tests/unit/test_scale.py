@@ -69,13 +69,13 @@ def scale_stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def sandbox(scale_stack: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScaleSandbox]:
     """The Scale sandbox on 127.0.0.1; its tasks stay pending until a test finishes them, and it
     calls nobody back (a test hands its callbacks to the function). Stalled answers outlast the
-    client's read timeout, shortened to 0.5 s."""
-    box = ScaleSandbox(api_key=SCALE_API_KEY, rate_limit=1000, stall_seconds=1.2, seed=14)
+    client's read timeout, shortened to 1 s (long enough for a loaded machine's ordinary answers)."""
+    box = ScaleSandbox(api_key=SCALE_API_KEY, rate_limit=1000, stall_seconds=2.0, seed=14)
     box.work_seconds = 3600
     box.send_callbacks = False
     with BackgroundServer(box) as server:
         monkeypatch.setenv("SCALE_BASE_URL", f"{server.url}/v1")
-        monkeypatch.setenv("VENDOR_READ_TIMEOUT_SECONDS", "0.5")
+        monkeypatch.setenv("VENDOR_READ_TIMEOUT_SECONDS", "1")
         reset_function_caches()
         yield box
     box.stop()
@@ -271,10 +271,12 @@ def test_a_task_whose_answer_was_lost_is_found_by_unique_id_never_created_twice(
     # then the task is looked up by unique_id and recorded: one task at Scale, the job SUBMITTED
     (task,) = sandbox.tasks.values()
     stored = job()
-    assert (stored["status"], stored["vendor_job_id"], stored["attempts"]) == ("SUBMITTED", task.id, 2)
-    assert stored["last_error"] is None
+    assert (stored["status"], stored["vendor_job_id"], stored["last_error"]) == ("SUBMITTED", task.id, None)
     assert [h["status"] for h in stored["history"]] == ["QUEUED", "SUBMITTED"]
-    assert [r.status for r in sandbox.creations()] == [first_answer, 409]
+    # every creation after the first met the 409 (on a loaded machine a retry may itself time out)
+    first, *retries = [r.status for r in sandbox.creations()]
+    assert (first, set(retries)) == (first_answer, {409})
+    assert stored["attempts"] >= 2
     assert ("GET", "/v1/tasks", 200) in {(r.method, r.path, r.status) for r in sandbox.received}
     assert queue_depth() == 0
 
