@@ -1,10 +1,10 @@
 """make demo: the whole product on the local stack, with the vendors misbehaving.
 
-Submits 20 Playment jobs (19 images and a video) in one bulk POST and 3 TEXTKING documents one by
-one, over real HTTP to the local API, with the sandboxes' faults on (Playment: 20% 503s, 5% lost
-answers, 10% of jobs FAILED by the vendor; both: 10% of callbacks dropped, 20% duplicated,
-reordered). Shows progress while the jobs move, then a table of every job and the totals.
-Exits 1 if any job ends in a wrong state or any vendor holds a reference twice.
+Submits 20 Playment jobs (19 images and a video) in one bulk POST, 3 TEXTKING documents and 4 Scale
+AI tasks one by one, over real HTTP to the local API, with the sandboxes' faults on (Playment and
+Scale: 20% 503s, 5% lost answers, 10% of jobs FAILED by the vendor; every vendor: 10% of callbacks
+dropped, 20% duplicated, reordered). Shows progress while the jobs move, then a table of every job
+and the totals. Exits 1 if any job ends in a wrong state or any vendor holds a reference twice.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from local.stack import Faults, LocalStack
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELED"}
+SCALE_TASKS = 4
+EXPECTED = 20 + 3 + SCALE_TASKS  # Playment, TEXTKING, Scale
 CREDENTIALS = Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY)  # the local API verifies signatures against these
 
 
@@ -72,6 +74,22 @@ def textking_jobs() -> list[dict[str, Any]]:
     ]
 
 
+def scale_jobs() -> list[dict[str, Any]]:
+    return [
+        {
+            "vendor": "scale",
+            "reference_id": f"demo-scale-{n:02d}",
+            "task_type": "imageannotation",
+            "instruction": "Draw a box around each car.",
+            "attachment": f"https://images.example.com/demo/scale-{n:02d}.jpg",
+            "attachment_type": "image",
+            "params": {"geometries": {"box": {"objects_to_annotate": ["car"]}}},
+            "metadata": {"camera": "rear"},
+        }
+        for n in range(1, SCALE_TASKS + 1)
+    ]
+
+
 def jobs_in_table(stack: LocalStack) -> dict[str, dict[str, Any]]:
     from handoff.store import item_to_job
 
@@ -91,18 +109,21 @@ def expected_status(stack: LocalStack, job: dict[str, Any]) -> str:
     if job["vendor"] == "playment":
         vendor_job = stack.playment.by_reference.get(job["reference_id"])
         return "FAILED" if vendor_job is not None and vendor_job.status == "failed" else "COMPLETED"
+    if job["vendor"] == "scale":
+        task = stack.scale.by_unique_id.get(job["reference_id"])
+        return "FAILED" if task is not None and task.status == "error" else "COMPLETED"
     return "COMPLETED"
 
 
 def main() -> int:
     started = time.monotonic()
-    print("Starting the local stack (moto, local API, worker, reconciler, Playment and TEXTKING sandboxes)...")
+    print("Starting the local stack (moto, local API, worker, reconciler, Playment, TEXTKING and Scale sandboxes)...")
     stack = LocalStack(faults=Faults.demo()).start()
     try:
         for name, value in stack.describe().items():
             print(f"  {name:22} {value}")
         print(
-            "\nFaults: Playment 20% 503 / 5% lost answers / 10% jobs FAILED;"
+            "\nFaults: Playment and Scale 20% 503 / 5% lost answers / 10% jobs FAILED;"
             " callbacks 10% dropped, 20% doubled, reordered"
         )
         bulk = signed_post(f"{stack.api_url}/jobs", {"jobs": playment_jobs()})
@@ -110,7 +131,10 @@ def main() -> int:
         for job in textking_jobs():
             answer = signed_post(f"{stack.api_url}/jobs", job)
             print(f"POST /jobs {job['reference_id']} (TEXTKING) -> {answer.status_code} {answer.json().get('status')}")
-        expected = 23
+        for job in scale_jobs():
+            answer = signed_post(f"{stack.api_url}/jobs", job)
+            print(f"POST /jobs {job['reference_id']} (Scale) -> {answer.status_code} {answer.json().get('status')}")
+        expected = EXPECTED
         deadline = time.monotonic() + 120
         last = ""
         while time.monotonic() < deadline:
@@ -147,9 +171,12 @@ def report(stack: LocalStack, jobs: dict[str, dict[str, Any]], elapsed: float) -
             wrong.append(reference_id)
         print(f"{reference_id:16} {job['vendor']:9} {job['status']:10} {job['attempts']:>8}  {location}{mark}")
     doubled = [r for r, n in Counter(j.reference_id for j in stack.playment.jobs.values()).items() if n > 1]
+    doubled += [str(r) for r, n in Counter(t.unique_id for t in stack.scale.tasks.values()).items() if n > 1]
     creations = stack.playment.creations()
     statuses = Counter(c.status for c in creations)
-    callbacks = Counter(s for _, s in stack.playment.callbacks.sent + stack.textking.callbacks.sent)
+    scale_statuses = Counter(c.status for c in stack.scale.creations())
+    senders = (stack.playment.callbacks, stack.textking.callbacks, stack.scale.callbacks)
+    callbacks = Counter(s for sender in senders for _, s in sender.sent)
     advanced = sum(run.get("advanced", 0) for run in stack.reconciler_runs)
     print(
         f"\nTotals: {len(jobs)} jobs: "
@@ -159,12 +186,14 @@ def report(stack: LocalStack, jobs: dict[str, dict[str, Any]], elapsed: float) -
     print(
         f"Playment: {len(creations)} job creations for {len(stack.playment.jobs)} jobs "
         f"({statuses.get(503, 0)} answered 503, {statuses.get(400, 0)} FS_0001 after a lost answer); "
-        f"TEXTKING: {len(stack.textking.jobs)} jobs for 3 documents"
+        f"TEXTKING: {len(stack.textking.jobs)} jobs for 3 documents; "
+        f"Scale: {sum(scale_statuses.values())} task creations for {len(stack.scale.tasks)} tasks "
+        f"({scale_statuses.get(503, 0)} answered 503, {scale_statuses.get(409, 0)} 409 after a lost answer)"
     )
     answers = ", ".join(f"{n}x {s}" for s, n in sorted(callbacks.items()))
     print(
         f"Callbacks: {sum(callbacks.values())} delivered ({answers}), "
-        f"{stack.playment.callbacks.dropped + stack.textking.callbacks.dropped} dropped; "
+        f"{sum(sender.dropped for sender in senders)} dropped; "
         f"the reconciler brought {advanced} job(s) up to date"
     )
     time.sleep(2)  # the last status changes reach the bus
@@ -176,10 +205,17 @@ def report(stack: LocalStack, jobs: dict[str, dict[str, Any]], elapsed: float) -
         f"Events: {sum(map(len, events.values()))} `Job Status Changed` on the bus; "
         f"one per status change for {len(jobs) - len(unmatched)} of {len(jobs)} jobs"
     )
-    missing = 23 - len(jobs)
-    if wrong or doubled or missing or unmatched or len(stack.textking.jobs) != 3:
+    missing = EXPECTED - len(jobs)
+    if (
+        wrong
+        or doubled
+        or missing
+        or unmatched
+        or len(stack.textking.jobs) != 3
+        or len(stack.scale.tasks) != SCALE_TASKS
+    ):
         print(
-            f"\nFAILED: wrong state {wrong}, doubled at Playment {doubled}, missing {missing}, events off {unmatched}",
+            f"\nFAILED: wrong state {wrong}, doubled at a vendor {doubled}, missing {missing}, events off {unmatched}",
             file=sys.stderr,
         )
         return 1

@@ -11,6 +11,7 @@ integration tests run against.
     schedule                     -> Reconciler, every `reconcile_every` seconds
     Playment sandbox             job API + callbacks to the local API (x-playment-key)
     TEXTKING sandbox             job API + form-encoded callbacks to the local API
+    Scale sandbox                task API + callbacks to each task's callback_url (scale-callback-auth)
 
 The local API, pollers and sandboxes run in this process; every function runs in processes of
 its own (local/runtime.py: warm "containers", at most the function's concurrency), with the
@@ -44,6 +45,7 @@ from local.api import LocalApi, gateway_responses_from_template, routes_from_tem
 from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, LocalAws, free_port  # noqa: E402
 from local.runtime import FunctionRuntime  # noqa: E402
 from local.sandboxes.playment import PlaymentSandbox  # noqa: E402
+from local.sandboxes.scale import ScaleSandbox  # noqa: E402
 from local.sandboxes.server import BackgroundServer  # noqa: E402
 from local.sandboxes.textking import TextkingSandbox  # noqa: E402
 from local.sqs_poller import SqsPoller  # noqa: E402
@@ -61,13 +63,13 @@ def stream_mapping(template: Path, function: str, queue_url: Callable[[str], str
 
 @dataclass
 class Faults:
-    """Fault knobs of both sandboxes (see local/sandboxes/*.py)."""
+    """Fault knobs of the sandboxes (see local/sandboxes/*.py)."""
 
-    error_rate: float = 0.0  # Playment answers 503
-    timeout_rate: float = 0.0  # Playment's answer stalls past the client's timeout, nothing created
-    lost_rate: float = 0.0  # Playment creates the job, then its answer stalls (-> FS_0001 on retry)
-    failed_rate: float = 0.0  # Playment reports a job FAILED
-    drop_rate: float = 0.0  # a callback is never sent (both vendors)
+    error_rate: float = 0.0  # Playment and Scale answer 503
+    timeout_rate: float = 0.0  # their answer stalls past the client's timeout, nothing created
+    lost_rate: float = 0.0  # the job is created, then the answer stalls (-> FS_0001 / 409 on retry)
+    failed_rate: float = 0.0  # Playment reports a job FAILED, Scale a task `error`
+    drop_rate: float = 0.0  # a callback is never sent (every vendor)
     duplicate_rate: float = 0.0  # a callback is sent twice
     reorder_seconds: float = 0.0  # callbacks may overtake each other by up to this much
 
@@ -87,6 +89,7 @@ class Faults:
 class LocalStack:
     faults: Faults = field(default_factory=Faults)
     playment_rate_limit: float = 20.0
+    scale_rate_limit: float = 30.0
     work_seconds: float = 3.0  # how long the sandboxes' vendors take over a job
     reconcile_every: float = 5.0
     reconcile_after: int = 8  # seconds of silence before the reconciler looks a job up
@@ -101,6 +104,7 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         playment_key, textking_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        scale_key = f"test_{secrets.token_hex(16)}"
         self.playment = PlaymentSandbox(
             api_key=playment_key,
             project_id="local-project",
@@ -113,13 +117,24 @@ class LocalStack:
         self.playment.work_seconds = self.work_seconds
         self.playment.failed_rate = self.faults.failed_rate
         self.textking = TextkingSandbox(token=textking_token, prefix="/v1", progress_seconds=self.work_seconds / 2)
-        for sender in (self.playment.callbacks, self.textking.callbacks):
+        self.scale = ScaleSandbox(
+            api_key=scale_key,
+            rate_limit=self.scale_rate_limit,
+            error_rate=self.faults.error_rate,
+            timeout_rate=self.faults.timeout_rate,
+            lost_rate=self.faults.lost_rate,
+            stall_seconds=3.0,
+        )
+        self.scale.work_seconds = self.work_seconds
+        self.scale.failed_rate = self.faults.failed_rate
+        for sender in (self.playment.callbacks, self.textking.callbacks, self.scale.callbacks):
             sender.drop_rate = self.faults.drop_rate
             sender.duplicate_rate = self.faults.duplicate_rate
             sender.reorder_seconds = self.faults.reorder_seconds
         self.playment_server = BackgroundServer(self.playment).start()
         self.playment.base_url = self.playment_server.url
         self.textking_server = BackgroundServer(self.textking).start()
+        self.scale_server = BackgroundServer(self.scale).start()
         api_port = free_port()
         stage, binary_media_types, routes = routes_from_template()
         self.api_url = f"http://127.0.0.1:{api_port}/{stage}"
@@ -135,6 +150,9 @@ class LocalStack:
                 "PlaymentMaxRequestsPerSecond": str(int(self.playment_rate_limit)),
                 "TextkingBaseUrl": f"{self.textking_server.url}/v1",
                 "TextkingOrderingEnabled": "true",  # the sandbox bills nobody
+                "ScaleBaseUrl": f"{self.scale_server.url}/v1",
+                "ScaleProject": "local-project",
+                "ScaleMaxRequestsPerSecond": str(int(self.scale_rate_limit)),
                 "RetryBaseSeconds": "1",
                 "RetryCapSeconds": "4",
                 "SubmissionMaxReceives": "6",
@@ -152,20 +170,29 @@ class LocalStack:
         self.aws.put_secret("PlaymentSecret", {"api_key": playment_key, "callback_key": callback_key})
         textking_secret = dict(self.aws.secret_values["TextkingSecret"], access_token=textking_token)
         self.aws.put_secret("TextkingSecret", textking_secret)
+        scale_callback_key = secrets.token_urlsafe(24)
+        self.aws.put_secret("ScaleSecret", {"api_key": scale_key, "callback_auth_key": scale_callback_key})
+        self.scale.callback_auth_key = scale_callback_key  # Scale's callbacks go to each task's callback_url
         self.playment.callback_url = f"{self.callback_base_url}/callbacks/playment"
         self.playment.callback_key = callback_key
 
         environment = dict(self.aws.environment)
-        environment.pop("TEXTKING_CALLBACK_URL_PARAMETER", None)  # no SSM: the URL is known here
+        for name in ("TEXTKING_CALLBACK_URL_PARAMETER", "SCALE_CALLBACK_URL_PARAMETER"):
+            environment.pop(name, None)  # no SSM: the URLs are known here
         environment.update(
             AWS_ENDPOINT_URL=self.aws.endpoint,
             AWS_DEFAULT_REGION=REGION,
             AWS_ACCESS_KEY_ID=ACCESS_KEY_ID,
             AWS_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY,
             TEXTKING_CALLBACK_URL=f"{self.callback_base_url}/callbacks/textking",
+            SCALE_CALLBACK_URL=f"{self.callback_base_url}/callbacks/scale",
             # The template's minimum suits AWS; locally the reconciler should be seen at work.
             RECONCILE_AFTER_SECONDS=str(self.reconcile_after),
-            RECONCILE_AFTER_SECONDS_BY_VENDOR=f"playment={self.reconcile_after},textking={self.reconcile_after}",
+            # every vendor the template gives a budget, quiet after the same few seconds
+            RECONCILE_AFTER_SECONDS_BY_VENDOR=",".join(
+                f"{budget.split('=')[0]}={self.reconcile_after}"
+                for budget in environment["RECONCILE_AFTER_SECONDS_BY_VENDOR"].split(",")
+            ),
             POWERTOOLS_TRACE_DISABLED="true",
             POWERTOOLS_METRICS_DISABLED="true",
         )
@@ -281,7 +308,8 @@ class LocalStack:
             runtime.stop()
         self.playment.stop()
         self.textking.stop()
-        for server in (self.api_server, self.playment_server, self.textking_server):
+        self.scale.stop()
+        for server in (self.api_server, self.playment_server, self.textking_server, self.scale_server):
             server.stop()
         self.aws.stop()
 
@@ -290,8 +318,10 @@ class LocalStack:
             "api": self.api_url,
             "playment_callback_url": f"{self.callback_base_url}/callbacks/playment",
             "textking_callback_url": f"{self.callback_base_url}/callbacks/textking",
+            "scale_callback_url": f"{self.callback_base_url}/callbacks/scale",
             "playment_sandbox": self.playment_server.url,
             "textking_sandbox": f"{self.textking_server.url}/v1",
+            "scale_sandbox": f"{self.scale_server.url}/v1",
             "aws_endpoint": self.aws.endpoint,
             "jobs_table": self.environment["JOBS_TABLE_NAME"],
             "results_bucket": self.environment["RESULTS_BUCKET_NAME"],
@@ -302,6 +332,7 @@ class LocalStack:
             "events_queue": self.events_queue,
             "playment_secret": self.aws.resources["PlaymentSecret"],
             "textking_secret": self.aws.resources["TextkingSecret"],
+            "scale_secret": self.aws.resources["ScaleSecret"],
         }
 
 
@@ -313,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--playment-rate", type=float, default=20.0, help="the sandbox's (and the stack's) limit")
     parser.add_argument("--workers", type=int, default=2, help="concurrent SubmissionWorker invocations")
-    parser.add_argument("--no-vendor-callbacks", action="store_true", help="the Playment sandbox never calls back")
+    parser.add_argument(
+        "--no-vendor-callbacks", action="store_true", help="the Playment and Scale sandboxes never call back"
+    )
     parser.add_argument("--secrets-max-age", type=int, default=300, help="seconds a function caches a secret")
     parser.add_argument(
         "--reconcile-after", type=int, default=8, help="seconds of silence before the reconciler looks a job up"
@@ -342,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     ).start()
     if args.no_vendor_callbacks:
         stack.playment.callback_url = ""
+        stack.scale.send_callbacks = False
     urls = stack.describe()
     if args.ready_json:
         # The functions' environment too: a test can run a function in a process of its own (and stop it).

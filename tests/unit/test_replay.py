@@ -66,7 +66,7 @@ def test_replay_invokes_the_stacks_callback_function_with_the_event() -> None:
     assert event["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
 
 
-@pytest.mark.parametrize("key", ["results/playment/x.json", "raw/scale/x.json", "raw"])
+@pytest.mark.parametrize("key", ["results/playment/x.json", "raw/acme/x.json", "raw"])
 def test_only_archived_callbacks_can_be_replayed(key: str) -> None:
     with pytest.raises(replay.ReplayError):
         replay.vendor_of(key)

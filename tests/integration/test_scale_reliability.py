@@ -1,0 +1,238 @@
+"""The reliability suite for Scale AI, as for Playment (test_vendor_faults.py, test_callback_storm.py):
+
+1. 300 submissions while the Scale sandbox answers 503 to 30% of task creations, lets 10% time
+   out (nothing created) and loses the answer of 5% (the task IS created): every job must end up
+   submitted exactly once at Scale, each lost answer found again by unique_id after Scale's 409.
+2. A storm of 2,000 Scale callbacks on the local stack, 65% of them duplicates (Scale resends a
+   callback up to 20 times), shuffled, from 8 senders over HTTP: every job ends as Scale said,
+   every change reaches the bus exactly once, every callback is answered 200 and archived.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from functions.submission_worker import app as worker_app
+from functions.submit_job import app as submit_app
+from handoff.models import HistoryEntry, Job, JobStatus
+from handoff.store import JobStore, utc_now
+from local.process import StackProcess
+from local.sandboxes.scale import ScaleSandbox
+from local.sandboxes.server import BackgroundServer
+from local.sqs_poller import SqsPoller
+from local.subscriber import EventSubscriber
+from tests.conftest import LambdaContext, load_event, queue_depth, queued_messages, reset_function_caches, table_items
+from tests.integration.conftest import Stack
+
+API_KEY = "live_0123456789abcdef0123456789"
+JOBS = 300
+RECEIVES = 16  # as test_vendor_faults: 0.4^16 * 300 jobs, one run in ~8,000 with a job FAILED
+STORM_JOBS = 700
+CALLBACKS = 2_000
+SENDERS = 8
+
+
+@pytest.fixture
+def faulty_scale(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScaleSandbox]:
+    boto3.client("secretsmanager").create_secret(
+        Name="handoff/scale", SecretString=json.dumps({"api_key": API_KEY, "callback_auth_key": "k"})
+    )
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName="handoff-submissions")["QueueUrl"]
+    policy = json.loads(
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"]
+    )
+    sqs.set_queue_attributes(
+        QueueUrl=url, Attributes={"RedrivePolicy": json.dumps({**policy, "maxReceiveCount": RECEIVES})}
+    )
+    box = ScaleSandbox(api_key=API_KEY, rate_limit=1000, stall_seconds=1.2, error_rate=0.30, timeout_rate=0.10)
+    box.lost_rate, box.work_seconds, box.send_callbacks = 0.05, 3600, False
+    with BackgroundServer(box) as server:
+        monkeypatch.setenv("SCALE_SECRET_NAME", "handoff/scale")
+        monkeypatch.setenv("SCALE_BASE_URL", f"{server.url}/v1")
+        monkeypatch.setenv("SCALE_PROJECT", "p")
+        monkeypatch.setenv("SCALE_CALLBACK_URL", "https://handoff.example.com/v1/callbacks/scale")
+        monkeypatch.setenv("VENDOR_READ_TIMEOUT_SECONDS", "0.5")
+        monkeypatch.setenv("SUBMISSION_MAX_RECEIVES", str(RECEIVES))
+        monkeypatch.setenv(
+            "VENDOR_MAX_REQUESTS_PER_SECOND", os.environ["VENDOR_MAX_REQUESTS_PER_SECOND"] + ",scale=1000"
+        )
+        reset_function_caches()
+        yield box
+    box.stop()
+    reset_function_caches()
+
+
+def request(n: int) -> dict[str, Any]:
+    body: dict[str, Any] = load_event("submit_job/direct_invoke_scale.json")
+    return {**body, "reference_id": f"fault-{n:03d}"}
+
+
+def test_300_scale_submissions_under_5xx_timeouts_and_lost_answers_are_each_submitted_exactly_once(
+    faulty_scale: ScaleSandbox, context: LambdaContext
+) -> None:
+    # given 300 jobs recorded and queued in one bulk request
+    answer = submit_app.lambda_handler({"jobs": [request(n) for n in range(JOBS)]}, context)
+    assert answer["totals"]["queued"] == JOBS
+
+    # when eight concurrent workers drain the queue against the faulty vendor
+    workers = SqsPoller(
+        boto3.client("sqs"),
+        submit_app.submitter().queue.url,
+        worker_app.lambda_handler,
+        concurrency=8,
+        batch_size=5,
+        wait_seconds=0,
+    )
+    deadline = time.monotonic() + 240
+    with workers:
+        while queue_depth() > 0:
+            assert time.monotonic() < deadline, f"{queue_depth()} messages still queued"
+            time.sleep(0.1)
+
+    # then the faults really happened, each kind many times
+    creations = faulty_scale.creations()
+    faults = Counter(c.fault for c in creations)
+    assert faults["error"] >= 50, faults
+    assert faults["timeout"] >= 10, faults
+    assert faults["lost"] >= 5, faults
+    # and Scale holds exactly one task per reference_id: none missing, none doubled
+    held = Counter(task.unique_id for task in faulty_scale.tasks.values())
+    assert sorted(str(u) for u in held) == [f"fault-{n:03d}" for n in range(JOBS)]
+    assert set(held.values()) == {1}
+    # and every job is SUBMITTED with the id of the task Scale holds for it
+    jobs = {job["reference_id"]: job for job in table_items()}
+    assert Counter(job["status"] for job in jobs.values()) == {"SUBMITTED": JOBS}
+    for task in faulty_scale.tasks.values():
+        assert jobs[str(task.unique_id)]["vendor_job_id"] == task.id
+    # and every attempt is accounted for; each lost answer was met by a 409 and found again
+    assert sum(job["attempts"] for job in jobs.values()) == len(creations)
+    assert Counter(c.status for c in creations)[409] >= faults["lost"]
+    assert queued_messages("handoff-submissions-dlq") == []
+    assert workers.errors == 0
+
+
+@pytest.fixture(scope="module")
+def quiet_stack() -> Iterator[Stack]:
+    """A stack of its own whose sandboxes never call back and whose reconciler leaves the jobs
+    alone for an hour: every callback the jobs get is one this test sends."""
+    process = StackProcess("--no-vendor-callbacks", "--reconcile-after", "3600", "--log-level", "WARNING")
+    yield Stack(process.urls, process.output)
+    process.stop()
+
+
+def seed_submitted_scale_jobs(stack: Stack, count: int) -> dict[str, str]:
+    """`count` SUBMITTED Scale jobs written straight into the stack's table: reference_id -> task id."""
+    store = JobStore(stack.urls["jobs_table"], stack.aws("dynamodb"))
+    jobs = {f"storm-{n:04d}": f"{n:024x}" for n in range(count)}
+
+    def create(reference_id: str) -> None:
+        now = utc_now()
+        request = {"vendor": "scale", "reference_id": reference_id, "attachment": "https://x.example/a.jpg"}
+        created = store.create(
+            Job(
+                reference_id=reference_id,
+                vendor="scale",
+                status=JobStatus.SUBMITTED,
+                request=request,
+                request_hash="seeded",
+                vendor_job_id=jobs[reference_id],
+                attempts=1,
+                created_at=now,
+                updated_at=now,
+                history=[HistoryEntry(at=now, status=JobStatus.SUBMITTED, source="submit")],
+            )
+        )
+        assert created.created, reference_id
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, jobs))
+    return jobs
+
+
+def test_2000_scale_callbacks_mostly_duplicates_from_8_senders_leave_every_job_right(quiet_stack: Stack) -> None:
+    stack = quiet_stack
+    subscriber = EventSubscriber(stack.urls["aws_endpoint"], stack.urls["events_queue"]).start()
+    # given 700 SUBMITTED Scale jobs, one in ten of which Scale will end in `error`
+    jobs = seed_submitted_scale_jobs(stack, STORM_JOBS)
+    shuffler = random.Random(2026)  # noqa: S311 (test data, not cryptography)
+    final = {ref: "FAILED" if shuffler.random() < 0.1 else "COMPLETED" for ref in jobs}
+    callbacks = list(final) + shuffler.choices(list(final), k=CALLBACKS - len(final))  # Scale's resends
+    shuffler.shuffle(callbacks)
+    secret = json.loads(
+        stack.aws("secretsmanager").get_secret_value(SecretId=stack.urls["scale_secret"])["SecretString"]
+    )
+    headers = {"Content-Type": "application/json", "scale-callback-auth": secret["callback_auth_key"]}
+    sessions = threading.local()
+
+    def send(reference_id: str) -> tuple[int, dict[str, Any]]:
+        status = "completed" if final[reference_id] == "COMPLETED" else "error"
+        task: dict[str, Any] = {
+            "task_id": jobs[reference_id],
+            "unique_id": reference_id,
+            "status": status,
+            "type": "imageannotation",
+            "metadata": {"handoff_reference_id": reference_id},
+        }
+        body: dict[str, Any] = {"task": task, "task_id": jobs[reference_id]}
+        if status == "completed":
+            body["response"] = task["response"] = {"annotations": [{"type": "box", "label": "car"}]}
+        else:
+            task["error"] = "The attachment could not be downloaded."
+        if not hasattr(sessions, "session"):
+            sessions.session = requests.Session()
+        answer = sessions.session.post(f"{stack.urls['api']}/callbacks/scale", json=body, headers=headers, timeout=60)
+        return answer.status_code, answer.json()
+
+    # when the 2,000 callbacks arrive, shuffled, from 8 senders at once
+    with ThreadPoolExecutor(SENDERS) as pool:
+        answers = list(pool.map(send, callbacks))
+
+    # then every callback was answered 200: one applied per job, every resend a duplicate
+    assert Counter(status for status, _ in answers) == {200: CALLBACKS}
+    tally: Counter[str] = Counter()
+    for _, body in answers:
+        tally.update({verdict: body[verdict] for verdict in ("applied", "duplicate", "unknown", "invalid", "deferred")})
+    assert (tally["applied"], tally["duplicate"]) == (STORM_JOBS, CALLBACKS - STORM_JOBS), tally
+    assert tally["unknown"] == tally["invalid"] == tally["deferred"] == 0
+
+    # and every job ends in the state Scale gave it, with one change each
+    stored: dict[str, dict[str, Any]] = {}
+    for page in stack.aws("dynamodb").get_paginator("scan").paginate(TableName=stack.urls["jobs_table"]):
+        for item in page["Items"]:
+            stored[item["reference_id"]["S"]] = item
+    assert sorted(stored) == sorted(jobs)
+    assert {ref: item["status"]["S"] for ref, item in stored.items()} == final
+    histories = {ref: [h["M"]["status"]["S"] for h in item["history"]["L"]] for ref, item in stored.items()}
+    assert all(statuses == ["SUBMITTED", final[ref]] for ref, statuses in histories.items())
+
+    # and every change reached the bus exactly once, in order (the seeded SUBMITTED included)
+    want = 2 * STORM_JOBS
+    deadline = time.monotonic() + 120
+    while len(subscriber.events) < want and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)  # anything beyond `want` (a doubled event) has had time to arrive
+    subscriber.stop()
+    assert len(subscriber.events) == want
+    assert subscriber.statuses_by_job() == histories
+
+    # and every callback body is archived, duplicates included
+    archived = sum(
+        page.get("KeyCount", 0)
+        for page in stack.aws("s3")
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=stack.urls["results_bucket"], Prefix="raw/scale/")
+    )
+    assert archived == CALLBACKS
