@@ -59,8 +59,10 @@ from pytest_httpserver import HTTPServer  # noqa: E402
 
 from handoff import settings, vendors  # noqa: E402
 from local.moto_s3 import keep_put_object_bodies  # noqa: E402
+from local.moto_server import sqs_without_quadratic_scans  # noqa: E402
 
 keep_put_object_bodies()  # S3 keeps form-typed bodies (local/moto_s3.py), here as on the local stack
+sqs_without_quadratic_scans()  # moto's SQS reads the clock cheaply (local/moto_server.py): speed only
 
 
 def _one_request_at_a_time() -> None:
