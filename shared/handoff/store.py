@@ -528,6 +528,8 @@ class _Update:
         self.checks.append(("equal", name, self.values[placeholder]))
 
     def require_in(self, name: str, values: list[Any]) -> None:
+        if not values:  # DynamoDB refuses `IN ()`: a transition from no status is a mistake in the caller
+            raise ValueError(f"no {name} to require: the condition could never hold")
         placeholders = [self.value(v) for v in values]
         self.conditions.append(f"{self.name(name)} IN ({', '.join(placeholders)})")
         self.checks.append(("in", name, [self.values[p] for p in placeholders]))

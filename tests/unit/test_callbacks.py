@@ -92,16 +92,32 @@ def test_a_new_status_is_applied_with_its_result_inline(world: World) -> None:
 
 
 @pytest.mark.parametrize(
-    ("observed", "verdict"),
+    ("status", "observed", "verdict"),
     [
-        pytest.param(seen(JobStatus.SUBMITTED), Verdict.DUPLICATE, id="repeat"),
-        pytest.param(seen(JobStatus.QUEUED), Verdict.DUPLICATE, id="stale"),
-        pytest.param(seen(JobStatus.COMPLETED, vendor_job_id="another-job"), Verdict.INVALID, id="other-vendor-job"),
-        pytest.param(seen(JobStatus.COMPLETED, reference_id="nobody"), Verdict.UNKNOWN, id="no-such-job"),
-        pytest.param(seen(JobStatus.COMPLETED, reference_id="textking-job"), Verdict.UNKNOWN, id="another-vendors-job"),
+        pytest.param(JobStatus.SUBMITTED, seen(JobStatus.SUBMITTED), Verdict.DUPLICATE, id="repeat"),
+        pytest.param(JobStatus.COMPLETED, seen(JobStatus.IN_PROGRESS), Verdict.DUPLICATE, id="stale"),
+        pytest.param(JobStatus.DELIVERED, seen(JobStatus.IN_PROGRESS), Verdict.DUPLICATE, id="not-a-revision"),
+        pytest.param(
+            JobStatus.SUBMITTED,
+            seen(JobStatus.COMPLETED, vendor_job_id="another-job"),
+            Verdict.INVALID,
+            id="other-vendor-job",
+        ),
+        pytest.param(
+            JobStatus.SUBMITTED, seen(JobStatus.COMPLETED, reference_id="nobody"), Verdict.UNKNOWN, id="no-such-job"
+        ),
+        pytest.param(
+            JobStatus.SUBMITTED,
+            seen(JobStatus.COMPLETED, reference_id="textking-job"),
+            Verdict.UNKNOWN,
+            id="another-vendors-job",
+        ),
     ],
 )
-def test_what_cannot_apply_writes_nothing_and_says_why(world: World, observed: Observation, verdict: Verdict) -> None:
+def test_what_cannot_apply_writes_nothing_and_says_why(
+    world: World, status: JobStatus, observed: Observation, verdict: Verdict
+) -> None:
+    world.store.put_job(submitted_job().model_copy(update={"status": status}))
     world.store.put_job(submitted_job("textking-job", vendor="textking"))
     before = world.store.jobs()
 

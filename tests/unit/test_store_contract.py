@@ -281,6 +281,15 @@ def test_a_transition_applies_only_from_its_allowed_statuses(
     assert outcome.job.status is (transition.target if applied else current)
 
 
+def test_a_transition_from_no_status_is_refused_before_any_request(table: Table) -> None:
+    given(table, new_job())
+
+    with pytest.raises(ValueError, match="could never hold"):
+        table.store.transition("ref-1", transition_to(JobStatus.QUEUED), source="test")
+
+    assert table.requests == []
+
+
 def test_vendor_job_id_set_if_absent_keeps_the_first(table: Table) -> None:
     given(table, new_job())
     table.store.transition(
