@@ -274,8 +274,8 @@ def aws() -> Iterator[None]:
 @pytest.fixture
 def playment(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[HTTPServer]:
     """The Playment fake: a real HTTP server on 127.0.0.1 that the code reaches over the network
-    (one server for the session: its log and expectations start empty in every test)."""
-    httpserver.clear()
+    (one server for the session: its log starts empty in every test)."""
+    httpserver.clear_log()
     monkeypatch.setenv("PLAYMENT_BASE_URL", httpserver.url_for("/").rstrip("/"))
     reset_function_caches()
     yield httpserver
