@@ -7,12 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from handoff.models import HistoryEntry, Job, JobStatus
-from handoff.store import JobStore, utc_now
+from handoff.store import DynamoJobStore, utc_now
 
 
 def submitted_playment_jobs(table: str, dynamodb: Any, prefix: str, count: int) -> dict[str, str]:
     """`count` SUBMITTED Playment jobs named <prefix>-0000...: reference_id -> Playment job id."""
-    store = JobStore(table, dynamodb)
+    store = DynamoJobStore(table, dynamodb)
     jobs = {f"{prefix}-{n:04d}": f"pj-{prefix}-{n:04d}" for n in range(count)}
 
     def create(reference_id: str) -> None:

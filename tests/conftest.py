@@ -3,6 +3,8 @@ as a real HTTP server on 127.0.0.1, Lambda contexts and the sample events."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -57,8 +59,10 @@ from pytest_httpserver import HTTPServer  # noqa: E402
 
 from handoff import settings, vendors  # noqa: E402
 from local.moto_s3 import keep_put_object_bodies  # noqa: E402
+from local.moto_server import sqs_without_quadratic_scans  # noqa: E402
 
 keep_put_object_bodies()  # S3 keeps form-typed bodies (local/moto_s3.py), here as on the local stack
+sqs_without_quadratic_scans()  # moto's SQS reads the clock cheaply (local/moto_server.py): speed only
 
 
 def _one_request_at_a_time() -> None:
@@ -80,6 +84,22 @@ def _one_request_at_a_time() -> None:
 
 
 _one_request_at_a_time()
+
+
+def _one_data_loader() -> None:
+    """Every botocore session (moto starts each test with a fresh default session, and Powertools
+    builds one per SecretsProvider) would read and parse the same service models and endpoint
+    data again; a function does that once per container. Sessions here share one Loader, whose
+    cache keeps what it parsed. Only the tests' speed changes: the data is the same."""
+    import functools
+
+    import botocore.loaders
+    import botocore.session
+
+    botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
+
+
+_one_data_loader()
 
 PLAYMENT_API_KEY = "pk-test-0123456789"
 # The sample events in events/ carry these, so they authenticate against the test secrets.
@@ -119,8 +139,14 @@ def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
 _CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
-def load_template() -> dict[str, Any]:
+@functools.cache
+def _parsed_template() -> dict[str, Any]:
     return yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)  # noqa: S506 (safe loader subclass)
+
+
+def load_template() -> dict[str, Any]:
+    """template.yaml as data (parsed once per test run; each caller gets its own copy)."""
+    return copy.deepcopy(_parsed_template())
 
 
 def create_jobs_table(client: Any, table_name: str) -> None:
@@ -198,19 +224,26 @@ def reset_function_caches() -> None:
                     value.cache_clear()
 
 
+@functools.cache
+def aws_client(service: str) -> Any:
+    """One boto3 client per service for the helpers here, made once: moto answers it in every
+    test, each with fresh resources. (Tests that watch a client's calls make their own.)"""
+    return boto3.client(service)  # type: ignore[call-overload]
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     """moto in-process: the jobs table (from template.yaml) and the Playment secret."""
     with mock_aws():
-        create_jobs_table(boto3.client("dynamodb"), os.environ["JOBS_TABLE_NAME"])
-        create_rate_limit_table(boto3.client("dynamodb"), os.environ["RATE_LIMIT_TABLE_NAME"])
-        queue_url, _ = create_submission_queues(boto3.client("sqs"), int(os.environ["SUBMISSION_MAX_RECEIVES"]))
+        create_jobs_table(aws_client("dynamodb"), os.environ["JOBS_TABLE_NAME"])
+        create_rate_limit_table(aws_client("dynamodb"), os.environ["RATE_LIMIT_TABLE_NAME"])
+        queue_url, _ = create_submission_queues(aws_client("sqs"), int(os.environ["SUBMISSION_MAX_RECEIVES"]))
         assert queue_url == os.environ["SUBMISSION_QUEUE_URL"]
         retry_url, _ = create_queue_with_dlq(
-            boto3.client("sqs"), "handoff-callback-retries", int(os.environ["CALLBACK_RETRY_MAX_RECEIVES"])
+            aws_client("sqs"), "handoff-callback-retries", int(os.environ["CALLBACK_RETRY_MAX_RECEIVES"])
         )
         assert retry_url == os.environ["CALLBACK_RETRY_QUEUE_URL"]
-        secrets = boto3.client("secretsmanager")
+        secrets = aws_client("secretsmanager")
         secrets.create_secret(
             Name=os.environ["PLAYMENT_SECRET_NAME"],
             SecretString=json.dumps(
@@ -231,8 +264,8 @@ def aws() -> Iterator[None]:
                 }
             ),
         )
-        boto3.client("s3").create_bucket(Bucket=os.environ["RESULTS_BUCKET_NAME"])
-        boto3.client("s3").create_bucket(Bucket=os.environ["TEXTKING_DOCUMENT_BUCKET"])
+        aws_client("s3").create_bucket(Bucket=os.environ["RESULTS_BUCKET_NAME"])
+        aws_client("s3").create_bucket(Bucket=os.environ["TEXTKING_DOCUMENT_BUCKET"])
         reset_function_caches()
         yield
         reset_function_caches()
@@ -240,7 +273,9 @@ def aws() -> Iterator[None]:
 
 @pytest.fixture
 def playment(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[HTTPServer]:
-    """The Playment fake: a real HTTP server on 127.0.0.1 that the code reaches over the network."""
+    """The Playment fake: a real HTTP server on 127.0.0.1 that the code reaches over the network
+    (one server for the session: its log starts empty in every test)."""
+    httpserver.clear_log()
     monkeypatch.setenv("PLAYMENT_BASE_URL", httpserver.url_for("/").rstrip("/"))
     reset_function_caches()
     yield httpserver
@@ -280,7 +315,7 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def archived(prefix: str = "") -> dict[str, bytes]:
     """Every object in the ResultsBucket under `prefix`, by key."""
-    s3 = boto3.client("s3")
+    s3 = aws_client("s3")
     bucket = os.environ["RESULTS_BUCKET_NAME"]
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
     return {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
@@ -288,7 +323,7 @@ def archived(prefix: str = "") -> dict[str, bytes]:
 
 def queued_messages(queue_name: str = "handoff-submissions") -> list[dict[str, Any]]:
     """Bodies of the messages waiting in a queue (received with visibility 0, so left in place)."""
-    sqs = boto3.client("sqs")
+    sqs = aws_client("sqs")
     url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
     bodies: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -309,7 +344,7 @@ def queued_messages(queue_name: str = "handoff-submissions") -> list[dict[str, A
 
 def queue_depth(queue_name: str = "handoff-submissions") -> int:
     """Messages in a queue, visible or in flight."""
-    sqs = boto3.client("sqs")
+    sqs = aws_client("sqs")
     url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
     names = [
         "ApproximateNumberOfMessages",
@@ -322,7 +357,7 @@ def queue_depth(queue_name: str = "handoff-submissions") -> int:
 
 def stream_records() -> list[dict[str, Any]]:
     """Every record of the JobsTable stream so far, shaped as Lambda hands them to a function."""
-    dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
+    dynamodb, streams = aws_client("dynamodb"), aws_client("dynamodbstreams")
     arn = dynamodb.describe_table(TableName=os.environ["JOBS_TABLE_NAME"])["Table"]["LatestStreamArn"]
     records: list[dict[str, Any]] = []
     for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
@@ -336,5 +371,5 @@ def stream_records() -> list[dict[str, Any]]:
 def table_items() -> list[dict[str, Any]]:
     from handoff.store import item_to_job
 
-    items = boto3.client("dynamodb").scan(TableName=os.environ["JOBS_TABLE_NAME"])["Items"]
+    items = aws_client("dynamodb").scan(TableName=os.environ["JOBS_TABLE_NAME"])["Items"]
     return [item_to_job(i).model_dump(mode="json") for i in items]

@@ -15,15 +15,15 @@ from handoff import api
 from handoff.models import REFERENCE_ID_PATTERN, Job
 from handoff.observability import for_job, logger, metrics, tracer
 from handoff.settings import core_settings
-from handoff.store import JobStore
+from handoff.store import DynamoJobStore
 
 dynamodb = boto3.client("dynamodb")
 app = api.new_resolver()
 
 
 @lru_cache(maxsize=1)
-def store() -> JobStore:
-    return JobStore(core_settings().jobs_table_name, dynamodb)
+def store() -> DynamoJobStore:
+    return DynamoJobStore(core_settings().jobs_table_name, dynamodb)
 
 
 @app.get(

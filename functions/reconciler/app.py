@@ -14,7 +14,7 @@ from handoff.observability import logger, metrics, tracer
 from handoff.queue import SubmissionQueue
 from handoff.reconcile import Reconciler
 from handoff.settings import core_settings, reconciler_settings, submission_settings
-from handoff.store import JobStore
+from handoff.store import DynamoJobStore
 from handoff.vendors import client_for
 
 # Stop taking new jobs when less than this is left of the invocation.
@@ -33,7 +33,7 @@ def applier(vendor: str) -> CallbackApplier:
 @lru_cache(maxsize=1)
 def reconciler() -> Reconciler:
     return Reconciler(
-        JobStore(core_settings().jobs_table_name, dynamodb),
+        DynamoJobStore(core_settings().jobs_table_name, dynamodb),
         client_for,
         applier,
         SubmissionQueue(submission_settings().queue_url, sqs),

@@ -29,7 +29,7 @@ from handoff.callbacks import CallbackIntake, NotKept
 from handoff.models import Job
 from handoff.observability import count, for_job, logger, metrics, tracer
 from handoff.settings import core_settings
-from handoff.store import JobStore
+from handoff.store import DynamoJobStore
 from handoff.vendors import client_for, intake_for
 from handoff.vendors.textking import NAME, TextkingClient, authenticate, parse_callback_form, verify_token
 
@@ -94,8 +94,8 @@ def _job(reference_id: str) -> Job | None:
 
 
 @lru_cache(maxsize=1)
-def _store() -> JobStore:
-    return JobStore(core_settings().jobs_table_name, dynamodb)
+def _store() -> DynamoJobStore:
+    return DynamoJobStore(core_settings().jobs_table_name, dynamodb)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

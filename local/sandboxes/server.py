@@ -7,6 +7,9 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+# How often the serving loop looks for a shutdown request: stop() waits up to this long.
+POLL_SECONDS = 0.05
+
 
 class BackgroundServer:
     def __init__(
@@ -17,7 +20,7 @@ class BackgroundServer:
         request_handler: type[WSGIRequestHandler] | None = None,
     ) -> None:
         self._server: BaseWSGIServer = make_server(host, port, app, threaded=True, request_handler=request_handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"http-{self.port}", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=f"http-{self.port}", daemon=True)
 
     @property
     def port(self) -> int:
@@ -26,6 +29,9 @@ class BackgroundServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        self._server.serve_forever(poll_interval=POLL_SECONDS)
 
     def start(self) -> BackgroundServer:
         self._thread.start()

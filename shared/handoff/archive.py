@@ -26,7 +26,24 @@ class ArchiveMissing(LookupError):
     """No archived object under this key."""
 
 
+def callback_key(vendor: str, content_type: str) -> str:
+    now = datetime.now(UTC)
+    ext = "json" if "json" in content_type else "form" if "form" in content_type else "bin"
+    return f"raw/{vendor}/{now:%Y/%m/%d/%H%M%S}-{uuid.uuid4().hex}.{ext}"
+
+
+def result_key(vendor: str, reference_id: str, body: bytes) -> str:
+    # Keyed by content: a second, different result never overwrites the first.
+    return f"results/{vendor}/{quote(reference_id, safe='')}/{hashlib.sha256(body).hexdigest()[:32]}.json"
+
+
+def delivery_key(vendor: str, reference_id: str, filename: str) -> str:
+    return f"deliveries/{vendor}/{quote(reference_id, safe='')}/{quote(filename, safe='.-_ ')}"
+
+
 class Archive:
+    """The ResultsArchive (handoff.ports) in the ResultsBucket."""
+
     def __init__(self, bucket: str, client: Any = None) -> None:
         self.bucket = bucket
         self._client = client
@@ -39,9 +56,7 @@ class Archive:
 
     def put_callback(self, vendor: str, body: bytes, content_type: str) -> str:
         """Archive a raw callback body; returns its key."""
-        now = datetime.now(UTC)
-        ext = "json" if "json" in content_type else "form" if "form" in content_type else "bin"
-        key = f"raw/{vendor}/{now:%Y/%m/%d/%H%M%S}-{uuid.uuid4().hex}.{ext}"
+        key = callback_key(vendor, content_type)
         self.client.put_object(
             Bucket=self.bucket, Key=key, Body=body, ContentType=content_type or "application/octet-stream"
         )
@@ -59,13 +74,12 @@ class Archive:
         return bytes(obj["Body"].read())
 
     def put_result(self, vendor: str, reference_id: str, body: bytes) -> str:
-        # Keyed by content: a second, different result never overwrites the first.
-        key = f"results/{vendor}/{quote(reference_id, safe='')}/{hashlib.sha256(body).hexdigest()[:32]}.json"
+        key = result_key(vendor, reference_id, body)
         self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
         return f"s3://{self.bucket}/{key}"
 
     def put_delivery(self, vendor: str, reference_id: str, filename: str, body: bytes, content_type: str) -> str:
-        key = f"deliveries/{vendor}/{quote(reference_id, safe='')}/{quote(filename, safe='.-_ ')}"
+        key = delivery_key(vendor, reference_id, filename)
         self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
         return f"s3://{self.bucket}/{key}"
 

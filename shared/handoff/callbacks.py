@@ -29,9 +29,10 @@ from handoff.backoff import MAX_DELAY_SECONDS, Backoff
 from handoff.lifecycle import Observation
 from handoff.models import CallbackRetryMessage, JobError
 from handoff.observability import count, logger
+from handoff.ports import CallbackRetries, JobStore, ResultsArchive
 from handoff.queue import Disposition, MessageOutcome
 from handoff.settings import CallbackRetrySettings, core_settings, results_bucket
-from handoff.store import STORED_BUDGETS, JobStore, bounded_error, fits
+from handoff.store import STORED_BUDGETS, DynamoJobStore, bounded_error, fits
 
 # Results within their budget in the item (store.STORED_BUDGETS, as DynamoDB counts them) live in
 # the job item; larger ones in S3 with a pointer, as do results that strict JSON cannot carry (NaN,
@@ -126,7 +127,7 @@ class CallbackIntake:
         vendor: str,
         content_type: str,
         applier: CallbackApplier,
-        retries: CallbackRetryQueue,
+        retries: CallbackRetries,
         apply_body: Callable[[bytes, CallbackApplier, Any], Tally],
     ) -> None:
         self.vendor = vendor
@@ -136,7 +137,7 @@ class CallbackIntake:
         self.apply_body = apply_body
 
     @property
-    def archive(self) -> Archive:
+    def archive(self) -> ResultsArchive:
         return self.applier.archive
 
     def receive(self, body: bytes, parsed: Any = None) -> Receipt:
@@ -177,7 +178,7 @@ class CallbackIntake:
 
 
 class CallbackApplier:
-    def __init__(self, store: JobStore, archive: Archive, vendor: str) -> None:
+    def __init__(self, store: JobStore, archive: ResultsArchive, vendor: str) -> None:
         self.store = store
         self.archive = archive
         self.vendor = vendor
@@ -185,7 +186,7 @@ class CallbackApplier:
     @classmethod
     def for_vendor(cls, vendor: str, dynamodb: Any, s3: Any) -> CallbackApplier:
         """The applier a callback function uses: the stack's table and ResultsBucket."""
-        return cls(JobStore(core_settings().jobs_table_name, dynamodb), Archive(results_bucket(), s3), vendor)
+        return cls(DynamoJobStore(core_settings().jobs_table_name, dynamodb), Archive(results_bucket(), s3), vendor)
 
     def apply(self, observation: Observation, *, source: str) -> Verdict:
         set_fields: dict[str, Any] = {}

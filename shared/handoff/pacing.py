@@ -15,17 +15,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from botocore.exceptions import ClientError
 
+from handoff.ports import RateLimiter
+
+__all__ = ["LATENESS_ALLOWANCE", "RateLimiter", "SharedRateLimiter", "Unlimited"]
+
 LATENESS_ALLOWANCE = 0.1  # seconds; the pace is limit / 1.1 per second
-
-
-class RateLimiter(Protocol):
-    def reserve(self, vendor: str, max_wait: float) -> float | None:
-        """Seconds to wait before sending to `vendor`, or None when no slot is free within `max_wait`."""
-        ...
 
 
 class Unlimited:

@@ -19,15 +19,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from handoff.callbacks import CallbackApplier, Verdict
 from handoff.models import JobStatus
 from handoff.observability import logger
+from handoff.ports import JobStore, RetryQueue
 from handoff.settings import ReconcilerSettings
-from handoff.store import JobStore, StaleJob
-from handoff.submission import RetryQueue
-from handoff.vendors.base import VendorError
+from handoff.store import StaleJob
+from handoff.vendors.base import VendorClient, VendorError
 
 WATCHED = (JobStatus.QUEUED, JobStatus.SUBMITTED, JobStatus.IN_PROGRESS, JobStatus.DELIVERED)
 
@@ -36,7 +35,7 @@ class Reconciler:
     def __init__(
         self,
         store: JobStore,
-        clients: Callable[[str], Any],
+        clients: Callable[[str], VendorClient],
         appliers: Callable[[str], CallbackApplier],
         queue: RetryQueue,
         settings: ReconcilerSettings,

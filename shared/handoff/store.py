@@ -1,4 +1,4 @@
-"""JobStore: every DynamoDB read and write of a job.
+"""The JobStore (handoff.ports) on DynamoDB: every read and write of a job.
 
 Writes are conditional and single-shot. `create` puts the item only if the reference_id is
 unused; `transition` moves the status with ONE UpdateItem whose condition names the allowed
@@ -151,7 +151,11 @@ class StaleJob:
     vendor: str = ""
 
 
-class JobStore:
+class DynamoJobStore:
+    """The JobStore (handoff.ports) on the JobsTable. Each method builds its one conditional write
+    as data (`_Update`: what changes and on what condition) and hands it to one of four requests:
+    `_put`, `_update`, `_read`, `_query`. Only those four speak DynamoDB."""
+
     def __init__(self, table_name: str, client: Any = None) -> None:
         self.table_name = table_name
         self._client = client
@@ -163,7 +167,9 @@ class JobStore:
         return self._client
 
     def create(self, job: Job) -> CreateOutcome:
-        return self._put(job, "attribute_not_exists(reference_id)", {}, {})
+        condition = _Update()
+        condition.require_absent("reference_id")
+        return self._create_or_found(job, condition)
 
     def replace(self, job: Job, existing: Job) -> CreateOutcome:
         """Put `job` in place of `existing`, only if that is still exactly as read (same version,
@@ -172,34 +178,21 @@ class JobStore:
         replacement = job.model_copy(
             update={"history": history, "version": existing.version + 1, "created_at": existing.created_at}
         )
-        return self._put(
-            replacement,
-            "#status = :failed AND #version = :version AND attribute_not_exists(vendor_job_id)",
-            {"#status": "status", "#version": "version"},
-            {":failed": {"S": JobStatus.FAILED.value}, ":version": {"N": str(existing.version)}},
-        )
+        condition = _Update()
+        condition.require_equal("status", JobStatus.FAILED.value)
+        condition.require_equal("version", existing.version)
+        condition.require_absent("vendor_job_id")
+        return self._create_or_found(replacement, condition)
 
-    def _put(self, job: Job, condition: str, names: dict[str, str], values: dict[str, Any]) -> CreateOutcome:
-        """One conditional PutItem of the whole job: created, or the item as it stands."""
-        item = {k: attribute(k, v) for k, v in job.model_dump(mode="json", exclude_none=True).items()}
-        extra = {"ExpressionAttributeNames": names, "ExpressionAttributeValues": values} if names else {}
-        written, current = _conditional(
-            self.client.put_item,
-            TableName=self.table_name,
-            Item=item,
-            ConditionExpression=condition,
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            **extra,
-        )
-        if written is None:  # refused: what holds the reference_id now (or the job, if nothing does)
+    def _create_or_found(self, job: Job, condition: _Update) -> CreateOutcome:
+        """One conditional put of the whole job: created, or the item as it stands."""
+        written, current = self._put(job_item(job), condition)
+        if not written:  # refused: what holds the reference_id now (or the job, if nothing does)
             return CreateOutcome(created=False, job=item_to_job(current) if current else job)
         return CreateOutcome(created=True, job=job)
 
     def get(self, reference_id: str) -> Job | None:
-        response = self.client.get_item(
-            TableName=self.table_name, Key={"reference_id": {"S": reference_id}}, ConsistentRead=True
-        )
-        item = response.get("Item")
+        item = self._read(reference_id)
         return item_to_job(item) if item else None
 
     def transition(
@@ -242,20 +235,19 @@ class JobStore:
         for name in remove_fields:
             update.remove(name)
 
-        allowed = sorted(s.value for s in transition.allowed_from)
-        condition = f"attribute_exists(reference_id) AND #status IN ({', '.join(update.values_for(allowed))})"
+        update.require_exists()
+        update.require_in("status", sorted(s.value for s in transition.allowed_from))
         if require_no_vendor_job:
-            condition += f" AND attribute_not_exists({update.name('vendor_job_id')})"
+            update.require_absent("vendor_job_id")
         if vendor is not None:
-            condition += f" AND {update.name('vendor')} = {update.value(vendor)}"
+            update.require_equal("vendor", vendor)
         if vendor_job_id is not None:
             update.set_if_absent("vendor_job_id", vendor_job_id)
-            jid = update.name("vendor_job_id")
-            condition += f" AND (attribute_not_exists({jid}) OR {jid} = {update.value(vendor_job_id)})"
-        response, old = self._update(reference_id, update, condition)
-        if response is None:
+            update.require_absent_or_equal("vendor_job_id", vendor_job_id)
+        new, old = self._update(reference_id, update)
+        if new is None:
             return TransitionOutcome(applied=False, job=item_to_job(old) if old else None)
-        job = item_to_job(response["Attributes"])
+        job = item_to_job(new)
         if len(job.history) > HISTORY_LIMIT:
             job = self._trim_history(reference_id, len(job.history) - HISTORY_LIMIT) or job
         return TransitionOutcome(applied=True, job=job)
@@ -270,21 +262,19 @@ class JobStore:
         now = time.time()
         update = _Update()
         update.set("lease_until", round(now + lease_seconds, 3))
-        lease = update.name("lease_until")
-        condition = (
-            f"{update.name('status')} = {update.value(JobStatus.QUEUED.value)}"
-            f" AND (attribute_not_exists({lease}) OR {lease} < {update.value(round(now, 3))})"
-        )
-        response, old = self._update(reference_id, update, condition)
-        if response is None:
+        update.require_equal("status", JobStatus.QUEUED.value)
+        update.require_absent_or_below("lease_until", round(now, 3))
+        new, old = self._update(reference_id, update)
+        if new is None:
             return ClaimOutcome(claimed=False, job=item_to_job(old) if old else None)
-        return ClaimOutcome(claimed=True, job=item_to_job(response["Attributes"]))
+        return ClaimOutcome(claimed=True, job=item_to_job(new))
 
     def release(self, reference_id: str) -> None:
         """End a claim without a verdict (the attempt did not happen)."""
         update = _Update()
         update.remove("lease_until")
-        self._update(reference_id, update, "attribute_exists(reference_id)")
+        update.require_exists()
+        self._update(reference_id, update)
 
     def record_failed_attempt(
         self, reference_id: str, error: JobError, next_attempt_at: str | None = None
@@ -298,26 +288,28 @@ class JobStore:
         update.increment("attempts")
         update.increment("version")
         update.remove("lease_until")
-        condition = f"{update.name('status')} = {update.value(JobStatus.QUEUED.value)}"
-        response, old = self._update(reference_id, update, condition)
-        if response is None:
+        update.require_equal("status", JobStatus.QUEUED.value)
+        new, old = self._update(reference_id, update)
+        if new is None:
             return item_to_job(old) if old else None
-        return item_to_job(response["Attributes"])
+        return item_to_job(new)
 
     def record_vendor_ids(self, reference_id: str, vendor_job_id: str, vendor_refs: dict[str, str]) -> Job | None:
         """Record the vendor's ids without touching the status (ids already recorded are kept)."""
         update = _Update()
         update.set_if_absent("vendor_job_id", vendor_job_id)
         update.set_map_entries("vendor_refs", vendor_refs)
-        response, _ = self._update(reference_id, update, "attribute_exists(reference_id)")
-        return item_to_job(response["Attributes"]) if response else None
+        update.require_exists()
+        new, _ = self._update(reference_id, update)
+        return item_to_job(new) if new else None
 
     def record_vendor_refs(self, reference_id: str, refs: dict[str, str]) -> None:
         """Checkpoint a multi-step submission's vendor ids (no status change)."""
         update = _Update()
         update.set_map_entries("vendor_refs", refs)
         update.set("updated_at", utc_now())
-        self._update(reference_id, update, "attribute_exists(reference_id)")
+        update.require_exists()
+        self._update(reference_id, update)
 
     def stale(
         self,
@@ -330,7 +322,78 @@ class JobStore:
     ) -> list[StaleJob]:
         """Jobs in `status` not written since `updated_before`, oldest first (status-updated_at-index),
         of `vendor` only, or of any vendor but those in `other_than`."""
-        found: list[StaleJob] = []
+        return [
+            StaleJob(
+                i["reference_id"]["S"],
+                JobStatus(i["status"]["S"]),
+                i["updated_at"]["S"],
+                i.get("vendor", {}).get("S", ""),
+            )
+            for i in self._query(status, updated_before, limit, vendor, other_than)
+        ]
+
+    def mark_checked(self, reference_id: str, status: JobStatus) -> bool:
+        """Note that the reconciler looked at the job and found nothing new (no status change).
+
+        updated_at moves too, so the job goes to the back of the reconciler's line and the next
+        run starts with jobs it has not looked at yet.
+        """
+        now = utc_now()
+        update = _Update()
+        update.set("updated_at", now)
+        update.set("checked_at", now)
+        update.require_equal("status", status.value)
+        new, _ = self._update(reference_id, update)
+        return new is not None
+
+    def _trim_history(self, reference_id: str, drop: int) -> Job | None:
+        # Rare (a job with more than HISTORY_LIMIT status changes): one extra write drops the oldest.
+        update = _Update()
+        update.remove_first("history", drop)
+        update.require_exists()
+        new, _ = self._update(reference_id, update)
+        return item_to_job(new) if new else None
+
+    # -- the four requests ---------------------------------------------------------------------------
+
+    def _put(self, item: dict[str, Any], condition: _Update) -> tuple[bool, dict[str, Any] | None]:
+        """One conditional PutItem: (True, None) when written, (False, the item as found) when not."""
+        written, current = _conditional(
+            self.client.put_item,
+            TableName=self.table_name,
+            Item=item,
+            ConditionExpression=condition.condition(),
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **condition.placeholders(),
+        )
+        return written is not None, current
+
+    def _update(self, reference_id: str, update: _Update) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """One conditional UpdateItem: (item after, None) when applied, (None, item as found) when not."""
+        response, old = _conditional(
+            self.client.update_item,
+            TableName=self.table_name,
+            Key={"reference_id": {"S": reference_id}},
+            UpdateExpression=update.expression(),
+            ConditionExpression=update.condition(),
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **update.placeholders(),
+        )
+        return (response["Attributes"], None) if response is not None else (None, old)
+
+    def _read(self, reference_id: str) -> dict[str, Any] | None:
+        response = self.client.get_item(
+            TableName=self.table_name, Key={"reference_id": {"S": reference_id}}, ConsistentRead=True
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def _query(
+        self, status: JobStatus, updated_before: str, limit: int, vendor: str | None, other_than: tuple[str, ...]
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` items of status-updated_at-index (keys and vendor), oldest first."""
+        found: list[dict[str, Any]] = []
         names = {"#status": "status", "#updated_at": "updated_at"}
         values: dict[str, Any] = {":status": {"S": status.value}, ":before": {"S": updated_before}}
         request: dict[str, Any] = {
@@ -351,59 +414,16 @@ class JobStore:
                 request["FilterExpression"] = f"NOT #vendor IN ({', '.join(f':v{i}' for i in range(len(other_than)))})"
         while len(found) < limit:
             response = self.client.query(**request, Limit=limit - len(found))
-            found.extend(
-                StaleJob(
-                    i["reference_id"]["S"],
-                    JobStatus(i["status"]["S"]),
-                    i["updated_at"]["S"],
-                    i.get("vendor", {}).get("S", ""),
-                )
-                for i in response.get("Items", [])
-            )
+            found.extend(response.get("Items", []))
             if "LastEvaluatedKey" not in response:
                 break
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return found
 
-    def mark_checked(self, reference_id: str, status: JobStatus) -> bool:
-        """Note that the reconciler looked at the job and found nothing new (no status change).
 
-        updated_at moves too, so the job goes to the back of the reconciler's line and the next
-        run starts with jobs it has not looked at yet.
-        """
-        now = utc_now()
-        update = _Update()
-        update.set("updated_at", now)
-        update.set("checked_at", now)
-        condition = f"{update.name('status')} = {update.value(status.value)}"
-        response, _ = self._update(reference_id, update, condition)
-        return response is not None
-
-    def _update(self, reference_id: str, update: _Update, condition: str) -> tuple[Any, dict[str, Any] | None]:
-        """One conditional UpdateItem: (response, None) when applied, (None, item as found) when not."""
-        return _conditional(
-            self.client.update_item,
-            TableName=self.table_name,
-            Key={"reference_id": {"S": reference_id}},
-            UpdateExpression=update.expression(),
-            ConditionExpression=condition,
-            ExpressionAttributeNames=update.names,
-            ExpressionAttributeValues=update.values,
-            ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-
-    def _trim_history(self, reference_id: str, drop: int) -> Job | None:
-        # Rare (a job with more than HISTORY_LIMIT status changes): one extra write drops the oldest.
-        response = self.client.update_item(
-            TableName=self.table_name,
-            Key={"reference_id": {"S": reference_id}},
-            UpdateExpression="REMOVE " + ", ".join(f"#history[{i}]" for i in range(drop)),
-            ConditionExpression="attribute_exists(reference_id)",
-            ExpressionAttributeNames={"#history": "history"},
-            ReturnValues="ALL_NEW",
-        )
-        return item_to_job(response["Attributes"])
+def job_item(job: Job) -> dict[str, Any]:
+    """The job as the table holds it (DynamoDB JSON)."""
+    return {k: attribute(k, v) for k, v in job.model_dump(mode="json", exclude_none=True).items()}
 
 
 def _conditional(call: Any, **request: Any) -> tuple[Any, dict[str, Any] | None]:
@@ -419,57 +439,126 @@ def _conditional(call: Any, **request: Any) -> tuple[Any, dict[str, Any] | None]
 
 
 class _Update:
-    """Builds one UpdateExpression. Only names and values that a clause uses are declared:
-    DynamoDB rejects unused ones."""
+    """Builds one UpdateExpression and its ConditionExpression. Only names and values that a
+    clause uses are declared: DynamoDB rejects unused ones.
+
+    What it does is also kept as data, each value as DynamoDB holds it: `actions` (SET, REMOVE ...)
+    and `checks` (the condition's terms, all of which must hold). The tests' in-memory store
+    (tests/fakes/store.py) applies those, so it writes exactly what this store writes."""
 
     def __init__(self) -> None:
         self.sets: list[str] = []
         self.removes: list[str] = []
+        self.conditions: list[str] = []
         self.names: dict[str, str] = {}
         self.values: dict[str, Any] = {}
+        self.actions: list[tuple[Any, ...]] = []
+        self.checks: list[tuple[Any, ...]] = []
 
     def value(self, value: Any) -> str:
         key = f":v{len(self.values)}"
         self.values[key] = to_dynamo(value)
         return key
 
-    def values_for(self, values: list[Any]) -> list[str]:
-        return [self.value(v) for v in values]
-
     def name(self, name: str) -> str:
         key = f"#{name}"
         self.names[key] = name
         return key
 
+    # -- what changes -------------------------------------------------------------------------------
+
     def set(self, name: str, value: Any) -> None:
         if name in JSON_TEXT_ATTRIBUTES:
             value = json_text(value)
-        self.sets.append(f"{self.name(name)} = {self.value(value)}")
+        placeholder = self.value(value)
+        self.sets.append(f"{self.name(name)} = {placeholder}")
+        self.actions.append(("set", name, self.values[placeholder]))
 
     def set_if_absent(self, name: str, value: Any) -> None:
-        placeholder = self.name(name)
-        self.sets.append(f"{placeholder} = if_not_exists({placeholder}, {self.value(value)})")
+        placeholder, value_key = self.name(name), self.value(value)
+        self.sets.append(f"{placeholder} = if_not_exists({placeholder}, {value_key})")
+        self.actions.append(("set_if_absent", name, self.values[value_key]))
 
     def increment(self, name: str) -> None:
         placeholder = self.name(name)
         self.values[":zero"], self.values[":one"] = to_dynamo(0), to_dynamo(1)
         self.sets.append(f"{placeholder} = if_not_exists({placeholder}, :zero) + :one")
+        self.actions.append(("increment", name))
 
     def append(self, name: str, entry: Any) -> None:
-        placeholder = self.name(name)
+        placeholder, value_key = self.name(name), self.value([entry])
         self.values[":empty"] = to_dynamo([])
-        self.sets.append(f"{placeholder} = list_append(if_not_exists({placeholder}, :empty), {self.value([entry])})")
+        self.sets.append(f"{placeholder} = list_append(if_not_exists({placeholder}, :empty), {value_key})")
+        self.actions.append(("append", name, self.values[value_key]))
 
     def set_map_entries(self, name: str, entries: dict[str, Any]) -> None:
         """SET name.key = value for each entry (the map itself must exist: jobs are created with one)."""
+        if not entries:
+            return  # a name no clause uses would make DynamoDB refuse the request
         placeholder = self.name(name)
-        self.sets.extend(f"{placeholder}.{self.name(k)} = {self.value(v)}" for k, v in entries.items())
+        for key, value in entries.items():
+            value_key = self.value(value)
+            self.sets.append(f"{placeholder}.{self.name(key)} = {value_key}")
+            self.actions.append(("set_map_entry", name, key, self.values[value_key]))
 
     def remove(self, name: str) -> None:
         self.removes.append(self.name(name))
+        self.actions.append(("remove", name))
+
+    def remove_first(self, name: str, count: int) -> None:
+        """REMOVE the first `count` elements of list `name`."""
+        placeholder = self.name(name)
+        self.removes.extend(f"{placeholder}[{i}]" for i in range(count))
+        self.actions.append(("remove_first", name, count))
+
+    # -- on what condition --------------------------------------------------------------------------
+
+    def require_exists(self) -> None:
+        """The item exists (an update never creates one)."""
+        self.conditions.append(f"attribute_exists({self.name('reference_id')})")
+        self.checks.append(("exists", "reference_id"))
+
+    def require_absent(self, name: str) -> None:
+        self.conditions.append(f"attribute_not_exists({self.name(name)})")
+        self.checks.append(("absent", name))
+
+    def require_equal(self, name: str, value: Any) -> None:
+        placeholder = self.value(value)
+        self.conditions.append(f"{self.name(name)} = {placeholder}")
+        self.checks.append(("equal", name, self.values[placeholder]))
+
+    def require_in(self, name: str, values: list[Any]) -> None:
+        if not values:  # DynamoDB refuses `IN ()`: a transition from no status is a mistake in the caller
+            raise ValueError(f"no {name} to require: the condition could never hold")
+        placeholders = [self.value(v) for v in values]
+        self.conditions.append(f"{self.name(name)} IN ({', '.join(placeholders)})")
+        self.checks.append(("in", name, [self.values[p] for p in placeholders]))
+
+    def require_absent_or_equal(self, name: str, value: Any) -> None:
+        placeholder, value_key = self.name(name), self.value(value)
+        self.conditions.append(f"(attribute_not_exists({placeholder}) OR {placeholder} = {value_key})")
+        self.checks.append(("absent_or_equal", name, self.values[value_key]))
+
+    def require_absent_or_below(self, name: str, value: float) -> None:
+        placeholder, value_key = self.name(name), self.value(value)
+        self.conditions.append(f"(attribute_not_exists({placeholder}) OR {placeholder} < {value_key})")
+        self.checks.append(("absent_or_below", name, self.values[value_key]))
+
+    def placeholders(self) -> dict[str, Any]:
+        """ExpressionAttributeNames and ExpressionAttributeValues, each only when it has entries:
+        DynamoDB refuses an empty one (a REMOVE on condition that the item exists has no values)."""
+        declared: dict[str, Any] = {}
+        if self.names:
+            declared["ExpressionAttributeNames"] = self.names
+        if self.values:
+            declared["ExpressionAttributeValues"] = self.values
+        return declared
 
     def expression(self) -> str:
         parts = [f"SET {', '.join(self.sets)}"] if self.sets else []
         if self.removes:
             parts.append(f"REMOVE {', '.join(self.removes)}")
         return " ".join(parts)
+
+    def condition(self) -> str:
+        return " AND ".join(self.conditions)

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -34,11 +34,12 @@ from handoff.backoff import Backoff
 from handoff.lifecycle import GIVE_UP, RESUBMIT, transition_to
 from handoff.models import HistoryEntry, Job, JobError, JobStatus, SubmissionMessage, request_hash
 from handoff.observability import count, for_job, logger
-from handoff.pacing import LATENESS_ALLOWANCE, RateLimiter
+from handoff.pacing import LATENESS_ALLOWANCE
+from handoff.ports import JobStore, RateLimiter, RetryQueue
 from handoff.queue import Disposition, MessageOutcome
-from handoff.store import CreateOutcome, JobStore, utc_now
+from handoff.store import CreateOutcome, DynamoJobStore, utc_now
 from handoff.vendors import SubmitRequest, parse_submit_request
-from handoff.vendors.base import AlreadySubmitted, Checkpoint, MissedSlot, Rejected, Transient
+from handoff.vendors.base import AlreadySubmitted, Checkpoint, MissedSlot, Rejected, Transient, VendorClient
 
 RETRIES_EXHAUSTED = "retries_exhausted"
 # After a busy rate limiter (no slot within the caller's patience), look again this soon.
@@ -87,14 +88,6 @@ class UnknownJob(Exception):
     """A queue message names a job the table does not hold."""
 
 
-class RetryQueue(Protocol):
-    def send(self, reference_id: str, delay: int = 0) -> None: ...
-
-    def send_many(self, reference_ids: Iterable[str]) -> list[str]: ...
-
-    def retry_later(self, receipt_handle: str, delay: int) -> None: ...
-
-
 # An attempt needs this much of the worker's invocation left (a vendor may take ~10 requests).
 MIN_SECONDS_FOR_ATTEMPT = 30.0
 # The longest a message waits for a rate slot; the rest of its batch is behind it.
@@ -118,7 +111,7 @@ class Submitter:
     def __init__(
         self,
         store: JobStore,
-        clients: Callable[[str], Any],
+        clients: Callable[[str], VendorClient],
         queue: RetryQueue,
         limiter: RateLimiter,
         backoff: Backoff,
@@ -146,7 +139,7 @@ class Submitter:
 
         settings = submission_settings()
         return cls(
-            JobStore(core_settings().jobs_table_name, dynamodb),
+            DynamoJobStore(core_settings().jobs_table_name, dynamodb),
             client_for,
             SubmissionQueue(settings.queue_url, sqs),
             SharedRateLimiter(settings.rate_limit_table, dynamodb, settings.rate_per_vendor),

@@ -21,10 +21,10 @@ STOPPED = 137  # the exit status of a killed process
 
 
 def stop_after(method: str, status: str) -> None:
-    """Make JobStore.<method> end the process once it has written a job in `status`."""
-    from handoff.store import JobStore
+    """Make DynamoJobStore.<method> end the process once it has written a job in `status`."""
+    from handoff.store import DynamoJobStore
 
-    original = getattr(JobStore, method)
+    original = getattr(DynamoJobStore, method)
 
     def write_then_stop(self: Any, *args: Any, **kwargs: Any) -> Any:
         outcome = original(self, *args, **kwargs)
@@ -34,7 +34,7 @@ def stop_after(method: str, status: str) -> None:
             os._exit(STOPPED)  # no finally, no return: the process is simply gone
         return outcome
 
-    setattr(JobStore, method, write_then_stop)
+    setattr(DynamoJobStore, method, write_then_stop)
 
 
 def main(argv: list[str]) -> int:

@@ -1,24 +1,24 @@
 """Property: any order and multiplicity of one job's callbacks ends in the status that the
-vendor's last real state implies, with exactly one write per real status change."""
+vendor's last real state implies, with exactly one write per real status change.
+
+On the in-memory store and archive (tests/fakes): the property is about the applier and the
+store's conditions, which tests/unit/test_store_contract.py holds equal to DynamoDB's."""
 
 from __future__ import annotations
 
 import itertools
-import os
 from typing import Any
 
-import boto3
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
-from handoff.archive import Archive
 from handoff.callbacks import CallbackApplier, Verdict
 from handoff.lifecycle import RANK
 from handoff.models import HistoryEntry, Job, JobStatus
-from handoff.store import JobStore, utc_now
+from handoff.store import utc_now
 from handoff.vendors.playment import PlaymentAnnotation, observation
-from tests.conftest import create_jobs_table
+from tests.fakes.archive import FakeArchive
+from tests.fakes.store import FakeJobStore
 
 # What Playment's callbacks can say over a job's life, in the order they really happen.
 REAL_HISTORIES = [["PENDING", "COMPLETED"], ["PENDING", "FAILED"], ["COMPLETED"], ["PENDING"], ["FAILED"]]
@@ -32,20 +32,14 @@ def deliveries(draw: Any) -> tuple[list[str], list[str]]:
     return history, draw(st.permutations(copies))
 
 
-@mock_aws
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None)
 @given(case=deliveries(), case_of_status=st.sampled_from(["upper", "lower", "title"]))
 def test_any_order_and_multiplicity_ends_in_the_last_real_state(
     case: tuple[list[str], list[str]], case_of_status: str
 ) -> None:
     history, delivered = case
-    client = boto3.client("dynamodb")
-    table = os.environ["JOBS_TABLE_NAME"]
-    if table not in client.list_tables()["TableNames"]:
-        create_jobs_table(client, table)
-        boto3.client("s3").create_bucket(Bucket="handoff-results")
-    store = JobStore(table, client)
-    applier = CallbackApplier(store, Archive("handoff-results"), "playment")
+    store = FakeJobStore()
+    applier = CallbackApplier(store, FakeArchive(), "playment")
     ref = f"prop-{next(_counter)}"
     now = utc_now()
     store.create(
@@ -62,6 +56,8 @@ def test_any_order_and_multiplicity_ends_in_the_last_real_state(
         )
     )
 
+    store.requests.clear()
+
     verdicts = []
     for status in delivered:
         sent = {"upper": status.upper(), "lower": status.lower(), "title": status.title()}[case_of_status]
@@ -77,5 +73,6 @@ def test_any_order_and_multiplicity_ends_in_the_last_real_state(
     changes = [h.status for h in final.history[1:]]
     assert verdicts.count(Verdict.APPLIED) == len(changes)  # one write per real change ...
     assert final.version == 1 + len(changes)  # ... and no other write
+    assert store.requests == ["UpdateItem"] * len(delivered) + ["GetItem"]  # one conditional write per callback
     assert len(set(changes)) == len(changes)  # no status entered twice
     assert [RANK[s] for s in changes] == sorted(RANK[s] for s in changes)  # never backwards

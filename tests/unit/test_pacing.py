@@ -14,8 +14,6 @@ from handoff.backoff import Backoff
 from handoff.pacing import LATENESS_ALLOWANCE, SharedRateLimiter
 from local.sandboxes.playment import peak_rate
 
-pytestmark = pytest.mark.usefixtures("aws")
-
 TABLE = "handoff-rate-limits"
 
 
@@ -27,6 +25,7 @@ class FrozenClock:
         return self.at
 
 
+@pytest.mark.usefixtures("aws")
 def test_slots_taken_at_one_instant_are_spaced_one_interval_apart() -> None:
     # given a limit of 20/s and a clock that does not move
     clock = FrozenClock()
@@ -40,6 +39,7 @@ def test_slots_taken_at_one_instant_are_spaced_one_interval_apart() -> None:
     assert waits == pytest.approx([0, interval, 2 * interval, 3 * interval, 4 * interval], abs=1e-5)
 
 
+@pytest.mark.usefixtures("aws")
 def test_no_slot_beyond_the_callers_patience_and_a_vendor_without_a_limit_is_not_paced() -> None:
     clock = FrozenClock()
     limiter = SharedRateLimiter(TABLE, boto3.client("dynamodb"), {"playment": 2}, clock=clock)
@@ -49,6 +49,7 @@ def test_no_slot_beyond_the_callers_patience_and_a_vendor_without_a_limit_is_not
     assert limiter.reserve("textking", max_wait=0) == 0  # no limit configured for textking
 
 
+@pytest.mark.usefixtures("aws")
 def test_an_idle_schedule_restarts_at_the_present() -> None:
     clock = FrozenClock()
     limiter = SharedRateLimiter(TABLE, boto3.client("dynamodb"), {"playment": 10}, clock=clock)
@@ -60,6 +61,7 @@ def test_an_idle_schedule_restarts_at_the_present() -> None:
     assert limiter.reserve("playment", max_wait=1) == 0
 
 
+@pytest.mark.usefixtures("aws")
 def test_concurrent_reservations_never_put_more_than_the_limit_in_any_second() -> None:
     # given 8 threads (8 functions) sharing one limiter table at 20/s, as fast as they can ask
     limiter_for_thread = threading.local()

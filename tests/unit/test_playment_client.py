@@ -1,4 +1,5 @@
-"""PlaymentClient against a real HTTP fake: requests sent, and how each answer is classified."""
+"""PlaymentClient against a real HTTP fake: requests sent, and how each answer is classified. No
+AWS: the client is built as the registry builds it, with the API key given (tests/fakes/vendors.py)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,15 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from handoff.models import JobStatus
-from handoff.vendors import client_for
 from handoff.vendors.base import AlreadySubmitted, Rejected, Transient
 from handoff.vendors.playment import PlaymentClient, status_update
 from tests.conftest import PLAYMENT_API_KEY
-
-pytestmark = pytest.mark.usefixtures("aws")
+from tests.fakes.vendors import playment_client
 
 
 @pytest.fixture
 def client(playment: HTTPServer) -> PlaymentClient:
-    return client_for("playment")  # type: ignore[no-any-return]
+    return playment_client()
 
 
 def test_create_batch_sends_the_superset_body_and_returns_the_batch_id(

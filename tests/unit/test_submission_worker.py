@@ -1,5 +1,8 @@
 """The retry path end to end: SubmitJob -> SubmissionQueue -> SubmissionWorker -> the Playment sandbox,
-driven by a Lambda-like poller over moto's SQS (moto's own mapping ignores batchItemFailures)."""
+driven by a Lambda-like poller over moto's SQS (moto's own mapping ignores batchItemFailures).
+
+The submission rules on their own (FS_0001 after a lost answer, the last look before giving up,
+leases, a busy rate limiter) are in test_submission.py, on the in-memory ports."""
 
 from __future__ import annotations
 
@@ -144,30 +147,6 @@ def test_a_vendor_that_always_fails_ends_failed_retries_exhausted_with_the_messa
     assert sandbox.jobs == {}
 
 
-def test_a_lost_answer_on_the_last_attempt_is_recorded_submitted_not_failed(
-    sandbox: PlaymentSandbox, context: LambdaContext
-) -> None:
-    # given Playment answers 503 three times, then creates the job but its answer never arrives,
-    # and that fourth attempt is the last one (1 inline + 3 receives)
-    sandbox.fail_next.extend([503, 503, 503])
-    sandbox.lose_next = 1
-
-    # when the job is submitted and the worker uses up its attempts
-    submit_app.lambda_handler(request(), context)
-    run_until(poller(), lambda: job()["status"] != "QUEUED")
-
-    # then the job is SUBMITTED with the job Playment holds: never FAILED, never resubmittable
-    (vendor_job,) = sandbox.jobs.values()
-    stored = job()
-    assert stored["status"] == "SUBMITTED"
-    assert stored["vendor_job_id"] == vendor_job.id
-    assert [h["status"] for h in stored["history"]] == ["QUEUED", "SUBMITTED"]
-    assert [r.status for r in sandbox.creations()] == [503, 503, 503, 200]
-    # and the message is done with: nothing in either queue
-    assert queued_messages() == []
-    assert queued_messages("handoff-submissions-dlq") == []
-
-
 def test_a_failure_inside_handoff_is_retried_visibly_and_given_up_loudly(
     sandbox: PlaymentSandbox, context: LambdaContext
 ) -> None:
@@ -216,28 +195,6 @@ def test_a_vendor_failing_30_percent_of_the_time_gets_every_job_exactly_once(
     assert sorted(j.reference_id for j in sandbox.jobs.values()) == [f"flaky-{n:03d}" for n in range(100)]
     # and the attempts recorded are the requests Playment saw
     assert sum(i["attempts"] for i in table_items()) == len(sandbox.creations())
-
-
-def test_fs_0001_after_a_lost_response_is_recorded_submitted_with_the_vendors_job(
-    sandbox: PlaymentSandbox, context: LambdaContext
-) -> None:
-    # given Playment creates the job but its answer never arrives (the client times out)
-    sandbox.lose_next = 1
-
-    answer = submit_app.lambda_handler(request(), context)
-    assert answer["status"] == "QUEUED"
-    assert answer["last_error"]["code"] == "timeout"
-
-    # when the worker tries again and Playment answers FS_0001
-    run_until(poller(), lambda: job()["status"] == "SUBMITTED")
-
-    # then the job is SUBMITTED with the id of the job Playment already had: one job, never FAILED
-    (vendor_job,) = sandbox.jobs.values()
-    stored = job()
-    assert stored["vendor_job_id"] == vendor_job.id
-    assert stored["attempts"] == 2
-    assert [h["status"] for h in stored["history"]] == ["QUEUED", "SUBMITTED"]
-    assert [r.status for r in sandbox.creations()] == [200, 400]
 
 
 def test_poison_messages_go_to_the_dead_letter_queue_without_holding_up_their_batch(

@@ -295,19 +295,27 @@ def test_vendor_timeout_is_202_queued(
     settings.clear_caches()
     vendors.reset()
 
-    def hang(_: Request) -> Response:
-        time.sleep(0.6)
+    released = threading.Event()
+
+    def hang(_: Request) -> Response:  # answers only after the client has given up waiting
+        released.wait(timeout=10)
         return Response(json.dumps(accept()), content_type="application/json")
 
     playment.expect_request(CREATE_PATH, method="POST").respond_with_handler(hang)
 
     status, body = api_submit(sample_request(), context)
+    released.set()
 
     assert status == 202
     error = body["last_error"]
     assert (error["code"], error["retryable"]) == ("timeout", True)
     assert error["message"].startswith("POST http://")
     assert error["message"].endswith("/v0/projects/proj-1/jobs timed out: ReadTimeout")
+    # the late answer is logged before this test ends, not in a later test's log
+    deadline = time.monotonic() + 5
+    while not playment.log and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(playment.log) == 1
 
 
 def test_vendor_unreachable_is_202_queued(aws: None, context: LambdaContext) -> None:

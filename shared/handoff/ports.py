@@ -1,0 +1,142 @@
+"""What the use cases (submission, callbacks, reconcile) need from the world outside, as protocols.
+
+Each port has its AWS implementation here and an in-memory fake in tests/fakes/, so the domain
+logic is tested without AWS; a contract test runs the same cases against both where the fake
+could drift (tests/unit/test_store_contract.py for the JobStore).
+
+    port             on AWS                                 in tests (tests/fakes/)
+    JobStore         store.DynamoJobStore (JobsTable)       store.FakeJobStore
+    RetryQueue       queue.SubmissionQueue                  queues.FakeRetryQueue
+    RateLimiter      pacing.SharedRateLimiter               pacing.Unlimited, queues.FakeRateLimiter
+    ResultsArchive   archive.Archive (ResultsBucket)        archive.FakeArchive
+    CallbackRetries  callbacks.CallbackRetryQueue           queues.FakeCallbackRetries
+
+A vendor's API is the fifth: handoff.vendors.base.VendorClient, tested against each vendor's
+sandbox over HTTP (local/sandboxes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from handoff.lifecycle import Transition
+from handoff.models import Job, JobError, JobStatus
+from handoff.store import ClaimOutcome, CreateOutcome, StaleJob, TransitionOutcome
+
+
+class JobStore(Protocol):
+    """Every read and write of a job. Each write is one conditional write: applied whole, or
+    refused with the job as it stands (nothing written)."""
+
+    def create(self, job: Job) -> CreateOutcome:
+        """Write a new job, unless its reference_id is taken (then: the job that holds it)."""
+        ...
+
+    def replace(self, job: Job, existing: Job) -> CreateOutcome:
+        """Put `job` in place of `existing` if that is still as read (FAILED, same version, no vendor job)."""
+        ...
+
+    def get(self, reference_id: str) -> Job | None: ...
+
+    def transition(
+        self,
+        reference_id: str,
+        transition: Transition,
+        *,
+        source: str,
+        detail: str | None = None,
+        set_fields: dict[str, Any] | None = None,
+        set_if_absent: dict[str, Any] | None = None,
+        remove_fields: tuple[str, ...] = (),
+        count_attempt: bool = False,
+        require_no_vendor_job: bool = False,
+        vendor: str | None = None,
+        vendor_job_id: str | None = None,
+    ) -> TransitionOutcome:
+        """Move the job to `transition.target` if its status is one of `transition.allowed_from`
+        (and the vendor and vendor job id agree), with a history entry (the latest HISTORY_LIMIT kept)."""
+        ...
+
+    def claim(self, reference_id: str, lease_seconds: int) -> ClaimOutcome:
+        """Take a QUEUED job for one attempt, unless another attempt's lease holds it."""
+        ...
+
+    def release(self, reference_id: str) -> None:
+        """End a claim without a verdict."""
+        ...
+
+    def record_failed_attempt(
+        self, reference_id: str, error: JobError, next_attempt_at: str | None = None
+    ) -> Job | None:
+        """Count an attempt that reached no verdict; the job stays QUEUED and its claim ends."""
+        ...
+
+    def record_vendor_ids(self, reference_id: str, vendor_job_id: str, vendor_refs: dict[str, str]) -> Job | None:
+        """Record the vendor's ids without a status change (a vendor job id already there is kept)."""
+        ...
+
+    def record_vendor_refs(self, reference_id: str, refs: dict[str, str]) -> None:
+        """Checkpoint a multi-step submission's vendor ids."""
+        ...
+
+    def stale(
+        self,
+        status: JobStatus,
+        updated_before: str,
+        limit: int,
+        *,
+        vendor: str | None = None,
+        other_than: tuple[str, ...] = (),
+    ) -> list[StaleJob]:
+        """Up to `limit` jobs in `status` last written before `updated_before`, oldest first."""
+        ...
+
+    def mark_checked(self, reference_id: str, status: JobStatus) -> bool:
+        """The reconciler looked and found nothing new: updated_at and checked_at move, if the
+        status is still `status` (False: it is not)."""
+        ...
+
+
+class RetryQueue(Protocol):
+    """Where jobs still to be submitted wait (a message is a pointer: the reference_id)."""
+
+    def send(self, reference_id: str, delay: int = 0) -> None: ...
+
+    def send_many(self, reference_ids: Iterable[str]) -> list[str]:
+        """Enqueue every id; returns the ids that could not be sent."""
+        ...
+
+    def retry_later(self, receipt_handle: str, delay: int) -> None: ...
+
+
+class RateLimiter(Protocol):
+    def reserve(self, vendor: str, max_wait: float) -> float | None:
+        """Seconds to wait before sending to `vendor`, or None when no slot is free within `max_wait`."""
+        ...
+
+
+class ResultsArchive(Protocol):
+    """Raw callback bodies, large results and delivered files, kept by key."""
+
+    def put_callback(self, vendor: str, body: bytes, content_type: str) -> str:
+        """Archive a raw callback body; returns its key."""
+        ...
+
+    def get_callback(self, key: str) -> bytes:
+        """An archived callback body; raises handoff.archive.ArchiveMissing when it is not there."""
+        ...
+
+    def put_result(self, vendor: str, reference_id: str, body: bytes) -> str:
+        """Keep a result (keyed by content); returns its s3:// URI."""
+        ...
+
+    def put_delivery(self, vendor: str, reference_id: str, filename: str, body: bytes, content_type: str) -> str:
+        """Keep a delivered file; returns its s3:// URI."""
+        ...
+
+
+class CallbackRetries(Protocol):
+    """Where the archive keys of callbacks to apply again wait."""
+
+    def send(self, vendor: str, archive_key: str, delay: int = 0) -> None: ...
