@@ -27,7 +27,7 @@ import requests
 from functions.submission_worker import app as worker_app
 from functions.submit_job import app as submit_app
 from handoff.models import HistoryEntry, Job, JobStatus
-from handoff.store import JobStore, utc_now
+from handoff.store import DynamoJobStore, utc_now
 from local.process import StackProcess
 from local.sandboxes.scale import ScaleSandbox
 from local.sandboxes.server import BackgroundServer
@@ -135,7 +135,7 @@ def quiet_stack() -> Iterator[Stack]:
 
 def seed_submitted_scale_jobs(stack: Stack, count: int) -> dict[str, str]:
     """`count` SUBMITTED Scale jobs written straight into the stack's table: reference_id -> task id."""
-    store = JobStore(stack.urls["jobs_table"], stack.aws("dynamodb"))
+    store = DynamoJobStore(stack.urls["jobs_table"], stack.aws("dynamodb"))
     jobs = {f"storm-{n:04d}": f"{n:024x}" for n in range(count)}
 
     def create(reference_id: str) -> None:
