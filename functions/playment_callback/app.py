@@ -27,7 +27,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handoff import api
-from handoff.callbacks import CallbackIntake, NotKept
+from handoff.callbacks import CallbackIntake
 from handoff.observability import count, for_job, logger, metrics, tracer
 from handoff.vendors import client_for, intake_for
 from handoff.vendors.playment import MAX_ANNOTATIONS, NAME, PlaymentClient, callback_key_matches
@@ -83,13 +83,7 @@ def playment_callback() -> Response[str]:
     ):
         for_job(annotations[0]["reference_id"][:256])  # the usual case: one job per callback
 
-    try:
-        receipt = intake().receive(api.raw_body(event), parsed=payload)  # archived byte for byte
-    except NotKept as exc:
-        return api.error_response(503, "not_kept", f"{exc}; sending the callback again is safe")
-    counts = receipt.tally.as_dict()
-    logger.info("callback processed", extra={"archive_key": receipt.archive_key, **counts})
-    return api.json_response(200, counts)
+    return api.callback_answer(intake(), api.raw_body(event), payload)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -26,7 +26,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handoff import api
-from handoff.callbacks import CallbackIntake, NotKept
+from handoff.callbacks import CallbackIntake
 from handoff.observability import count, for_job, logger, metrics, tracer
 from handoff.vendors import intake_for
 from handoff.vendors.scale import CALLBACK_AUTH_HEADER, NAME, callback_key_matches, callback_keys
@@ -69,13 +69,7 @@ def scale_callback() -> Response[str]:
     reference_id = task.get("unique_id")
     if isinstance(reference_id, str) and reference_id:
         for_job(reference_id[:256])
-    try:
-        receipt = intake().receive(api.raw_body(event), parsed=payload)  # archived byte for byte
-    except NotKept as exc:
-        return api.error_response(503, "not_kept", f"{exc}; sending the callback again is safe")
-    counts = receipt.tally.as_dict()
-    logger.info("callback processed", extra={"archive_key": receipt.archive_key, **counts})
-    return api.json_response(200, counts)
+    return api.callback_answer(intake(), api.raw_body(event), payload)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -6,8 +6,8 @@ registered each callback with extra_data = a token signed over (reference_id, tr
     415  not application/x-www-form-urlencoded (UTF-8)    413  over 16 KiB
     400  not UTF-8, or not such a form
     401  bad token, or job_id/project_id not the job's own                 (nothing written)
-    200  {"applied"|"duplicate"|"unknown"|"deferred": 1, ...}: the raw body archived, the job's REAL
-         state read with GET /project/{p}/job/{j} (the callback is only a hint) and applied; on
+    200  {"applied", "duplicate", "unknown", "invalid", "deferred"}, one of them 1: the raw body
+         archived, the job's REAL state read with GET /project/{p}/job/{j} (the callback is only a hint) and applied; on
          delivery the translation is fetched into S3 and the job points at it. "deferred": TEXTKING
          (or the table) could not be read now; Handoff applies the archived body again later
          (CallbackRetryQueue), since TEXTKING documents no redelivery.
@@ -25,7 +25,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handoff import api
-from handoff.callbacks import CallbackIntake, NotKept
+from handoff.callbacks import CallbackIntake
 from handoff.models import Job
 from handoff.observability import count, for_job, logger, metrics, tracer
 from handoff.settings import core_settings
@@ -50,7 +50,7 @@ def intake() -> CallbackIntake:
     "/callbacks/textking",
     summary="TEXTKING job state callback",
     responses={
-        200: api.answer("the callback's verdict: applied, duplicate, unknown or deferred: 1", api.CallbackCounts),
+        200: api.answer("the callback's verdict: one of the counts is 1", api.CallbackCounts),
         400: api.refusal("not UTF-8, or not TEXTKING's form"),
         401: api.refusal("bad token, or not this job's ids"),
         413: api.refusal("over 16 KiB"),
@@ -74,13 +74,7 @@ def textking_callback() -> Response[str]:
         count("CallbackRejected", NAME)
         logger.warning("callback refused", extra={"reason": refused})
         return api.error_response(401, "unauthorized", refused)
-    try:
-        receipt = intake().receive(body)
-    except NotKept as exc:
-        return api.error_response(503, "not_kept", f"{exc}; sending the callback again is safe")
-    counts = {k: v for k, v in receipt.tally.as_dict().items() if v}
-    logger.info("callback processed", extra={"archive_key": receipt.archive_key, **counts})
-    return api.json_response(200, counts)
+    return api.callback_answer(intake(), body)
 
 
 def _job(reference_id: str) -> Job | None:

@@ -519,3 +519,18 @@ def answer(description: str, model: Any) -> OpenAPIResponse:
 def refusal(description: str) -> OpenAPIResponse:
     """An OpenAPI error response: Handoff's one error body."""
     return answer(description, ErrorBody)
+
+
+def callback_answer(intake: Any, body: bytes, parsed: Any = None) -> Response[str]:
+    """Hand an authenticated callback to its vendor's intake (archive -> apply -> keep what is
+    deferred) and answer it: 200 with the verdict counts, or 503 `not_kept` when nothing could
+    be kept (the vendor should send it again)."""
+    from handoff.callbacks import NotKept
+
+    try:
+        receipt = intake.receive(body, parsed=parsed)  # archived byte for byte
+    except NotKept as exc:
+        return error_response(503, "not_kept", f"{exc}; sending the callback again is safe")
+    counts = receipt.tally.as_dict()
+    logger.info("callback processed", extra={"archive_key": receipt.archive_key, **counts})
+    return json_response(200, counts)

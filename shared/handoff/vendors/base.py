@@ -10,6 +10,7 @@ timeout, connection error     Transient
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from collections.abc import Callable
@@ -159,6 +160,17 @@ def send(session: requests.Session, method: str, url: str, timeouts: Timeouts, *
         raise Rejected("request_not_built", f"{method} {_path(url)} could not be built: {type(exc).__name__}") from exc
     except requests.RequestException as exc:
         raise Transient("request_error", f"{method} {_path(url)} failed: {type(exc).__name__}") from exc
+
+
+def static_key_matches(presented: str | None, keys: list[str]) -> bool:
+    """A static callback secret (a header's value) against the current and previous keys, in
+    constant time: every key is compared, so the time taken does not tell which one matched."""
+    if not presented or not keys:
+        return False
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(presented.encode(), key.encode())
+    return matched
 
 
 def path_segment(value: str) -> str:

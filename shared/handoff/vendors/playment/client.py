@@ -8,7 +8,6 @@ work_flow_id) all come from PlaymentSettings.
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +34,7 @@ from handoff.vendors.base import (
     path_segment,
     raise_for_status,
     send,
+    static_key_matches,
 )
 from handoff.vendors.playment.models import PlaymentAnnotation, PlaymentSubmitRequest
 from handoff.vendors.playment.settings import PlaymentSettings, playment_settings
@@ -179,13 +179,8 @@ def _with_fetched_result(seen: Observation, applier: CallbackApplier) -> Observa
 
 
 def callback_key_matches(presented: str | None, keys: list[str]) -> bool:
-    """Constant-time comparison of the x-playment-key header with the current and previous key."""
-    if not presented or not keys:
-        return False
-    matched = False
-    for key in keys:  # every key is compared: the time taken does not tell which one matched
-        matched |= hmac.compare_digest(presented.encode(), key.encode())
-    return matched
+    """The x-playment-key header against the current and previous key (constant time)."""
+    return static_key_matches(presented, keys)
 
 
 @dataclass(frozen=True)

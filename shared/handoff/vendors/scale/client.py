@@ -21,7 +21,6 @@ Built from REFERENCE.md §6 and the official SDK (scaleapi, scaleapi/api.py and 
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +44,7 @@ from handoff.vendors.base import (
     path_segment,
     raise_for_status,
     send,
+    static_key_matches,
 )
 from handoff.vendors.scale.models import REFERENCE_KEY, ScaleCallback, ScaleSubmitRequest, ScaleTask
 from handoff.vendors.scale.settings import ScaleSettings, scale_callback_url, scale_settings
@@ -158,13 +158,8 @@ def _apply(body: bytes, applier: CallbackApplier, payload: Any) -> Verdict:
 
 
 def callback_key_matches(presented: str | None, keys: list[str]) -> bool:
-    """Constant-time comparison of the scale-callback-auth header with the current and previous key."""
-    if not presented or not keys:
-        return False
-    matched = False
-    for key in keys:  # every key is compared: the time taken does not tell which one matched
-        matched |= hmac.compare_digest(presented.encode(), key.encode())
-    return matched
+    """The scale-callback-auth header against the current and previous key (constant time)."""
+    return static_key_matches(presented, keys)
 
 
 def callback_keys() -> list[str]:
