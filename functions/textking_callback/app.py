@@ -7,8 +7,9 @@ registered each callback with extra_data = a token signed over (reference_id, tr
     400  not UTF-8, or not such a form
     401  bad token, or job_id/project_id not the job's own                 (nothing written)
     200  {"applied", "duplicate", "unknown", "invalid", "deferred"}, one of them 1: the raw body
-         archived, the job's REAL state read with GET /project/{p}/job/{j} (the callback is only a hint) and applied; on
-         delivery the translation is fetched into S3 and the job points at it. "deferred": TEXTKING
+         archived, the job's REAL state read with GET /project/{p}/job/{j} (the callback is only a
+         hint) and applied; on delivery the translation is fetched into S3 and the job points at
+         it. "deferred": TEXTKING
          (or the table) could not be read now; Handoff applies the archived body again later
          (CallbackRetryQueue), since TEXTKING documents no redelivery.
     503  the body could not be archived (or, deferred, not queued): send again
