@@ -87,7 +87,8 @@ class LocalAws:
         self.stack_name = stack_name
         self.endpoint = ""
         self.resources: dict[str, str] = {}  # logical id -> physical id
-        self.environment: dict[str, str] = {}  # the functions' environment
+        self.environment: dict[str, str] = {}  # every function's variables together (the stack's own use)
+        self.function_environments: dict[str, dict[str, str]] = {}  # logical id -> that function's own
         self.secret_values: dict[str, dict[str, str]] = {}
         self._server: Any = None
 
@@ -110,7 +111,8 @@ class LocalAws:
         template = translate(ROOT / "template.yaml")
         self._create_stack(template)
         self._stand_in(template)
-        self.environment = self._function_environment(template)
+        self.function_environments = self._function_environments(template)
+        self.environment = {k: v for env in self.function_environments.values() for k, v in env.items()}
         return self
 
     def stop(self) -> None:
@@ -202,16 +204,16 @@ class LocalAws:
 
     # -- the functions' environment -------------------------------------------------------------------
 
-    def _function_environment(self, template: dict[str, Any]) -> dict[str, str]:
-        environment: dict[str, str] = {}
-        for resource in template["Resources"].values():
+    def _function_environments(self, template: dict[str, Any]) -> dict[str, dict[str, str]]:
+        """Each function's variables as the template gives them (Globals merged by the translator),
+        resolved against the stack: a function sees only its own, as on Lambda."""
+        environments: dict[str, dict[str, str]] = {}
+        for logical, resource in template["Resources"].items():
             if resource["Type"] == "AWS::Lambda::Function":
                 variables = resource["Properties"].get("Environment", {}).get("Variables", {})
-                for name, value in variables.items():
-                    resolved = self._resolve(value, template)
-                    if resolved is not None:
-                        environment[name] = resolved
-        return environment
+                resolved = {name: self._resolve(value, template) for name, value in variables.items()}
+                environments[logical] = {name: value for name, value in resolved.items() if value is not None}
+        return environments
 
     def _resolve(self, value: Any, template: dict[str, Any]) -> str | None:
         """A !Ref / !Sub value against the local stack (None: it names something not built here)."""

@@ -176,31 +176,25 @@ class LocalStack:
         self.playment.callback_url = f"{self.callback_base_url}/callbacks/playment"
         self.playment.callback_key = callback_key
 
-        environment = dict(self.aws.environment)
-        for name in ("TEXTKING_CALLBACK_URL_PARAMETER", "SCALE_CALLBACK_URL_PARAMETER"):
-            environment.pop(name, None)  # no SSM: the URLs are known here
-        environment.update(
-            AWS_ENDPOINT_URL=self.aws.endpoint,
-            AWS_DEFAULT_REGION=REGION,
-            AWS_ACCESS_KEY_ID=ACCESS_KEY_ID,
-            AWS_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY,
-            TEXTKING_CALLBACK_URL=f"{self.callback_base_url}/callbacks/textking",
-            SCALE_CALLBACK_URL=f"{self.callback_base_url}/callbacks/scale",
-            # The template's minimum suits AWS; locally the reconciler should be seen at work.
-            RECONCILE_AFTER_SECONDS=str(self.reconcile_after),
-            # every vendor the template gives a budget, quiet after the same few seconds
-            RECONCILE_AFTER_SECONDS_BY_VENDOR=",".join(
-                f"{budget.split('=')[0]}={self.reconcile_after}"
-                for budget in environment["RECONCILE_AFTER_SECONDS_BY_VENDOR"].split(",")
-            ),
-            POWERTOOLS_TRACE_DISABLED="true",
-            POWERTOOLS_METRICS_DISABLED="true",
-        )
+        common = {
+            "AWS_ENDPOINT_URL": self.aws.endpoint,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+        # Each function gets its own variables only, as on Lambda, changed where the local stack
+        # differs from AWS (below), so a variable the template forgets on a function fails here too.
+        self.function_environments = {
+            logical: {**self._local(own), **common} for logical, own in self.aws.function_environments.items()
+        }
+        environment = {k: v for env in self.function_environments.values() for k, v in env.items()}
         os.environ.update(environment)
         self.environment = environment
 
         # Every function runs in processes of its own, as Lambda runs it (local/runtime.py).
-        self.functions = self._functions(environment)
+        self.functions = self._functions(self.function_environments)
         self.api = LocalApi(
             stage, binary_media_types, routes, self.functions, gateway_responses_from_template(), base_path=base
         )
@@ -251,7 +245,24 @@ class LocalStack:
         self._reconciler.start()
         return self
 
-    def _functions(self, environment: dict[str, str]) -> dict[str, FunctionRuntime]:
+    def _local(self, own: dict[str, str]) -> dict[str, str]:
+        """A function's variables on the local stack: callback URLs known here (no SSM), and the
+        reconciler's silence budgets in seconds (the template's minimum suits AWS, not a demo)."""
+        env = dict(own)
+        for name in [n for n in env if n.endswith("_CALLBACK_URL_PARAMETER")]:
+            del env[name]
+            vendor = name.removesuffix("_CALLBACK_URL_PARAMETER")
+            env[f"{vendor}_CALLBACK_URL"] = f"{self.callback_base_url}/callbacks/{vendor.lower()}"
+        if "RECONCILE_AFTER_SECONDS" in env:
+            env["RECONCILE_AFTER_SECONDS"] = str(self.reconcile_after)
+        if "RECONCILE_AFTER_SECONDS_BY_VENDOR" in env:
+            env["RECONCILE_AFTER_SECONDS_BY_VENDOR"] = ",".join(
+                f"{budget.split('=')[0]}={self.reconcile_after}"
+                for budget in env["RECONCILE_AFTER_SECONDS_BY_VENDOR"].split(",")
+            )
+        return env
+
+    def _functions(self, environments: dict[str, dict[str, str]]) -> dict[str, FunctionRuntime]:
         from samcli.yamlhelper import yaml_parse
 
         sam = yaml_parse((ROOT / "template.yaml").read_text())
@@ -271,7 +282,7 @@ class LocalStack:
                 name,
                 ".".join((*Path(props["CodeUri"]).parts, module)),
                 handler,
-                environment,
+                environments[name],
                 timeout=float(props.get("Timeout", default_timeout)),
                 concurrency=concurrency.get(name, self.api_concurrency),
             )
@@ -378,8 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.scale.send_callbacks = False
     urls = stack.describe()
     if args.ready_json:
-        # The functions' environment too: a test can run a function in a process of its own (and stop it).
-        print(json.dumps({**urls, "function_environment": stack.environment}), flush=True)
+        # Each function's environment too: a test can run a function in a process of its own (and stop it).
+        print(json.dumps({**urls, "function_environments": stack.function_environments}), flush=True)
     else:
         width = max(map(len, urls))
         print("Handoff local stack (no Docker, no AWS account):")

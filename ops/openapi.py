@@ -37,6 +37,13 @@ SERVERS = [
     }
 ]
 SIGV4 = {"type": "apiKey", "in": "header", "name": "Authorization", "x-amazon-apigateway-authtype": "awsSigv4"}
+# What API Gateway itself answers on every route (the template's GatewayResponses give them
+# Handoff's error body), besides what each route declares.
+GATEWAY_ANSWERS = {
+    "429": "API Gateway: over the route's throttling limit (throttled)",
+    "502": "API Gateway: the function failed (gateway_error)",
+    "504": "API Gateway: no answer within 29 s (gateway_error); the function may still finish",
+}
 # Powertools' own validation shapes: every answer here is Handoff's error body instead.
 POWERTOOLS_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
 
@@ -80,6 +87,8 @@ def generate() -> dict[str, Any]:
         if registered.callback_security:
             schemes[f"{name}Callback"] = registered.callback_security
             operation["security"] = [{f"{name}Callback": []}]
+        else:
+            operation["security"] = []  # authenticated by what the body carries (its vendor's way)
         if registered.callback_body is not None:
             model = registered.callback_body
             generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -97,6 +106,11 @@ def generate() -> dict[str, Any]:
             for status, response in list(operation.get("responses", {}).items()):
                 if "/HTTPValidationError" in json.dumps(response):
                     del operation["responses"][status]
+    error_body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for status, description in GATEWAY_ANSWERS.items():
+                operation["responses"].setdefault(status, {"description": description, "content": error_body})
     for unused in POWERTOOLS_SCHEMAS:
         if f'"#/components/schemas/{unused}"' not in json.dumps(document["paths"]):
             schemas.pop(unused, None)

@@ -46,6 +46,17 @@ from local.sandboxes.callbacks import CallbackSender, Scheduled
 
 MAX_METADATA_BYTES = 10_000
 PAGE_LIMIT = 100
+# Scale's task types, as its SDK lists them (scaleapi/tasks.py TaskType): any other is no route.
+TASK_TYPES = frozenset(
+    {
+        "annotation", "categorization", "comparison", "cuboidannotation", "datacollection", "documentmodel",
+        "documenttranscription", "imageannotation", "laneannotation", "lidarannotation", "lidarlinking",
+        "lidarsegmentation", "lidartopdown", "lineannotation", "namedentityrecognition", "pointannotation",
+        "polygonannotation", "segmentannotation", "transcription", "textcollection", "videoannotation",
+        "videoboxannotation", "videoplaybackannotation", "videocuboidannotation", "sensorfusion", "chat",
+        "chatexperimental", "chatlite", "multichat", "multistage", "federal2dvideoannotation",
+    }
+)  # fmt: skip
 
 
 @dataclass
@@ -258,6 +269,8 @@ class ScaleSandbox:
         return Response("not found", status=404)
 
     def _create_task(self, request: Request, arrived: float, task_type: str) -> Response:
+        if task_type not in TASK_TYPES:
+            return _error(404, f"No task type {task_type!r}: see the API reference for the task types")
         with self._lock:
             self._creates.append(arrived)
             recent = len(self._creates) - bisect.bisect_right(self._creates, arrived - 1.0)
@@ -371,14 +384,20 @@ class ScaleSandbox:
 
     def _list_tasks(self, request: Request, arrived: float) -> Response:
         try:
-            limit = min(int(request.args.get("limit") or PAGE_LIMIT), PAGE_LIMIT)
+            limit = int(request.args.get("limit") or PAGE_LIMIT)
             start = int(request.args.get("next_token") or 0)
         except ValueError:
             return _error(400, "limit and next_token must be numbers")
-        wanted = {k: request.args.get(k) for k in ("unique_id", "project", "status", "batch") if request.args.get(k)}
+        if not 1 <= limit <= PAGE_LIMIT or start < 0:
+            return _error(400, f"limit must be 1..{PAGE_LIMIT} and next_token a token this API gave")
+        # a parameter given several times (the SDK sends a list of unique_ids so) matches any of them
+        filters = ("unique_id", "project", "status", "batch")
+        wanted = {k: set(request.args.getlist(k)) for k in filters if k in request.args}
         with self._lock:
             found = [
-                t.as_json() for t in self.tasks.values() if all(t.as_json().get(k) == v for k, v in wanted.items())
+                t.as_json()
+                for t in self.tasks.values()
+                if all(t.as_json().get(k) in values for k, values in wanted.items())
             ]
         page = found[start : start + limit]
         more = start + limit < len(found)

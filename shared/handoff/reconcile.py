@@ -22,11 +22,11 @@ from datetime import UTC, datetime, timedelta
 
 from handoff.callbacks import CallbackApplier, Verdict
 from handoff.models import JobStatus
-from handoff.observability import logger
+from handoff.observability import count, logger
 from handoff.ports import JobStore, RetryQueue
 from handoff.settings import ReconcilerSettings
 from handoff.store import StaleJob
-from handoff.vendors.base import VendorClient, VendorError
+from handoff.vendors.base import Transient, VendorClient, VendorError
 
 WATCHED = (JobStatus.QUEUED, JobStatus.SUBMITTED, JobStatus.IN_PROGRESS, JobStatus.DELIVERED)
 
@@ -92,7 +92,11 @@ class Reconciler:
             seen = self.clients(job.vendor).observe(job)
             verdict = self.appliers(job.vendor).apply(seen, source="reconciler") if seen is not None else None
         except VendorError as exc:
-            logger.warning("vendor lookup failed", extra={**log, "error_code": exc.code})
+            if isinstance(exc, Transient):
+                logger.warning("vendor lookup failed", extra={**log, "error_code": exc.code})
+            else:  # the vendor refuses to tell (its job gone, our credentials): a person must look
+                logger.error("vendor refused the lookup", extra={**log, "error_code": exc.code})
+                count("ReconcileLookupRefused", job.vendor)
             self.store.mark_checked(job.reference_id, job.status)  # the next run starts with other jobs
             return "errors"
         if verdict is Verdict.APPLIED:

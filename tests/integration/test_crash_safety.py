@@ -47,8 +47,11 @@ def watched() -> Iterator[Watched]:
 
 def run_stopped(stack: Stack, module: str, event: dict[str, Any], method: str, status: str) -> int:
     """Run the function on `event` in a process that ends right after it writes the job in `status`."""
-    function_environment: Any = stack.urls["function_environment"]  # a dict in the ready JSON
-    environment = {"PATH": os.environ.get("PATH", ""), **function_environment}  # what Lambda would give it
+    # the function's own environment, as the stack gives it (a dict in the ready JSON)
+    functions: Any = stack.urls["function_environments"]
+    # functions.submit_job.app -> SubmitJobFunction
+    logical = "".join(part.title() for part in module.split(".")[1].split("_")) + "Function"
+    environment = {"PATH": os.environ.get("PATH", ""), **functions[logical]}  # what Lambda would give it
     done = subprocess.run(
         [sys.executable, "-m", "tests.integration.stopped_function", module, method, status],
         input=json.dumps(event),

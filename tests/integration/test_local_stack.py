@@ -177,3 +177,15 @@ def test_local_events_have_the_fields_of_sam_local_generate_event(tmp_path: Path
     form_event = api.event(form.get_request(), textking_route, "/callbacks/textking", {})
     assert form_event["isBase64Encoded"] is True
     assert form_event["body"] == "YT0x"
+
+
+def test_each_function_sees_only_its_own_variables_as_on_lambda(stack: Stack) -> None:
+    # the local stack gives each function the template's variables for it, no more: a variable the
+    # template forgets on a function fails here as it would on AWS
+    environments = stack.urls["function_environments"]
+    assert not [v for v in environments["GetJobFunction"] if v.startswith(("PLAYMENT_", "TEXTKING_", "SCALE_"))]
+    assert not [v for v in environments["EventPublisherFunction"] if v.startswith(("PLAYMENT_", "SCALE_"))]
+    assert not [v for v in environments["ScaleCallbackFunction"] if v.startswith(("PLAYMENT_", "TEXTKING_"))]
+    assert "PLAYMENT_PROJECT_ID" in environments["SubmitJobFunction"]
+    assert "EVENTS_DLQ_URL" in environments["EventPublisherFunction"]
+    assert "EVENTS_DLQ_URL" not in environments["SubmitJobFunction"]

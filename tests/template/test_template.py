@@ -209,3 +209,14 @@ def test_callback_routes_are_throttled_on_their_own_above_the_vendors_rates() ->
         assert parameters[rate]["MinValue"] >= 20
         assert parameters[rate]["Default"] > parameters["ApiThrottlingRateLimit"]["Default"]
         assert parameters[burst]["Default"] >= parameters[rate]["Default"]
+
+
+def test_the_lookup_refused_alarm_counts_the_line_the_reconciler_writes() -> None:
+    resources = load_template()["Resources"]
+    pattern = resources["ReconcileLookupRefusedMetricFilter"]["Properties"]["FilterPattern"]
+    message = pattern.split('"')[1]
+    assert f'"{message}"' in (ROOT / "shared" / "handoff" / "reconcile.py").read_text()
+    assert (
+        resources["ReconcileLookupRefusedAlarm"]["Properties"]["MetricName"]
+        == (resources["ReconcileLookupRefusedMetricFilter"]["Properties"]["MetricTransformations"][0]["MetricName"])
+    )

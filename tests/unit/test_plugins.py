@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+import pytest
+
 from handoff import vendors
 from tests.conftest import ROOT
 
@@ -32,3 +34,35 @@ def test_the_registry_builds_the_request_union_from_the_vendor_packages() -> Non
         # the union's discriminator: each request model says which vendor it is for
         assert registered.request_model.model_fields["vendor"].annotation == Literal[name]
         assert vendors.vendor(name) is registered
+
+
+def test_a_misconfigured_vendor_fails_the_function_at_cold_start_before_any_job() -> None:
+    import os
+    import subprocess
+    import sys
+
+    # given a SubmitJob environment with a malformed Scale task type (the rest as in the tests)
+    env = {**os.environ, "SCALE_SECRET_NAME": "handoff/scale", "SCALE_TASK_TYPE": "Image-Annotation"}
+
+    # when the function's module is imported (Lambda's init)
+    init = subprocess.run(
+        [sys.executable, "-c", "import functions.submit_job.app"],
+        env={**env, "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    # then it fails, naming the variable: no request is ever taken
+    assert init.returncode != 0
+    assert "ConfigurationError" in init.stderr
+    assert "SCALE_TASK_TYPE" in init.stderr
+
+
+def test_a_vendor_the_environment_does_not_configure_is_not_checked() -> None:
+    from handoff.settings import ConfigurationError
+
+    vendors.check_configured({"JOBS_TABLE_NAME": "t"})  # e.g. GetJob: no vendor variables at all
+    with pytest.raises(ConfigurationError, match="SCALE_SECRET_NAME"):
+        vendors.check_configured({"SCALE_BASE_URL": "https://api.scale.com/v1"})

@@ -218,7 +218,9 @@ def test_work_per_run_is_bounded_and_the_next_run_continues(sandbox: PlaymentSan
     assert [ids[i] for i in looked_up] == ["quiet-0", "quiet-1", "quiet-2"]
 
 
-def test_a_vendor_that_cannot_answer_is_counted_and_the_job_kept(sandbox: PlaymentSandbox, world: World) -> None:
+def test_a_vendor_that_cannot_answer_is_counted_and_the_job_kept(
+    sandbox: PlaymentSandbox, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     world.submit("quiet-3")
     sandbox.jobs.clear()  # Playment answers FS_0006 (400) for the lookup
     before = world.age("quiet-3")
@@ -229,6 +231,9 @@ def test_a_vendor_that_cannot_answer_is_counted_and_the_job_kept(sandbox: Playme
     stored = world.job("quiet-3")
     assert stored["status"] == "SUBMITTED"
     assert stored["updated_at"] > before  # marked checked: the next run starts with other jobs
+    # and a refusal (not an outage) is an error line the ReconcileLookupRefusedAlarm counts
+    (line,) = [r for r in caplog.records if r.getMessage() == "vendor refused the lookup"]
+    assert (line.levelname, getattr(line, "reference_id", None)) == ("ERROR", "quiet-3")
 
 
 def test_each_vendor_is_looked_up_after_its_own_silence_budget(sandbox: PlaymentSandbox, world: World) -> None:

@@ -720,3 +720,37 @@ def test_the_sandbox_works_on_a_task_and_calls_back_as_scale(httpserver: HTTPSer
     assert repeated.status_code == 409
     assert created["task_id"] in repeated.json()["error"]
     assert unauthorized.status_code == 401
+
+
+def test_the_sandbox_refuses_what_scale_refuses() -> None:
+    import requests
+
+    from local.sandboxes.scale import ScaleSandbox
+    from local.sandboxes.server import BackgroundServer
+
+    box = ScaleSandbox(api_key="live_key")
+    server = BackgroundServer(box).start()
+    try:
+        auth = ("live_key", "")
+        # a task type Scale does not have (the SDK's TaskType list): no such route
+        answer = requests.post(f"{server.url}/v1/task/nosuchtype", json={"project": "p"}, auth=auth, timeout=5)
+        assert answer.status_code == 404
+        assert set(answer.json()) == {"status_code", "error"}
+        # a listing page outside 1..100, or a token it never gave
+        for query in ("limit=0", "limit=101", "next_token=-3", "limit=-5"):
+            answer = requests.get(f"{server.url}/v1/tasks?{query}", auth=auth, timeout=5)
+            assert answer.status_code == 400, query
+        # several unique_ids (as the SDK sends a list) match any of them
+        for unique_id in ("u-1", "u-2"):
+            created = requests.post(
+                f"{server.url}/v1/task/imageannotation",
+                json={"project": "p", "unique_id": unique_id, "attachment": "https://a.example.com/1.jpg"},
+                auth=auth,
+                timeout=5,
+            )
+            assert created.status_code == 200, created.text
+        listing = requests.get(f"{server.url}/v1/tasks?unique_id=u-1&unique_id=u-2", auth=auth, timeout=5).json()
+        assert sorted(d["unique_id"] for d in listing["docs"]) == ["u-1", "u-2"]
+    finally:
+        server.stop()
+        box.stop()

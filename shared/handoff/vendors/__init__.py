@@ -9,7 +9,9 @@ the POST /jobs body, clients (built once per container) and callback intakes.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
@@ -73,6 +75,19 @@ def _discover() -> dict[str, Vendor]:
 
 VENDORS: dict[str, Vendor] = _discover()
 VENDOR_NAMES: frozenset[str] = frozenset(VENDORS)
+
+
+def check_configured(env: Mapping[str, str] | None = None) -> None:
+    """Validate the settings of every vendor this environment configures (any <NAME>_ variable),
+    so a misconfigured function fails at cold start, before it accepts a job. Raises
+    ConfigurationError naming each variable at fault."""
+    env = os.environ if env is None else env
+    for name, registered in VENDORS.items():
+        if registered.settings is not None and any(variable.startswith(f"{name.upper()}_") for variable in env):
+            registered.settings()
+
+
+check_configured()  # at cold start: every function imports the registry (through handoff.api)
 
 # --- what callers submit -------------------------------------------------------------------------
 

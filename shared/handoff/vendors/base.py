@@ -250,3 +250,6 @@ class Vendor:
     # function reads the raw body) and how it is authenticated (an OpenAPI security scheme).
     callback_body: type[Any] | None = None
     callback_security: dict[str, Any] | None = None
+    # Its settings (cached; raises ConfigurationError): validated at cold start in every function
+    # whose environment configures the vendor (handoff.vendors.check_configured).
+    settings: Callable[[], Any] | None = None

@@ -73,4 +73,5 @@ VENDOR = Vendor(
     reset=playment_settings.cache_clear,
     callback_body=PlaymentCallbackBody,
     callback_security={"type": "apiKey", "in": "header", "name": "x-playment-key"},
+    settings=playment_settings,
 )

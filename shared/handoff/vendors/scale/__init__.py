@@ -77,4 +77,5 @@ VENDOR = Vendor(
     reset=scale_settings.cache_clear,
     callback_body=ScaleCallback,
     callback_security={"type": "apiKey", "in": "header", "name": "scale-callback-auth"},
+    settings=scale_settings,
 )

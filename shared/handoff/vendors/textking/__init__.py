@@ -66,4 +66,5 @@ VENDOR = Vendor(
     replay=ReplayFrame(event="textking_callback/api_form_base64.json", function_output="TextkingCallbackFunctionArn"),
     reset=_reset,
     callback_body=TextkingCallbackForm,  # authenticated by the signed token inside it: no scheme
+    settings=textking_settings,
 )
