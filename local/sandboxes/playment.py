@@ -38,6 +38,7 @@ from typing import Any
 from werkzeug import Request, Response
 
 from local.sandboxes.callbacks import CallbackSender
+from local.sandboxes.server import admin_answer
 
 DEFAULT_BATCH = "batch-default"
 PAGE_SIZE = 100
@@ -174,23 +175,11 @@ class PlaymentSandbox:
 
     def _admin(self, request: Request) -> Response:
         """What the sandbox saw, and its knobs, for a test or demo in another process."""
-        if request.path == "/_sandbox/creations":
-            rows = [{"at": r.at, "status": r.status, "fault": r.fault} for r in self.creations()]
-            return Response(json.dumps(rows), content_type="application/json")
-        if request.path == "/_sandbox/jobs":
-            with self._lock:
-                jobs = [{"id": j.id, "reference_id": j.reference_id, "status": j.status} for j in self.jobs.values()]
-            return Response(json.dumps(jobs), content_type="application/json")
-        if request.path == "/_sandbox/knobs" and request.method == "POST":
-            knobs = request.get_json(silent=True) or {}
-            for name in ("rate_limit", "error_rate", "timeout_rate", "lost_rate", "latency", "stall_seconds"):
-                if name in knobs:
-                    setattr(self, name, float(knobs[name]))
-            for name in ("drop_rate", "duplicate_rate", "reorder_seconds"):
-                if name in knobs:
-                    setattr(self.callbacks, name, float(knobs[name]))
-            return Response("{}", content_type="application/json")
-        return Response("not found", status=404)
+        return admin_answer(request, self, self._job_rows)
+
+    def _job_rows(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [{"id": j.id, "reference_id": j.reference_id, "status": j.status} for j in self.jobs.values()]
 
     def _create_job(self, request: Request, arrived: float, project_id: str) -> Response:
         with self._lock:

@@ -43,6 +43,7 @@ import requests
 from werkzeug import Request, Response
 
 from local.sandboxes.callbacks import CallbackSender, Scheduled
+from local.sandboxes.server import admin_answer
 
 MAX_METADATA_BYTES = 10_000
 PAGE_LIMIT = 100
@@ -250,23 +251,11 @@ class ScaleSandbox:
 
     def _admin(self, request: Request) -> Response:
         """What the sandbox saw, and its knobs, for a test or demo in another process."""
-        if request.path == "/_sandbox/creations":
-            rows = [{"at": r.at, "status": r.status, "fault": r.fault} for r in self.creations()]
-            return Response(json.dumps(rows), content_type="application/json")
-        if request.path == "/_sandbox/jobs":
-            with self._lock:
-                tasks = [{"id": t.id, "reference_id": t.unique_id, "status": t.status} for t in self.tasks.values()]
-            return Response(json.dumps(tasks), content_type="application/json")
-        if request.path == "/_sandbox/knobs" and request.method == "POST":
-            knobs = request.get_json(silent=True) or {}
-            for name in ("rate_limit", "error_rate", "timeout_rate", "lost_rate", "latency", "stall_seconds"):
-                if name in knobs:
-                    setattr(self, name, float(knobs[name]))
-            for name in ("drop_rate", "duplicate_rate", "reorder_seconds"):
-                if name in knobs:
-                    setattr(self.callbacks, name, float(knobs[name]))
-            return Response("{}", content_type="application/json")
-        return Response("not found", status=404)
+        return admin_answer(request, self, self._job_rows)
+
+    def _job_rows(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [{"id": t.id, "reference_id": t.unique_id, "status": t.status} for t in self.tasks.values()]
 
     def _create_task(self, request: Request, arrived: float, task_type: str) -> Response:
         if task_type not in TASK_TYPES:

@@ -47,3 +47,30 @@ class BackgroundServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# The knobs every vendor sandbox has: its own faults, and its callback sender's.
+SANDBOX_KNOBS = ("rate_limit", "error_rate", "timeout_rate", "lost_rate", "latency", "stall_seconds")
+CALLBACK_KNOBS = ("drop_rate", "duplicate_rate", "reorder_seconds")
+
+
+def admin_answer(request: Any, sandbox: Any, jobs: Any) -> Any:
+    """A sandbox's /_sandbox/ routes, for a test or demo in another process: what it saw
+    (`creations`, and `jobs()` as rows of id, reference_id, status) and its knobs (POST)."""
+    import json
+
+    from werkzeug import Response
+
+    if request.path == "/_sandbox/creations":
+        rows = [{"at": r.at, "status": r.status, "fault": r.fault} for r in sandbox.creations()]
+        return Response(json.dumps(rows), content_type="application/json")
+    if request.path == "/_sandbox/jobs":
+        return Response(json.dumps(jobs()), content_type="application/json")
+    if request.path == "/_sandbox/knobs" and request.method == "POST":
+        knobs = request.get_json(silent=True) or {}
+        for target, names in ((sandbox, SANDBOX_KNOBS), (sandbox.callbacks, CALLBACK_KNOBS)):
+            for name in names:
+                if name in knobs:
+                    setattr(target, name, float(knobs[name]))
+        return Response("{}", content_type="application/json")
+    return Response("not found", status=404)
