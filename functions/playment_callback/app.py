@@ -1,9 +1,9 @@
 """PlaymentCallback: POST /callbacks/playment (no IAM; authenticated by the x-playment-key header).
 
+401  missing or wrong x-playment-key (checked first: the body is not looked at)   nothing written
 413  body over 5 MiB                          nothing written
 415  not application/json (UTF-8)             nothing written
 400  not UTF-8, not JSON, nested deeper than 64 levels, or no "annotations" list   nothing written
-401  missing or wrong x-playment-key          nothing written
 413  more than MAX_ANNOTATIONS annotations    nothing written
 200  {"applied", "duplicate", "unknown", "invalid", "deferred"}: the raw body archived in S3, then
      each annotation applied on its own (concurrently: the documented maximum finishes in
@@ -18,6 +18,7 @@ taken as Playment's encoder may write them, and the result is kept as JSON text 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -37,12 +38,25 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 dynamodb = boto3.client("dynamodb")
 s3 = boto3.client("s3")
 sqs = boto3.client("sqs")
-app = api.new_resolver({("POST", "/callbacks/playment"): api.json_body(MAX_BODY_BYTES, strict=False)})
 
 
 def playment() -> PlaymentClient:
     client: PlaymentClient = client_for(NAME)  # type: ignore[assignment]
     return client
+
+
+def authenticate(headers: Mapping[str, str]) -> str | None:
+    """The x-playment-key against the current and previous key, before the body is looked at."""
+    if callback_key_matches(headers.get("x-playment-key"), playment().callback_keys()):
+        return None
+    count("CallbackRejected", NAME)
+    logger.warning("callback refused: missing or wrong x-playment-key")
+    return "missing or wrong x-playment-key"
+
+
+app = api.new_resolver(
+    {("POST", "/callbacks/playment"): api.json_body(MAX_BODY_BYTES, strict=False, authenticate=authenticate)}
+)
 
 
 @lru_cache(maxsize=1)
@@ -64,10 +78,6 @@ def intake() -> CallbackIntake:
 )
 def playment_callback() -> Response[str]:
     event = app.current_event
-    if not callback_key_matches(event.headers.get("x-playment-key"), playment().callback_keys()):
-        count("CallbackRejected", NAME)
-        logger.warning("callback refused: missing or wrong x-playment-key")
-        return api.error_response(401, "unauthorized", "missing or wrong x-playment-key")
     payload = app.body_json()  # the gate has checked it: UTF-8 JSON within the size limit
     annotations = payload.get("annotations") if isinstance(payload, dict) else None
     if not isinstance(annotations, list) or not annotations:

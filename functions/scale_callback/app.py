@@ -17,6 +17,7 @@ retries anything but a 2xx up to 20 times over 24 hours, so duplicates are norma
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -36,7 +37,20 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 dynamodb = boto3.client("dynamodb")
 s3 = boto3.client("s3")
 sqs = boto3.client("sqs")
-app = api.new_resolver({("POST", "/callbacks/scale"): api.json_body(MAX_BODY_BYTES, strict=False)})
+
+
+def authenticate(headers: Mapping[str, str]) -> str | None:
+    """The scale-callback-auth header against the current and previous key, before the body is read."""
+    if callback_key_matches(headers.get(CALLBACK_AUTH_HEADER), callback_keys()):
+        return None
+    count("CallbackRejected", NAME)
+    logger.warning(f"callback refused: missing or wrong {CALLBACK_AUTH_HEADER}")
+    return f"missing or wrong {CALLBACK_AUTH_HEADER}"
+
+
+app = api.new_resolver(
+    {("POST", "/callbacks/scale"): api.json_body(MAX_BODY_BYTES, strict=False, authenticate=authenticate)}
+)
 
 
 @lru_cache(maxsize=1)
@@ -58,10 +72,6 @@ def intake() -> CallbackIntake:
 )
 def scale_callback() -> Response[str]:
     event = app.current_event
-    if not callback_key_matches(event.headers.get(CALLBACK_AUTH_HEADER), callback_keys()):
-        count("CallbackRejected", NAME)
-        logger.warning(f"callback refused: missing or wrong {CALLBACK_AUTH_HEADER}")
-        return api.error_response(401, "unauthorized", f"missing or wrong {CALLBACK_AUTH_HEADER}")
     payload = app.body_json()  # the gate has checked it: UTF-8 JSON within the size limit
     task = payload.get("task") if isinstance(payload, dict) else None
     if not isinstance(task, dict):

@@ -36,7 +36,7 @@ import binascii
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
@@ -134,13 +134,27 @@ class BodyRule:
     strict: bool = True  # JSON numbers as RFC 8259 and a double allow, Unicode strings (see parse_json)
     object_only: bool = False  # the body must be a JSON object (422 otherwise)
     untyped_is: str | None = None  # a body without Content-Type is taken as this type (None: refused)
+    # Who may send it, decided from the headers (lower-case names) before the body is looked at:
+    # a refusal's reason (answered 401), or None. Unauthenticated callers learn nothing of the parser.
+    authenticate: Callable[[Mapping[str, str]], str | None] | None = None
 
 
-def json_body(max_bytes: int, *, strict: bool = True, object_only: bool = False) -> BodyRule:
+def json_body(
+    max_bytes: int,
+    *,
+    strict: bool = True,
+    object_only: bool = False,
+    authenticate: Callable[[Mapping[str, str]], str | None] | None = None,
+) -> BodyRule:
     # A body without Content-Type is JSON, as API Gateway takes it: a vendor that leaves the header
     # out (and would never resend after a 415) is read like one that sends it.
     return BodyRule(
-        "application/json", max_bytes, strict=strict, untyped_is="application/json", object_only=object_only
+        "application/json",
+        max_bytes,
+        strict=strict,
+        untyped_is="application/json",
+        object_only=object_only,
+        authenticate=authenticate,
     )
 
 
@@ -213,6 +227,10 @@ class Resolver(APIGatewayRestResolver):
         rule = self.bodies.get((str(event.get("httpMethod") or "").upper(), str(event.get("resource") or "")))
         if rule is None:
             return event
+        if rule.authenticate is not None:
+            refused = rule.authenticate(_lower_headers(event))
+            if refused:
+                raise BodyRefused(401, "unauthorized", refused)
         body = _body_bytes(event)
         if len(body) > rule.max_bytes:
             raise BodyRefused(413, "payload_too_large", f"the body is over {rule.max_bytes} bytes")
@@ -238,6 +256,16 @@ class Resolver(APIGatewayRestResolver):
         normalised = rule.media_type + (f"; charset={charset}" if charset else "")
         headers["Content-Type"], multi["Content-Type"] = normalised, [normalised]
         return {**event, "headers": headers, "multiValueHeaders": multi, "body": text, "isBase64Encoded": False}
+
+
+def _lower_headers(event: Mapping[str, Any]) -> dict[str, str]:
+    """The request's headers by lower-case name; a repeated header is its last value, as API Gateway
+    puts it in `headers`."""
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    for name, values in (event.get("multiValueHeaders") or {}).items():
+        if values:
+            headers[str(name).lower()] = str(values[-1])
+    return headers
 
 
 _ROUTE_PARAMETER = re.compile(r"<(\w+)>")

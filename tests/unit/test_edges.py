@@ -537,3 +537,25 @@ def test_a_bulk_entry_that_is_not_an_object_is_one_invalid_row(context: LambdaCo
 
     assert status == 202
     assert [row["outcome"] for row in body["jobs"]] == ["queued", "invalid"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [("{", "application/json"), ('{"annotations": []}', "text/plain"), ("\udcff", "application/json")],
+    ids=["not-json", "another-media-type", "not-utf8"],
+)
+def test_a_callback_without_the_key_is_401_before_its_body_is_looked_at(
+    context: LambdaContext, body: str, content_type: str
+) -> None:
+    # given a caller without Playment's key, whatever it sends
+    event = load_event("playment_callback/api_completed.json")
+    raw = body.encode("utf-8", "surrogateescape")
+    event["body"], event["isBase64Encoded"] = base64.b64encode(raw).decode(), True
+    event["headers"] = {"Content-Type": content_type}
+    event["multiValueHeaders"] = {"Content-Type": [content_type]}
+
+    response = callback_app.lambda_handler(event, context)
+
+    # then it learns only that it is not authenticated, and nothing is archived
+    assert_error(response["statusCode"], json.loads(response["body"]), 401, "unauthorized")
+    assert archived() == {}
