@@ -18,7 +18,6 @@ taken as Playment's encoder may write them, and the result is kept as JSON text 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -29,9 +28,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handoff import api
 from handoff.callbacks import CallbackIntake
-from handoff.observability import count, for_job, logger, metrics, tracer
+from handoff.observability import for_job, logger, metrics, tracer
 from handoff.vendors import client_for, intake_for
-from handoff.vendors.playment import MAX_ANNOTATIONS, NAME, PlaymentClient, callback_key_matches
+from handoff.vendors.playment import MAX_ANNOTATIONS, NAME, PlaymentClient
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
@@ -45,15 +44,7 @@ def playment() -> PlaymentClient:
     return client
 
 
-def authenticate(headers: Mapping[str, str]) -> str | None:
-    """The x-playment-key against the current and previous key, before the body is looked at."""
-    if callback_key_matches(headers.get("x-playment-key"), playment().callback_keys()):
-        return None
-    count("CallbackRejected", NAME)
-    logger.warning("callback refused: missing or wrong x-playment-key")
-    return "missing or wrong x-playment-key"
-
-
+authenticate = api.header_key("x-playment-key", lambda: playment().callback_keys(), NAME)
 app = api.new_resolver(
     {("POST", "/callbacks/playment"): api.json_body(MAX_BODY_BYTES, strict=False, authenticate=authenticate)}
 )

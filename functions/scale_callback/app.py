@@ -17,7 +17,6 @@ retries anything but a 2xx up to 20 times over 24 hours, so duplicates are norma
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -28,9 +27,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handoff import api
 from handoff.callbacks import CallbackIntake
-from handoff.observability import count, for_job, logger, metrics, tracer
+from handoff.observability import for_job, logger, metrics, tracer
 from handoff.vendors import intake_for
-from handoff.vendors.scale import CALLBACK_AUTH_HEADER, NAME, callback_key_matches, callback_keys
+from handoff.vendors.scale import CALLBACK_AUTH_HEADER, NAME, callback_keys
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
@@ -39,17 +38,12 @@ s3 = boto3.client("s3")
 sqs = boto3.client("sqs")
 
 
-def authenticate(headers: Mapping[str, str]) -> str | None:
-    """The scale-callback-auth header against the current and previous key, before the body is read."""
-    if callback_key_matches(headers.get(CALLBACK_AUTH_HEADER), callback_keys()):
-        return None
-    count("CallbackRejected", NAME)
-    logger.warning(f"callback refused: missing or wrong {CALLBACK_AUTH_HEADER}")
-    return f"missing or wrong {CALLBACK_AUTH_HEADER}"
-
-
 app = api.new_resolver(
-    {("POST", "/callbacks/scale"): api.json_body(MAX_BODY_BYTES, strict=False, authenticate=authenticate)}
+    {
+        ("POST", "/callbacks/scale"): api.json_body(
+            MAX_BODY_BYTES, strict=False, authenticate=api.header_key(CALLBACK_AUTH_HEADER, callback_keys, NAME)
+        )
+    }
 )
 
 

@@ -80,3 +80,7 @@ class CallbackSender:
                 status = 0
             with self._wake:
                 self.sent.append((item.url, status))
+                self._delivered(item, status)
+
+    def _delivered(self, item: Scheduled, status: int) -> None:
+        """After each delivery, under the sender's lock: a vendor that resends decides here."""

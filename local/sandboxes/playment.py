@@ -70,7 +70,7 @@ class Received:
     method: str
     path: str
     status: int | None = None  # None while the answer is still on its way (a stalled answer)
-    fault: str | None = None  # the fault drawn for it: "error", "timeout", "lost" (None: none)
+    fault: str | None = None  # the fault drawn: "error", "timeout", "lost", "created_then_503" (None: none)
 
 
 class PlaymentSandbox:

@@ -39,10 +39,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
 from werkzeug import Request, Response
 
 from local.sandboxes.callbacks import CallbackSender, Scheduled
+from local.sandboxes.playment import Received
 from local.sandboxes.server import admin_answer
 
 MAX_METADATA_BYTES = 10_000
@@ -104,15 +104,6 @@ class SandboxTask:
         return task
 
 
-@dataclass
-class Received:
-    at: float  # time.monotonic() on arrival
-    method: str
-    path: str
-    status: int | None = None  # None while the answer is still on its way (a stalled answer)
-    fault: str | None = None  # the fault drawn for it: "error", "timeout", "lost", "created_then_503"
-
-
 class RedeliveringSender(CallbackSender):
     """Scale's callback delivery: what is not answered with a 2xx is sent again."""
 
@@ -123,29 +114,13 @@ class RedeliveringSender(CallbackSender):
         self._attempts: dict[int, int] = {}  # seq -> deliveries so far
         super().__init__(seed=seed)  # starts the sending thread: everything it reads is set above
 
-    def _run(self) -> None:
-        session = requests.Session()
-        while True:
-            with self._wake:
-                while not self._stop and (not self._queue or self._queue[0].at > time.monotonic()):
-                    self._wake.wait(timeout=(self._queue[0].at - time.monotonic()) if self._queue else None)
-                if self._stop:
-                    return
-                item = heapq.heappop(self._queue)
-            try:
-                status = session.post(item.url, data=item.body, headers=item.headers, timeout=self.timeout).status_code
-            except requests.RequestException:
-                status = 0
-            with self._wake:
-                self.sent.append((item.url, status))
-                attempts = self._attempts.pop(item.seq, 0) + 1
-                if not 200 <= status < 300 and attempts <= self.retries:
-                    again = Scheduled(
-                        time.monotonic() + self.retry_seconds, item.seq, item.url, item.body, item.headers
-                    )
-                    self._attempts[item.seq] = attempts
-                    self.redelivered += 1
-                    heapq.heappush(self._queue, again)
+    def _delivered(self, item: Scheduled, status: int) -> None:
+        attempts = self._attempts.pop(item.seq, 0) + 1
+        if not 200 <= status < 300 and attempts <= self.retries:
+            self._attempts[item.seq] = attempts
+            self.redelivered += 1
+            again = Scheduled(time.monotonic() + self.retry_seconds, item.seq, item.url, item.body, item.headers)
+            heapq.heappush(self._queue, again)
 
 
 class ScaleSandbox:

@@ -562,3 +562,19 @@ def callback_answer(intake: Any, body: bytes, parsed: Any = None) -> Response[st
     counts = receipt.tally.as_dict()
     logger.info("callback processed", extra={"archive_key": receipt.archive_key, **counts})
     return json_response(200, counts)
+
+
+def header_key(header: str, keys: Callable[[], list[str]], vendor: str) -> Callable[[Mapping[str, str]], str | None]:
+    """A route's `authenticate` for a vendor that signs its callbacks with a static key in a header:
+    compared in constant time with `keys()` (current and previous); a refusal is counted and logged."""
+    from handoff.observability import count
+    from handoff.vendors.base import static_key_matches
+
+    def authenticate(headers: Mapping[str, str]) -> str | None:
+        if static_key_matches(headers.get(header.lower()), keys()):
+            return None
+        count("CallbackRejected", vendor)
+        logger.warning("callback refused: missing or wrong key", extra={"header": header})
+        return f"missing or wrong {header}"
+
+    return authenticate
