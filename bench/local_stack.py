@@ -33,7 +33,7 @@ from local import seed  # noqa: E402
 from local.aws import endpoint_client  # noqa: E402
 from local.demo import signed_post  # noqa: E402
 from local.process import StackProcess  # noqa: E402
-from local.sandboxes.playment import peak_rate  # noqa: E402
+from local.sandboxes.server import peak_rate  # noqa: E402
 from local.subscriber import EventSubscriber  # noqa: E402
 
 SENDERS = 8
@@ -66,7 +66,7 @@ def submit_bulk(urls: dict[str, Any], prefix: str, count: int) -> float:
 
 def bulk_at_limit(jobs: int = 500, limit: int = 50) -> str:
     stack = StackProcess(
-        "--log-level", "WARNING", "--playment-rate", str(limit), "--workers", "4", "--no-vendor-callbacks"
+        "--log-level", "WARNING", "--rate", f"playment={limit}", "--workers", "4", "--no-vendor-callbacks"
     )
     try:
         elapsed = submit_bulk(stack.urls, "bulk", jobs)
@@ -91,7 +91,14 @@ def callback_throughput(jobs: int = 400, *, capture_events: bool = True) -> tupl
         urls = stack.urls
         if subscriber is not None:
             subscriber.start()  # a downstream consumer keeps the events queue drained
-        ids = seed.submitted_playment_jobs(urls["jobs_table"], aws(urls, "dynamodb"), "cb", jobs)
+        ids = seed.submitted_jobs(
+            urls["jobs_table"],
+            aws(urls, "dynamodb"),
+            "playment",
+            "cb",
+            jobs,
+            {"data": {"image_url": "https://x.example/a.jpg"}},
+        )
         time.sleep(3)  # the seeded jobs' own events are published before the measurement
         secret = aws(urls, "secretsmanager").get_secret_value(SecretId=urls["playment_secret"])["SecretString"]
         headers = {"Content-Type": "application/json", "x-playment-key": json.loads(secret)["callback_key"]}
@@ -163,7 +170,14 @@ def largest_callback() -> str:
     stack = StackProcess("--log-level", "WARNING", "--no-vendor-callbacks", "--reconcile-after", "3600")
     try:
         urls = stack.urls
-        ids = seed.submitted_playment_jobs(urls["jobs_table"], aws(urls, "dynamodb"), "big", MAX_ANNOTATIONS)
+        ids = seed.submitted_jobs(
+            urls["jobs_table"],
+            aws(urls, "dynamodb"),
+            "playment",
+            "big",
+            MAX_ANNOTATIONS,
+            {"data": {"image_url": "https://x.example/a.jpg"}},
+        )
         secret = aws(urls, "secretsmanager").get_secret_value(SecretId=urls["playment_secret"])["SecretString"]
         headers = {"Content-Type": "application/json", "x-playment-key": json.loads(secret)["callback_key"]}
         annotations = [

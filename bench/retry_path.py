@@ -51,7 +51,7 @@ def run(jobs: int, *, rate_limit: float, error_rate: float, workers: int) -> dic
     from functions.submission_worker import app as worker_app
     from functions.submit_job import app as submit_app
     from local.context import LocalContext
-    from local.sandboxes.playment import peak_rate
+    from local.sandboxes.server import peak_rate
     from local.sqs_poller import SqsPoller
 
     process, url = sandbox(rate_limit)

@@ -1,10 +1,11 @@
 """make demo: the whole product on the local stack, with the vendors misbehaving.
 
-Submits 20 Playment jobs (19 images and a video) in one bulk POST, 3 TEXTKING documents and 4 Scale
-AI tasks one by one, over real HTTP to the local API, with the sandboxes' faults on (Playment and
-Scale: 20% 503s, 5% lost answers, 10% of jobs FAILED by the vendor; every vendor: 10% of callbacks
-dropped, 20% duplicated, reordered). Shows progress while the jobs move, then a table of every job
-and the totals. Exits 1 if any job ends in a wrong state or any vendor holds a reference twice.
+Submits each vendor's demo jobs (local/sandboxes/: in one bulk POST for a vendor that says so, else
+one by one) over real HTTP to the local API, with the sandboxes' faults on (20% 503s, 5% lost
+answers, 10% of jobs failed by the vendor, where a sandbox has those knobs; every vendor: 10% of
+callbacks dropped, 20% duplicated, reordered). Shows progress while the jobs move, then a table of
+every job and the totals. Exits 1 if any job ends in a wrong state or any vendor holds a reference
+twice.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from local.stack import Faults, LocalStack
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELED"}
-SCALE_TASKS = 4
-EXPECTED = 20 + 3 + SCALE_TASKS  # Playment, TEXTKING, Scale
 CREDENTIALS = Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY)  # the local API verifies signatures against these
 
 
@@ -35,59 +34,6 @@ def signed_post(url: str, body: Any) -> requests.Response:
     request = AWSRequest("POST", url, data=data, headers={"Content-Type": "application/json"})
     SigV4Auth(CREDENTIALS, "execute-api", REGION).add_auth(request)
     return requests.post(url, data=data, headers=dict(request.headers), timeout=30)
-
-
-def playment_jobs() -> list[dict[str, Any]]:
-    jobs: list[dict[str, Any]] = [
-        {
-            "vendor": "playment",
-            "reference_id": f"demo-img-{n:02d}",
-            "data": {"image_url": f"https://images.example.com/demo/{n:02d}.jpg", "metadata": {"camera": "front"}},
-            "tag": "bounding-boxes",
-        }
-        for n in range(1, 20)
-    ]
-    frames = [{"frame_id": f"frame{n:03d}", "src": f"https://video.example.com/demo/{n:03d}.jpg"} for n in range(1, 9)]
-    jobs.append(
-        {
-            "vendor": "playment",
-            "reference_id": "demo-video-01",
-            "data": {"video_data": {"frames": frames}},
-            "tag": "tracking",
-        }
-    )
-    return jobs
-
-
-def textking_jobs() -> list[dict[str, Any]]:
-    texts = ["Quarterly report: revenue grew.", "Release notes for version 2.", "Privacy policy, short form."]
-    return [
-        {
-            "vendor": "textking",
-            "reference_id": f"demo-doc-{n}",
-            "name": f"Demo document {n}",
-            "source_language": "en",
-            "target_language": "de",
-            "document": {"filename": f"doc{n}.txt", "text": text},
-        }
-        for n, text in enumerate(texts, start=1)
-    ]
-
-
-def scale_jobs() -> list[dict[str, Any]]:
-    return [
-        {
-            "vendor": "scale",
-            "reference_id": f"demo-scale-{n:02d}",
-            "task_type": "imageannotation",
-            "instruction": "Draw a box around each car.",
-            "attachment": f"https://images.example.com/demo/scale-{n:02d}.jpg",
-            "attachment_type": "image",
-            "params": {"geometries": {"box": {"objects_to_annotate": ["car"]}}},
-            "metadata": {"camera": "rear"},
-        }
-        for n in range(1, SCALE_TASKS + 1)
-    ]
 
 
 def jobs_in_table(stack: LocalStack) -> dict[str, dict[str, Any]]:
@@ -105,36 +51,32 @@ def jobs_in_table(stack: LocalStack) -> dict[str, dict[str, Any]]:
     return {j.reference_id: j.model_dump(mode="json") for j in map(item_to_job, items)}
 
 
-def expected_status(stack: LocalStack, job: dict[str, Any]) -> str:
-    if job["vendor"] == "playment":
-        vendor_job = stack.playment.by_reference.get(job["reference_id"])
-        return "FAILED" if vendor_job is not None and vendor_job.status == "failed" else "COMPLETED"
-    if job["vendor"] == "scale":
-        task = stack.scale.by_unique_id.get(job["reference_id"])
-        return "FAILED" if task is not None and task.status == "error" else "COMPLETED"
-    return "COMPLETED"
-
-
 def main() -> int:
     started = time.monotonic()
-    print("Starting the local stack (moto, local API, worker, reconciler, Playment, TEXTKING and Scale sandboxes)...")
+    print("Starting the local stack (moto, local API, worker, reconciler, a sandbox per vendor)...")
     stack = LocalStack(faults=Faults.demo()).start()
     try:
         for name, value in stack.describe().items():
             print(f"  {name:22} {value}")
         print(
-            "\nFaults: Playment and Scale 20% 503 / 5% lost answers / 10% jobs FAILED;"
+            "\nFaults: 20% 503 / 5% lost answers / 10% jobs failed by the vendor (where a sandbox has them);"
             " callbacks 10% dropped, 20% doubled, reordered"
         )
-        bulk = signed_post(f"{stack.api_url}/jobs", {"jobs": playment_jobs()})
-        print(f"\nPOST /jobs with 20 Playment jobs -> {bulk.status_code} {bulk.json()['totals']}")
-        for job in textking_jobs():
-            answer = signed_post(f"{stack.api_url}/jobs", job)
-            print(f"POST /jobs {job['reference_id']} (TEXTKING) -> {answer.status_code} {answer.json().get('status')}")
-        for job in scale_jobs():
-            answer = signed_post(f"{stack.api_url}/jobs", job)
-            print(f"POST /jobs {job['reference_id']} (Scale) -> {answer.status_code} {answer.json().get('status')}")
-        expected = EXPECTED
+        print()
+        for vendor in stack.vendors.values():
+            submissions = vendor.demo_jobs()
+            if vendor.demo_bulk:
+                bulk = signed_post(f"{stack.api_url}/jobs", {"jobs": submissions})
+                totals = bulk.json()["totals"]
+                print(f"POST /jobs with {len(submissions)} {vendor.title} jobs -> {bulk.status_code} {totals}")
+                continue
+            for job in submissions:
+                answer = signed_post(f"{stack.api_url}/jobs", job)
+                print(
+                    f"POST /jobs {job['reference_id']} ({vendor.title}) -> "
+                    f"{answer.status_code} {answer.json().get('status')}"
+                )
+        expected = sum(len(vendor.demo_jobs()) for vendor in stack.vendors.values())
         deadline = time.monotonic() + 120
         last = ""
         while time.monotonic() < deadline:
@@ -151,16 +93,16 @@ def main() -> int:
             if len(jobs) == expected and all(j["status"] in TERMINAL for j in jobs.values()):
                 break
             time.sleep(1)
-        return report(stack, jobs_in_table(stack), time.monotonic() - started)
+        return report(stack, jobs_in_table(stack), expected, time.monotonic() - started)
     finally:
         stack.stop()
 
 
-def report(stack: LocalStack, jobs: dict[str, dict[str, Any]], elapsed: float) -> int:
+def report(stack: LocalStack, jobs: dict[str, dict[str, Any]], expected: int, elapsed: float) -> int:
     wrong = []
     print(f"\n{'reference_id':16} {'vendor':9} {'status':10} {'attempts':>8}  result")
     for reference_id, job in sorted(jobs.items()):
-        want = expected_status(stack, job)
+        want = stack.vendors[job["vendor"]].expected_status(reference_id)
         location = job["result_ref"] or (
             f"inline ({len(json.dumps(job['result']))} bytes)" if job["result"] is not None else "-"
         )
@@ -170,12 +112,9 @@ def report(stack: LocalStack, jobs: dict[str, dict[str, Any]], elapsed: float) -
         if mark:
             wrong.append(reference_id)
         print(f"{reference_id:16} {job['vendor']:9} {job['status']:10} {job['attempts']:>8}  {location}{mark}")
-    doubled = [r for r, n in Counter(j.reference_id for j in stack.playment.jobs.values()).items() if n > 1]
-    doubled += [str(r) for r, n in Counter(t.unique_id for t in stack.scale.tasks.values()).items() if n > 1]
-    creations = stack.playment.creations()
-    statuses = Counter(c.status for c in creations)
-    scale_statuses = Counter(c.status for c in stack.scale.creations())
-    senders = (stack.playment.callbacks, stack.textking.callbacks, stack.scale.callbacks)
+    doubled = [reference for vendor in stack.vendors.values() for reference in vendor.doubled()]
+    incomplete = [name for name, vendor in stack.vendors.items() if not vendor.demo_complete()]
+    senders = [vendor.sandbox.callbacks for vendor in stack.vendors.values()]
     callbacks = Counter(s for sender in senders for _, s in sender.sent)
     advanced = sum(run.get("advanced", 0) for run in stack.reconciler_runs)
     print(
@@ -183,13 +122,7 @@ def report(stack: LocalStack, jobs: dict[str, dict[str, Any]], elapsed: float) -
         + ", ".join(f"{n} {s}" for s, n in sorted(Counter(j["status"] for j in jobs.values()).items()))
         + f"; {elapsed:.0f} s"
     )
-    print(
-        f"Playment: {len(creations)} job creations for {len(stack.playment.jobs)} jobs "
-        f"({statuses.get(503, 0)} answered 503, {statuses.get(400, 0)} FS_0001 after a lost answer); "
-        f"TEXTKING: {len(stack.textking.jobs)} jobs for 3 documents; "
-        f"Scale: {sum(scale_statuses.values())} task creations for {len(stack.scale.tasks)} tasks "
-        f"({scale_statuses.get(503, 0)} answered 503, {scale_statuses.get(409, 0)} 409 after a lost answer)"
-    )
+    print("; ".join(f"{vendor.title}: {vendor.summary()}" for vendor in stack.vendors.values()))
     answers = ", ".join(f"{n}x {s}" for s, n in sorted(callbacks.items()))
     print(
         f"Callbacks: {sum(callbacks.values())} delivered ({answers}), "
@@ -205,17 +138,11 @@ def report(stack: LocalStack, jobs: dict[str, dict[str, Any]], elapsed: float) -
         f"Events: {sum(map(len, events.values()))} `Job Status Changed` on the bus; "
         f"one per status change for {len(jobs) - len(unmatched)} of {len(jobs)} jobs"
     )
-    missing = EXPECTED - len(jobs)
-    if (
-        wrong
-        or doubled
-        or missing
-        or unmatched
-        or len(stack.textking.jobs) != 3
-        or len(stack.scale.tasks) != SCALE_TASKS
-    ):
+    missing = expected - len(jobs)
+    if wrong or doubled or missing or unmatched or incomplete:
         print(
-            f"\nFAILED: wrong state {wrong}, doubled at a vendor {doubled}, missing {missing}, events off {unmatched}",
+            f"\nFAILED: wrong state {wrong}, doubled at a vendor {doubled}, missing {missing}, "
+            f"events off {unmatched}, vendors without a job per request {incomplete}",
             file=sys.stderr,
         )
         return 1

@@ -3,7 +3,7 @@
 moto reads a request's body through werkzeug's `request.data`, which parses bodies whose
 Content-Type is application/x-www-form-urlencoded or multipart/form-data as a form and returns
 b"" for them (moto/core/responses.py, BaseResponse.setup_class). So an object put with such a
-Content-Type (an archived TEXTKING callback form) was stored as 0 bytes, in-process and on the
+Content-Type (an archived form-encoded callback) was stored as 0 bytes, in-process and on the
 local stack's server alike, where S3 stores the bytes as sent. For PUT requests to S3 (PutObject,
 UploadPart: never a form upload, which is POST) the body is read raw before moto looks at it, and
 the request has no form. Written against the pinned moto (requirements.txt).

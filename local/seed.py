@@ -1,8 +1,9 @@
-"""Jobs written straight into a local stack's table, as SubmitJob leaves them once Playment has
+"""Jobs written straight into a local stack's table, as SubmitJob leaves them once the vendor has
 accepted them: the "given" of tests and benchmarks about what happens after submission."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -10,20 +11,29 @@ from handoff.models import HistoryEntry, Job, JobStatus
 from handoff.store import DynamoJobStore, utc_now
 
 
-def submitted_playment_jobs(table: str, dynamodb: Any, prefix: str, count: int) -> dict[str, str]:
-    """`count` SUBMITTED Playment jobs named <prefix>-0000...: reference_id -> Playment job id."""
+def submitted_jobs(
+    table: str,
+    dynamodb: Any,
+    vendor: str,
+    prefix: str,
+    count: int,
+    request: Mapping[str, Any],
+    vendor_job_id: Callable[[int], str] = lambda n: f"vj-{n:04d}",
+) -> dict[str, str]:
+    """`count` SUBMITTED jobs of `vendor` named <prefix>-0000..., each with `request`'s fields
+    (plus vendor and reference_id) and the vendor's id `vendor_job_id(n)`:
+    reference_id -> vendor job id. RuntimeError if one already exists."""
     store = DynamoJobStore(table, dynamodb)
-    jobs = {f"{prefix}-{n:04d}": f"pj-{prefix}-{n:04d}" for n in range(count)}
+    jobs = {f"{prefix}-{n:04d}": vendor_job_id(n) for n in range(count)}
 
     def create(reference_id: str) -> None:
         now = utc_now()
-        request = {"vendor": "playment", "reference_id": reference_id, "data": {"image_url": "https://x.example/a.jpg"}}
         outcome = store.create(
             Job(
                 reference_id=reference_id,
-                vendor="playment",
+                vendor=vendor,
                 status=JobStatus.SUBMITTED,
-                request=request,
+                request={**request, "vendor": vendor, "reference_id": reference_id},
                 request_hash="seeded",
                 vendor_job_id=jobs[reference_id],
                 attempts=1,

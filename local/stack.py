@@ -9,9 +9,8 @@ integration tests run against.
     JobsTable stream poller      -> EventPublisher -> the bus; a rule copies every event into a
                                     local queue (`events_queue`) so they can be seen
     schedule                     -> Reconciler, every `reconcile_every` seconds
-    Playment sandbox             job API + callbacks to the local API (x-playment-key)
-    TEXTKING sandbox             job API + form-encoded callbacks to the local API
-    Scale sandbox                task API + callbacks to each task's callback_url (scale-callback-auth)
+    a sandbox per vendor         the vendor's API, calling back to the local API
+                                 (every local/sandboxes/ module with a LOCAL_VENDOR)
 
 The local API, pollers and sandboxes run in this process; every function runs in processes of
 its own (local/runtime.py: warm "containers", at most the function's concurrency), with the
@@ -23,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import sys
 import threading
 import warnings
@@ -33,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-# The stack's DocumentSourceBucket: where a caller puts TEXTKING documents named by s3:// URI.
+# The stack's DocumentSourceBucket: where a caller puts documents named by s3:// URI.
 DOCUMENT_BUCKET = "handoff-local-documents"
 # Metrics output is off locally (POWERTOOLS_METRICS_DISABLED); Powertools still warns on each flush.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -44,10 +42,8 @@ for entry in (str(ROOT / "shared"), str(ROOT)):
 from local.api import LocalApi, gateway_responses_from_template, routes_from_template  # noqa: E402
 from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, LocalAws, free_port  # noqa: E402
 from local.runtime import FunctionRuntime  # noqa: E402
-from local.sandboxes.playment import PlaymentSandbox  # noqa: E402
-from local.sandboxes.scale import ScaleSandbox  # noqa: E402
+from local.sandboxes.base import Faults, LocalSetup, LocalVendor, local_vendors  # noqa: E402
 from local.sandboxes.server import BackgroundServer  # noqa: E402
-from local.sandboxes.textking import TextkingSandbox  # noqa: E402
 from local.sqs_poller import SqsPoller  # noqa: E402
 from local.stream_poller import EventSourceMapping, StreamPoller  # noqa: E402
 
@@ -62,34 +58,9 @@ def stream_mapping(template: Path, function: str, queue_url: Callable[[str], str
 
 
 @dataclass
-class Faults:
-    """Fault knobs of the sandboxes (see local/sandboxes/*.py)."""
-
-    error_rate: float = 0.0  # Playment and Scale answer 503
-    timeout_rate: float = 0.0  # their answer stalls past the client's timeout, nothing created
-    lost_rate: float = 0.0  # the job is created, then the answer stalls (-> FS_0001 / 409 on retry)
-    failed_rate: float = 0.0  # Playment reports a job FAILED, Scale a task `error`
-    drop_rate: float = 0.0  # a callback is never sent (every vendor)
-    duplicate_rate: float = 0.0  # a callback is sent twice
-    reorder_seconds: float = 0.0  # callbacks may overtake each other by up to this much
-
-    @classmethod
-    def demo(cls) -> Faults:
-        return cls(
-            error_rate=0.2,
-            lost_rate=0.05,
-            failed_rate=0.1,
-            drop_rate=0.1,
-            duplicate_rate=0.2,
-            reorder_seconds=0.5,
-        )
-
-
-@dataclass
 class LocalStack:
     faults: Faults = field(default_factory=Faults)
-    playment_rate_limit: float = 20.0
-    scale_rate_limit: float = 30.0
+    rate_limits: dict[str, float] = field(default_factory=dict)  # vendor -> its sandbox's (and the stack's) limit
     work_seconds: float = 3.0  # how long the sandboxes' vendors take over a job
     reconcile_every: float = 5.0
     reconcile_after: int = 8  # seconds of silence before the reconciler looks a job up
@@ -103,38 +74,8 @@ class LocalStack:
     base_path: str = ""
 
     def start(self) -> LocalStack:
-        playment_key, textking_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        scale_key = f"test_{secrets.token_hex(16)}"
-        self.playment = PlaymentSandbox(
-            api_key=playment_key,
-            project_id="local-project",
-            rate_limit=self.playment_rate_limit,
-            error_rate=self.faults.error_rate,
-            timeout_rate=self.faults.timeout_rate,
-            lost_rate=self.faults.lost_rate,
-            stall_seconds=3.0,
-        )
-        self.playment.work_seconds = self.work_seconds
-        self.playment.failed_rate = self.faults.failed_rate
-        self.textking = TextkingSandbox(token=textking_token, prefix="/v1", progress_seconds=self.work_seconds / 2)
-        self.scale = ScaleSandbox(
-            api_key=scale_key,
-            rate_limit=self.scale_rate_limit,
-            error_rate=self.faults.error_rate,
-            timeout_rate=self.faults.timeout_rate,
-            lost_rate=self.faults.lost_rate,
-            stall_seconds=3.0,
-        )
-        self.scale.work_seconds = self.work_seconds
-        self.scale.failed_rate = self.faults.failed_rate
-        for sender in (self.playment.callbacks, self.textking.callbacks, self.scale.callbacks):
-            sender.drop_rate = self.faults.drop_rate
-            sender.duplicate_rate = self.faults.duplicate_rate
-            sender.reorder_seconds = self.faults.reorder_seconds
-        self.playment_server = BackgroundServer(self.playment).start()
-        self.playment.base_url = self.playment_server.url
-        self.textking_server = BackgroundServer(self.textking).start()
-        self.scale_server = BackgroundServer(self.scale).start()
+        setup = LocalSetup(faults=self.faults, work_seconds=self.work_seconds, rate_limits=self.rate_limits)
+        self.vendors: dict[str, LocalVendor] = {name: kind(setup).start() for name, kind in local_vendors().items()}
         api_port = free_port()
         stage, binary_media_types, routes = routes_from_template()
         self.api_url = f"http://127.0.0.1:{api_port}/{stage}"
@@ -142,17 +83,10 @@ class LocalStack:
         base = self.base_path.strip("/")
         self.callback_base_url = f"http://127.0.0.1:{api_port}/{base}" if base else self.api_url
 
+        parameters = {k: v for vendor in self.vendors.values() for k, v in vendor.parameters().items()}
         self.aws = LocalAws(
             {
-                "PlaymentProjectId": "local-project",
-                "PlaymentBaseUrl": self.playment_server.url,
-                "PlaymentDefaultTag": "local-tag",
-                "PlaymentMaxRequestsPerSecond": str(int(self.playment_rate_limit)),
-                "TextkingBaseUrl": f"{self.textking_server.url}/v1",
-                "TextkingOrderingEnabled": "true",  # the sandbox bills nobody
-                "ScaleBaseUrl": f"{self.scale_server.url}/v1",
-                "ScaleProject": "local-project",
-                "ScaleMaxRequestsPerSecond": str(int(self.scale_rate_limit)),
+                **parameters,
                 "RetryBaseSeconds": "1",
                 "RetryCapSeconds": "4",
                 "SubmissionMaxReceives": "6",
@@ -166,15 +100,10 @@ class LocalStack:
             }
         ).start()
         self.aws.client("s3").create_bucket(Bucket=DOCUMENT_BUCKET)  # the caller's bucket: not in the template
-        callback_key = secrets.token_urlsafe(24)
-        self.aws.put_secret("PlaymentSecret", {"api_key": playment_key, "callback_key": callback_key})
-        textking_secret = dict(self.aws.secret_values["TextkingSecret"], access_token=textking_token)
-        self.aws.put_secret("TextkingSecret", textking_secret)
-        scale_callback_key = secrets.token_urlsafe(24)
-        self.aws.put_secret("ScaleSecret", {"api_key": scale_key, "callback_auth_key": scale_callback_key})
-        self.scale.callback_auth_key = scale_callback_key  # Scale's callbacks go to each task's callback_url
-        self.playment.callback_url = f"{self.callback_base_url}/callbacks/playment"
-        self.playment.callback_key = callback_key
+        for name, vendor in self.vendors.items():
+            logical = vendor.secret_logical_id
+            self.aws.put_secret(logical, vendor.secret(self.aws.secret_values.get(logical, {})))
+            vendor.connect(f"{self.callback_base_url}/callbacks/{name}")
 
         common = {
             "AWS_ENDPOINT_URL": self.aws.endpoint,
@@ -317,22 +246,16 @@ class LocalStack:
         self.callback_retry.stop()
         for runtime in self.functions.values():
             runtime.stop()
-        self.playment.stop()
-        self.textking.stop()
-        self.scale.stop()
-        for server in (self.api_server, self.playment_server, self.textking_server, self.scale_server):
-            server.stop()
+        for vendor in self.vendors.values():
+            vendor.stop()
+        self.api_server.stop()
         self.aws.stop()
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "api": self.api_url,
-            "playment_callback_url": f"{self.callback_base_url}/callbacks/playment",
-            "textking_callback_url": f"{self.callback_base_url}/callbacks/textking",
-            "scale_callback_url": f"{self.callback_base_url}/callbacks/scale",
-            "playment_sandbox": self.playment_server.url,
-            "textking_sandbox": f"{self.textking_server.url}/v1",
-            "scale_sandbox": f"{self.scale_server.url}/v1",
+        urls: dict[str, Any] = {"api": self.api_url}
+        urls |= {f"{name}_callback_url": f"{self.callback_base_url}/callbacks/{name}" for name in self.vendors}
+        urls |= {f"{name}_sandbox": vendor.url for name, vendor in self.vendors.items()}
+        urls |= {
             "aws_endpoint": self.aws.endpoint,
             "jobs_table": self.environment["JOBS_TABLE_NAME"],
             "results_bucket": self.environment["RESULTS_BUCKET_NAME"],
@@ -341,10 +264,20 @@ class LocalStack:
             "callback_retry_queue": self.environment["CALLBACK_RETRY_QUEUE_URL"],
             "event_bus": self.environment["EVENT_BUS_NAME"],
             "events_queue": self.events_queue,
-            "playment_secret": self.aws.resources["PlaymentSecret"],
-            "textking_secret": self.aws.resources["TextkingSecret"],
-            "scale_secret": self.aws.resources["ScaleSecret"],
         }
+        urls |= {f"{name}_secret": self.aws.resources[v.secret_logical_id] for name, v in self.vendors.items()}
+        return urls
+
+
+def rate_limit(text: str) -> tuple[str, float]:
+    """`--rate VENDOR=N`: a sandbox's requests/s."""
+    name, _, value = text.partition("=")
+    if name not in local_vendors():
+        raise argparse.ArgumentTypeError(f"no sandbox for vendor {name!r} (known: {', '.join(local_vendors())})")
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected VENDOR=N, N requests per second") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -353,10 +286,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-json", action="store_true", help="print one JSON line when ready (for tests)")
     parser.add_argument("--until-stdin-closes", action="store_true")
     parser.add_argument("--log-level", default="INFO")
-    parser.add_argument("--playment-rate", type=float, default=20.0, help="the sandbox's (and the stack's) limit")
+    parser.add_argument(
+        "--rate",
+        action="append",
+        default=[],
+        metavar="VENDOR=N",
+        type=rate_limit,
+        help="a vendor sandbox's limit in requests/s, and the stack's (repeatable; default: each sandbox's own)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="concurrent SubmissionWorker invocations")
     parser.add_argument(
-        "--no-vendor-callbacks", action="store_true", help="the Playment and Scale sandboxes never call back"
+        "--no-vendor-callbacks", action="store_true", help="no vendor sandbox calls back (jobs still move on)"
     )
     parser.add_argument("--secrets-max-age", type=int, default=300, help="seconds a function caches a secret")
     parser.add_argument(
@@ -377,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = LocalStack(
         faults=Faults.demo() if args.faults else Faults(),
         log_level=args.log_level,
-        playment_rate_limit=args.playment_rate,
+        rate_limits=dict(args.rate),
         worker_concurrency=args.workers,
         secrets_max_age=args.secrets_max_age,
         reconcile_after=args.reconcile_after,
@@ -385,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         base_path=args.base_path,
     ).start()
     if args.no_vendor_callbacks:
-        stack.playment.callback_url = ""
-        stack.scale.send_callbacks = False
+        for vendor in stack.vendors.values():
+            vendor.silence()
     urls = stack.describe()
     if args.ready_json:
         # Each function's environment too: a test can run a function in a process of its own (and stop it).

@@ -3,12 +3,12 @@
 Every authenticated callback body is archived in the ResultsBucket (raw/<vendor>/...) before it
 is applied. Replaying one reads the body back, wraps it in the API Gateway event the vendor's
 request produced (events/<vendor>_callback/ gives the frame), adds the authentication a live
-callback carries (Playment: the current callback_key as x-playment-key; TEXTKING: the signed
-token is in the body itself) and invokes the stack's callback function with it. What was applied
+callback carries (the vendor's `ReplayFrame`: a header key from the current secret, or nothing
+when the signed token is in the body itself) and invokes the stack's callback function with it. What was applied
 before is a duplicate and writes nothing; what could not be applied then (an unknown job, a
 503) is applied now. The function archives the replayed body again, like any callback.
 
-    python -m ops.replay --stack handoff --key raw/playment/2026/11/23/101500-....json
+    python -m ops.replay --stack handoff --key raw/<vendor>/2026/11/23/101500-....json
 """
 
 from __future__ import annotations

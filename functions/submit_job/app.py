@@ -2,8 +2,8 @@
 
 One job:   201 SUBMITTED (vendor accepted)     202 QUEUED (the retry path owns it)
            200 the existing job (same request) 409 conflict (reference_id used by another request)
-           424 vendor rejected (job FAILED)    422 invalid, or what the vendor would refuse (a
-           TEXTKING quality, a document outside DocumentSourceBucket or missing): nothing written
+           424 vendor rejected (job FAILED)    422 invalid, or what the vendor would refuse (its
+           own `prepare` check, e.g. a document outside DocumentSourceBucket): nothing written
            400 malformed JSON / not UTF-8      413 too large      415 not application/json
            A different request for a job the vendor refused before accepting it replaces it
            (201/202/424 as a new job); the same request again is 200 with the FAILED job.

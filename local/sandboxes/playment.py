@@ -27,27 +27,23 @@ import hashlib
 import json
 import random
 import re
+import secrets
 import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from werkzeug import Request, Response
 
+from local.sandboxes.base import LocalSetup, LocalVendor
 from local.sandboxes.callbacks import CallbackSender
-from local.sandboxes.server import admin_answer
+from local.sandboxes.server import Received, admin_answer, peak_rate
 
 DEFAULT_BATCH = "batch-default"
 PAGE_SIZE = 100
-
-
-def peak_rate(arrivals: list[float], window: float = 1.0) -> int:
-    """The most arrivals within any half-open `window` [t, t + window)."""
-    times = sorted(arrivals)
-    return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
 
 
 @dataclass
@@ -62,15 +58,6 @@ class SandboxJob:
     status: str = "pending"
     result: Any = None
     created_at: float = field(default_factory=time.time)
-
-
-@dataclass
-class Received:
-    at: float  # time.monotonic() on arrival
-    method: str
-    path: str
-    status: int | None = None  # None while the answer is still on its way (a stalled answer)
-    fault: str | None = None  # the fault drawn: "error", "timeout", "lost", "created_then_503" (None: none)
 
 
 class PlaymentSandbox:
@@ -327,6 +314,97 @@ class PlaymentSandbox:
         if job is None or request.args.get("sig") != _sig(job_id) or request.headers.get(self.api_key_header):
             return Response("AccessDenied", status=403)  # like S3: and the API key must not travel here
         return Response(json.dumps(job.result), content_type="application/json")
+
+
+class LocalPlayment(LocalVendor):
+    """Playment on the local stack: jobs take `work_seconds`, callbacks to the local API."""
+
+    name = "playment"
+    title = "Playment"
+    secret_logical_id = "PlaymentSecret"  # noqa: S105 (a resource name, not a secret)
+    default_rate = 20.0
+    demo_bulk = True  # the demo's Playment jobs go in one bulk POST
+    project_id = "local-project"
+
+    def __init__(self, setup: LocalSetup) -> None:
+        super().__init__(setup)
+        self.api_key, self.callback_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        faults = setup.faults
+        self.sandbox = PlaymentSandbox(
+            api_key=self.api_key,
+            project_id=self.project_id,
+            rate_limit=self.rate_limit,
+            error_rate=faults.error_rate,
+            timeout_rate=faults.timeout_rate,
+            lost_rate=faults.lost_rate,
+            stall_seconds=setup.stall_seconds,
+        )
+        self.sandbox.work_seconds = setup.work_seconds
+        self.sandbox.failed_rate = faults.failed_rate
+
+    def served(self, url: str) -> None:
+        self.sandbox.base_url = url  # result URLs point here
+
+    def parameters(self) -> dict[str, str]:
+        return {
+            "PlaymentProjectId": self.project_id,
+            "PlaymentBaseUrl": self.url,
+            "PlaymentDefaultTag": "local-tag",
+            "PlaymentMaxRequestsPerSecond": str(int(self.rate_limit)),
+        }
+
+    def secret(self, current: Mapping[str, str]) -> dict[str, str]:
+        return {"api_key": self.api_key, "callback_key": self.callback_key}
+
+    def connect(self, callback_url: str) -> None:
+        self.sandbox.callback_url, self.sandbox.callback_key = callback_url, self.callback_key
+
+    def silence(self) -> None:
+        self.sandbox.callback_url = ""
+
+    def demo_jobs(self) -> list[dict[str, Any]]:
+        jobs: list[dict[str, Any]] = [
+            {
+                "vendor": "playment",
+                "reference_id": f"demo-img-{n:02d}",
+                "data": {"image_url": f"https://images.example.com/demo/{n:02d}.jpg", "metadata": {"camera": "front"}},
+                "tag": "bounding-boxes",
+            }
+            for n in range(1, 20)
+        ]
+        frames = [
+            {"frame_id": f"frame{n:03d}", "src": f"https://video.example.com/demo/{n:03d}.jpg"} for n in range(1, 9)
+        ]
+        jobs.append(
+            {
+                "vendor": "playment",
+                "reference_id": "demo-video-01",
+                "data": {"video_data": {"frames": frames}},
+                "tag": "tracking",
+            }
+        )
+        return jobs
+
+    def expected_status(self, reference_id: str) -> str:
+        job = self.sandbox.by_reference.get(reference_id)
+        return "FAILED" if job is not None and job.status == "failed" else "COMPLETED"
+
+    def doubled(self) -> list[str]:
+        counts = Counter(job.reference_id for job in self.sandbox.jobs.values())
+        return [reference for reference, n in counts.items() if n > 1]
+
+    def demo_complete(self) -> bool:
+        return len(self.sandbox.jobs) == len(self.demo_jobs())
+
+    def summary(self) -> str:
+        statuses = Counter(c.status for c in self.sandbox.creations())
+        return (
+            f"{sum(statuses.values())} job creations for {len(self.sandbox.jobs)} jobs "
+            f"({statuses.get(503, 0)} answered 503, {statuses.get(400, 0)} FS_0001 after a lost answer)"
+        )
+
+
+LOCAL_VENDOR = LocalPlayment
 
 
 def main() -> None:

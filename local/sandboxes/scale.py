@@ -30,20 +30,21 @@ import heapq
 import json
 import random
 import re
+import secrets
 import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from werkzeug import Request, Response
 
+from local.sandboxes.base import LocalSetup, LocalVendor
 from local.sandboxes.callbacks import CallbackSender, Scheduled
-from local.sandboxes.playment import Received
-from local.sandboxes.server import admin_answer
+from local.sandboxes.server import Received, admin_answer, peak_rate
 
 MAX_METADATA_BYTES = 10_000
 PAGE_LIMIT = 100
@@ -173,8 +174,7 @@ class ScaleSandbox:
 
     def peak_rate(self, window: float = 1.0) -> int:
         """The most task-creation requests that arrived within any `window` seconds."""
-        times = sorted(r.at for r in self.creations())
-        return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
+        return peak_rate([r.at for r in self.creations()], window)
 
     def stop(self) -> None:
         with self._lock:
@@ -403,6 +403,88 @@ def _refusal(body: dict[str, Any]) -> str | None:
     if len(json.dumps(metadata or {}, separators=(",", ":"), ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
         return "metadata is limited to 10KB"
     return None
+
+
+class LocalScale(LocalVendor):
+    """Scale on the local stack: tasks take `work_seconds`, callbacks to each task's callback_url."""
+
+    name = "scale"
+    title = "Scale"
+    secret_logical_id = "ScaleSecret"  # noqa: S105 (a resource name, not a secret)
+    default_rate = 30.0
+    demo_tasks = 4
+
+    def __init__(self, setup: LocalSetup) -> None:
+        super().__init__(setup)
+        self.api_key, self.callback_auth_key = f"test_{secrets.token_hex(16)}", secrets.token_urlsafe(24)
+        faults = setup.faults
+        self.sandbox = ScaleSandbox(
+            api_key=self.api_key,
+            rate_limit=self.rate_limit,
+            error_rate=faults.error_rate,
+            timeout_rate=faults.timeout_rate,
+            lost_rate=faults.lost_rate,
+            stall_seconds=setup.stall_seconds,
+        )
+        self.sandbox.work_seconds = setup.work_seconds
+        self.sandbox.failed_rate = faults.failed_rate
+        self.sandbox.callback_auth_key = self.callback_auth_key
+
+    @property
+    def url(self) -> str:
+        return f"{super().url}/v1"
+
+    def parameters(self) -> dict[str, str]:
+        return {
+            "ScaleBaseUrl": self.url,
+            "ScaleProject": "local-project",
+            "ScaleMaxRequestsPerSecond": str(int(self.rate_limit)),
+        }
+
+    def secret(self, current: Mapping[str, str]) -> dict[str, str]:
+        return {"api_key": self.api_key, "callback_auth_key": self.callback_auth_key}
+
+    def connect(self, callback_url: str) -> None:
+        """Nothing to do: Scale calls back to each task's callback_url, which Handoff sends."""
+
+    def silence(self) -> None:
+        self.sandbox.send_callbacks = False
+
+    def demo_jobs(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "vendor": "scale",
+                "reference_id": f"demo-scale-{n:02d}",
+                "task_type": "imageannotation",
+                "instruction": "Draw a box around each car.",
+                "attachment": f"https://images.example.com/demo/scale-{n:02d}.jpg",
+                "attachment_type": "image",
+                "params": {"geometries": {"box": {"objects_to_annotate": ["car"]}}},
+                "metadata": {"camera": "rear"},
+            }
+            for n in range(1, self.demo_tasks + 1)
+        ]
+
+    def expected_status(self, reference_id: str) -> str:
+        task = self.sandbox.by_unique_id.get(reference_id)
+        return "FAILED" if task is not None and task.status == "error" else "COMPLETED"
+
+    def doubled(self) -> list[str]:
+        counts = Counter(task.unique_id for task in self.sandbox.tasks.values())
+        return [str(unique_id) for unique_id, n in counts.items() if n > 1]
+
+    def demo_complete(self) -> bool:
+        return len(self.sandbox.tasks) == self.demo_tasks
+
+    def summary(self) -> str:
+        statuses = Counter(c.status for c in self.sandbox.creations())
+        return (
+            f"{sum(statuses.values())} task creations for {len(self.sandbox.tasks)} tasks "
+            f"({statuses.get(503, 0)} answered 503, {statuses.get(409, 0)} 409 after a lost answer)"
+        )
+
+
+LOCAL_VENDOR = LocalScale
 
 
 def main() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -47,6 +49,21 @@ class BackgroundServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass
+class Received:
+    at: float  # time.monotonic() on arrival
+    method: str
+    path: str
+    status: int | None = None  # None while the answer is still on its way (a stalled answer)
+    fault: str | None = None  # the fault drawn: "error", "timeout", "lost", "created_then_503" (None: none)
+
+
+def peak_rate(arrivals: list[float], window: float = 1.0) -> int:
+    """The most arrivals within any half-open `window` [t, t + window)."""
+    times = sorted(arrivals)
+    return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
 
 
 # The knobs every vendor sandbox has: its own faults, and its callback sender's.

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 from werkzeug import Request, Response
 
+from local.sandboxes.base import LocalSetup, LocalVendor
 from local.sandboxes.callbacks import CallbackSender
 
 PROGRESSION = ("translation-pending", "translation-delivered", "completed")
@@ -51,6 +53,7 @@ class TextkingSandbox:
         self.calls: list[str] = []  # "METHOD /path" without the prefix, in order
         self.fail_next: dict[str, int] = {}  # call pattern (regex) -> HTTP status to answer once
         self.callbacks = CallbackSender(seed=seed)
+        self.send_callbacks = True  # False: jobs still move on, nobody is told
         self._lock = threading.RLock()
         self._timers: list[threading.Timer] = []
 
@@ -60,6 +63,7 @@ class TextkingSandbox:
         with self._lock:
             job = self.jobs[job_id]
             job.state = state
+            notify = notify and self.send_callbacks
             callbacks = [c for c in job.callbacks if c.get("trigger_state") == state] if notify else []
         for callback in callbacks:
             body = urlencode({"project_id": job.project_id, "job_id": job.id, "extra_data": callback["extra_data"]})
@@ -218,3 +222,57 @@ class TextkingSandbox:
             content_type="text/plain; charset=utf-8",
             headers={"Content-Disposition": f"attachment; filename={filename}"},
         )
+
+
+class LocalTextking(LocalVendor):
+    """TEXTKING on the local stack: started projects move on `work_seconds / 2` apart and call
+    back to whatever URLs Handoff registered on each job (so connect() has nothing to do)."""
+
+    name = "textking"
+    title = "TEXTKING"
+    secret_logical_id = "TextkingSecret"  # noqa: S105 (a resource name, not a secret)
+    prefix = "/v1"
+    texts = ("Quarterly report: revenue grew.", "Release notes for version 2.", "Privacy policy, short form.")
+
+    def __init__(self, setup: LocalSetup) -> None:
+        super().__init__(setup)
+        self.token = secrets.token_urlsafe(24)
+        self.sandbox = TextkingSandbox(token=self.token, prefix=self.prefix, progress_seconds=setup.work_seconds / 2)
+
+    @property
+    def url(self) -> str:
+        return f"{super().url}{self.prefix}"
+
+    def parameters(self) -> dict[str, str]:
+        return {"TextkingBaseUrl": self.url, "TextkingOrderingEnabled": "true"}  # the sandbox bills nobody
+
+    def secret(self, current: Mapping[str, str]) -> dict[str, str]:
+        return {**current, "access_token": self.token}  # the callback signing keys the stack made stay
+
+    def connect(self, callback_url: str) -> None:
+        """Nothing to do: Handoff registers its callback URL on each TEXTKING job."""
+
+    def silence(self) -> None:
+        self.sandbox.send_callbacks = False
+
+    def demo_jobs(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "vendor": "textking",
+                "reference_id": f"demo-doc-{n}",
+                "name": f"Demo document {n}",
+                "source_language": "en",
+                "target_language": "de",
+                "document": {"filename": f"doc{n}.txt", "text": text},
+            }
+            for n, text in enumerate(self.texts, start=1)
+        ]
+
+    def demo_complete(self) -> bool:
+        return len(self.sandbox.jobs) == len(self.texts)
+
+    def summary(self) -> str:
+        return f"{len(self.sandbox.jobs)} jobs for {len(self.texts)} documents"
+
+
+LOCAL_VENDOR = LocalTextking

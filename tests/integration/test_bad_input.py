@@ -82,7 +82,15 @@ def a_submitted_playment_job() -> dict[str, str]:
     """A SUBMITTED job for the callbacks to aim at (once per test: hypothesis reuses the table)."""
     existing = boto3.client("dynamodb").get_item(TableName="handoff-jobs", Key={"reference_id": {"S": "fuzz-0000"}})
     if "Item" not in existing:
-        seed.submitted_playment_jobs("handoff-jobs", boto3.client("dynamodb"), "fuzz", 1)
+        seed.submitted_jobs(
+            "handoff-jobs",
+            boto3.client("dynamodb"),
+            "playment",
+            "fuzz",
+            1,
+            {"data": {"image_url": "https://x.example/a.jpg"}},
+            lambda n: f"pj-fuzz-{n:04d}",
+        )
     return {"reference_id": "fuzz-0000", "job_id": "pj-fuzz-0000"}
 
 

@@ -44,7 +44,14 @@ def test_2000_callbacks_with_30_percent_duplicates_from_8_senders_leave_every_jo
     stack = quiet_stack
     subscriber = EventSubscriber(stack.urls["aws_endpoint"], stack.urls["events_queue"]).start()
     # given 700 SUBMITTED Playment jobs, one in ten of which Playment will fail
-    jobs = seed.submitted_playment_jobs(stack.urls["jobs_table"], stack.aws("dynamodb"), "storm", JOBS)
+    jobs = seed.submitted_jobs(
+        stack.urls["jobs_table"],
+        stack.aws("dynamodb"),
+        "playment",
+        "storm",
+        JOBS,
+        {"data": {"image_url": "https://x.example/a.jpg"}},
+    )
     shuffler = random.Random(2026)  # noqa: S311 (test data, not cryptography)
     final = {ref: "FAILED" if shuffler.random() < 0.1 else "COMPLETED" for ref in jobs}
     distinct = [(ref, "PENDING") for ref in jobs] + list(final.items())

@@ -26,8 +26,7 @@ import requests
 
 from functions.submission_worker import app as worker_app
 from functions.submit_job import app as submit_app
-from handoff.models import HistoryEntry, Job, JobStatus
-from handoff.store import DynamoJobStore, utc_now
+from local import seed
 from local.process import StackProcess
 from local.sandboxes.scale import ScaleSandbox
 from local.sandboxes.server import BackgroundServer
@@ -133,40 +132,19 @@ def quiet_stack() -> Iterator[Stack]:
     process.stop()
 
 
-def seed_submitted_scale_jobs(stack: Stack, count: int) -> dict[str, str]:
-    """`count` SUBMITTED Scale jobs written straight into the stack's table: reference_id -> task id."""
-    store = DynamoJobStore(stack.urls["jobs_table"], stack.aws("dynamodb"))
-    jobs = {f"storm-{n:04d}": f"{n:024x}" for n in range(count)}
-
-    def create(reference_id: str) -> None:
-        now = utc_now()
-        request = {"vendor": "scale", "reference_id": reference_id, "attachment": "https://x.example/a.jpg"}
-        created = store.create(
-            Job(
-                reference_id=reference_id,
-                vendor="scale",
-                status=JobStatus.SUBMITTED,
-                request=request,
-                request_hash="seeded",
-                vendor_job_id=jobs[reference_id],
-                attempts=1,
-                created_at=now,
-                updated_at=now,
-                history=[HistoryEntry(at=now, status=JobStatus.SUBMITTED, source="submit")],
-            )
-        )
-        assert created.created, reference_id
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(create, jobs))
-    return jobs
-
-
 def test_2000_scale_callbacks_mostly_duplicates_from_8_senders_leave_every_job_right(quiet_stack: Stack) -> None:
     stack = quiet_stack
     subscriber = EventSubscriber(stack.urls["aws_endpoint"], stack.urls["events_queue"]).start()
     # given 700 SUBMITTED Scale jobs, one in ten of which Scale will end in `error`
-    jobs = seed_submitted_scale_jobs(stack, STORM_JOBS)
+    jobs = seed.submitted_jobs(
+        stack.urls["jobs_table"],
+        stack.aws("dynamodb"),
+        "scale",
+        "storm",
+        STORM_JOBS,
+        {"attachment": "https://x.example/a.jpg"},
+        lambda n: f"{n:024x}",
+    )
     shuffler = random.Random(2026)  # noqa: S311 (test data, not cryptography)
     final = {ref: "FAILED" if shuffler.random() < 0.1 else "COMPLETED" for ref in jobs}
     callbacks = list(final) + shuffler.choices(list(final), k=CALLBACKS - len(final))  # Scale's resends

@@ -12,7 +12,7 @@ import pytest
 
 from handoff.backoff import Backoff
 from handoff.pacing import LATENESS_ALLOWANCE, SharedRateLimiter
-from local.sandboxes.playment import peak_rate
+from local.sandboxes.server import peak_rate
 
 TABLE = "handoff-rate-limits"
 

@@ -21,7 +21,8 @@ import requests
 from functions.submission_worker import app as worker_app
 from functions.submit_job import app as submit_app
 from handoff.backoff import Backoff
-from local.sandboxes.playment import PlaymentSandbox, peak_rate
+from local.sandboxes.playment import PlaymentSandbox
+from local.sandboxes.server import peak_rate
 from local.sqs_poller import SqsPoller
 from tests.conftest import (
     PLAYMENT_API_KEY,

@@ -1,0 +1,140 @@
+"""A vendor on the local stack: its sandbox, how the stack wires it, and its part of the demo.
+
+Each module in local/sandboxes/ that defines `LOCAL_VENDOR` (a LocalVendor subclass) is one vendor
+of the local stack; local/stack.py and local/demo.py find them here and name none. A new vendor's
+sandbox module is all the local stack needs (see README "Adding a vendor").
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from local.sandboxes.server import BackgroundServer
+
+
+@dataclass
+class Faults:
+    """Fault knobs of the sandboxes (see local/sandboxes/*.py); a sandbox without a knob ignores it."""
+
+    error_rate: float = 0.0  # a job creation is answered 503
+    timeout_rate: float = 0.0  # the answer stalls past the client's timeout, nothing created
+    lost_rate: float = 0.0  # the job is created, then the answer stalls (a repeat on retry)
+    failed_rate: float = 0.0  # the vendor reports a job failed
+    drop_rate: float = 0.0  # a callback is never sent
+    duplicate_rate: float = 0.0  # a callback is sent twice
+    reorder_seconds: float = 0.0  # callbacks may overtake each other by up to this much
+
+    @classmethod
+    def demo(cls) -> Faults:
+        return cls(
+            error_rate=0.2,
+            lost_rate=0.05,
+            failed_rate=0.1,
+            drop_rate=0.1,
+            duplicate_rate=0.2,
+            reorder_seconds=0.5,
+        )
+
+
+@dataclass(frozen=True)
+class LocalSetup:
+    """What the stack decides for every sandbox."""
+
+    faults: Faults = field(default_factory=Faults)
+    work_seconds: float = 3.0  # how long a vendor takes over a job
+    rate_limits: Mapping[str, float] = field(default_factory=dict)  # vendor -> requests/s, else its default
+    stall_seconds: float = 3.0  # how long a stalled answer stalls (past the stack's read timeout)
+
+
+class LocalVendor(ABC):
+    """One vendor's sandbox on the local stack. Life cycle: __init__ (sandbox built) -> start()
+    (served) -> parameters() (the template's parameters that point the functions at it) ->
+    secret() (its secret's value, written by the stack) -> connect() (callback URL known)."""
+
+    name: ClassVar[str]  # the vendor's name in Handoff's registry ("vendor" in a request)
+    title: ClassVar[str]  # how people write it
+    secret_logical_id: ClassVar[str]  # the template's secret for this vendor
+    default_rate: ClassVar[float] = 20.0  # requests/s the sandbox allows unless the stack says
+    demo_bulk: ClassVar[bool] = False  # the demo sends its jobs in one bulk POST
+
+    sandbox: Any  # the WSGI app; has `callbacks` (a CallbackSender) and `stop()`
+
+    def __init__(self, setup: LocalSetup) -> None:
+        self.setup = setup
+        self.rate_limit = float(setup.rate_limits.get(self.name, self.default_rate))
+        self.server: BackgroundServer | None = None
+
+    def start(self) -> LocalVendor:
+        faults = self.setup.faults
+        for knob in ("drop_rate", "duplicate_rate", "reorder_seconds"):
+            setattr(self.sandbox.callbacks, knob, getattr(faults, knob))
+        self.server = BackgroundServer(self.sandbox).start()
+        self.served(self.server.url)
+        return self
+
+    def served(self, url: str) -> None:  # noqa: B027 (a hook: most sandboxes need nothing here)
+        """Hook: the sandbox is served at `url`."""
+
+    @property
+    def url(self) -> str:
+        """Where the vendor's API is, as its client's base URL setting wants it."""
+        assert self.server is not None, "start() first"
+        return self.server.url
+
+    @abstractmethod
+    def parameters(self) -> dict[str, str]:
+        """The template's parameters that point the functions at this sandbox."""
+
+    @abstractmethod
+    def secret(self, current: Mapping[str, str]) -> dict[str, str]:
+        """The value of the vendor's secret, given the one the stack created from the template."""
+
+    @abstractmethod
+    def connect(self, callback_url: str) -> None:
+        """The vendor's callback URL on the local API is `callback_url`."""
+
+    @abstractmethod
+    def silence(self) -> None:
+        """The sandbox never calls back (jobs are still worked on where the vendor would)."""
+
+    @abstractmethod
+    def demo_jobs(self) -> list[dict[str, Any]]:
+        """The requests `make demo` submits for this vendor."""
+
+    def expected_status(self, reference_id: str) -> str:
+        """The status a demo job must end in, given what the sandbox decided for it."""
+        return "COMPLETED"
+
+    def doubled(self) -> list[str]:
+        """reference_ids the vendor holds more than one job for (must stay empty)."""
+        return []
+
+    def demo_complete(self) -> bool:
+        """Whether the vendor holds one job for each of the demo's requests."""
+        return True
+
+    @abstractmethod
+    def summary(self) -> str:
+        """One line for the demo's report: what the vendor saw."""
+
+    def stop(self) -> None:
+        self.sandbox.stop()
+        if self.server is not None:
+            self.server.stop()
+
+
+def local_vendors() -> dict[str, type[LocalVendor]]:
+    """Every sandbox module's LOCAL_VENDOR, by vendor name, in name order."""
+    import local.sandboxes as package
+
+    found: dict[str, type[LocalVendor]] = {}
+    for module in pkgutil.iter_modules(package.__path__):
+        vendor = getattr(importlib.import_module(f"{package.__name__}.{module.name}"), "LOCAL_VENDOR", None)
+        if vendor is not None:
+            found[vendor.name] = vendor
+    return dict(sorted(found.items()))
