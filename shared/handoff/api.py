@@ -403,9 +403,14 @@ def _detail(error: Any) -> dict[str, Any]:
     loc = [p for p in loc if _FIELD_OR_INDEX.match(p)]
     message = str(error.get("msg", "invalid"))
     if error.get("type") in {"union_tag_invalid", "union_tag_not_found"}:
-        loc.append(str(error.get("ctx", {}).get("discriminator", "vendor")).strip("'"))
-        # pydantic's own message quotes the tag that was sent
-        message = f"must be one of: {error.get('ctx', {}).get('expected_tags', 'the registered vendors')}"
+        field = str(error.get("ctx", {}).get("discriminator", "vendor")).strip("'")
+        loc.append(field)
+        # pydantic's own message quotes the tag that was sent, and names no tags when it is missing:
+        # the same words either way
+        known = error.get("ctx", {}).get("expected_tags") or ""
+        if field == "vendor":
+            known = ", ".join(f"'{name}'" for name in sorted(VENDOR_NAMES))
+        message = f"must be one of: {known}" if known else "missing or not one of the allowed values"
     # Never echo the rejected input: it may be large or carry something sensitive.
     return {"field": ".".join(loc) or None, "message": message, "type": error.get("type")}
 

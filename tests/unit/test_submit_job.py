@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -400,6 +401,27 @@ def test_invalid_request_is_422_with_field_errors_and_writes_nothing(
     assert all(set(d) == {"field", "message", "type"} for d in body["error"]["details"])
     assert table_items() == []
     assert playment.log == []
+
+
+@pytest.mark.parametrize(
+    "vendor", [None, "acme", "", 5, "PLAYMENT"], ids=["missing", "unknown", "empty", "number", "other-case"]
+)
+def test_a_missing_or_unknown_vendor_is_answered_in_the_same_words(
+    playment: HTTPServer, context: LambdaContext, vendor: Any
+) -> None:
+    # given a request whose vendor is missing or names no registered vendor
+    request_body = _without("vendor") if vendor is None else sample_request() | {"vendor": vendor}
+
+    # when it is submitted
+    status, body = api_submit(request_body, context)
+
+    # then one detail names the field and lists the vendors there are, whatever was sent
+    assert status == 422
+    from handoff.vendors import VENDOR_NAMES
+
+    known = ", ".join(f"'{name}'" for name in sorted(VENDOR_NAMES))
+    assert body["error"]["details"] == [{"field": "vendor", "message": f"must be one of: {known}", "type": ANY}]
+    assert table_items() == []
 
 
 def test_direct_invoke_with_invalid_payload_returns_the_error_body(
