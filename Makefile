@@ -35,14 +35,18 @@ $(VENV)/.installed: requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
+# Test files run side by side (pytest-xdist, one file per worker at a time: a file's stack is its own).
+WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadfile
+
 test: lint
-	$(PY) -m pytest
+	$(PYTEST)
 
 unit: install
-	$(PY) -m pytest tests/unit
+	$(PYTEST) tests/unit
 
 integration: install
-	$(PY) -m pytest tests/integration
+	$(PYTEST) tests/integration
 
 local: install
 	$(PY) -m local.stack $(if $(FAULTS),--faults) $(if $(BASE_PATH),--base-path $(BASE_PATH))
