@@ -179,7 +179,10 @@ def _too_large(request: dict[str, Any]) -> str | None:
     limit = STORED_BUDGETS["request"]
     if size <= limit:
         return None
-    return f"the request takes {size} bytes as stored; the limit is {limit} (send a large document by s3_uri)"
+    return (
+        f"the request takes {size} bytes as stored; the limit is {limit}"
+        " (send large content by reference: a URL, or an S3 URI where the request takes one)"
+    )
 
 
 def _error(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ a body it cannot read:
     415 unsupported_media_type  a body of another media type (or charset) than the route takes
     400 invalid_encoding        a body that is not UTF-8 (API Gateway hands every body over base64-
                                 encoded, BinaryMediaTypes */*, so the function sees the exact bytes)
+    400 missing_body            an empty body (a JSON `null` too, where the route takes an object)
     400 malformed_json          not JSON, or nested deeper than MAX_JSON_DEPTH, or (where the route
                                 is strict) NaN, Infinity or a number no double can hold
 
@@ -234,8 +235,8 @@ class Resolver(APIGatewayRestResolver):
         body = _body_bytes(event)
         if len(body) > rule.max_bytes:
             raise BodyRefused(413, "payload_too_large", f"the body is over {rule.max_bytes} bytes")
-        if not body:
-            return {**event, "body": None, "isBase64Encoded": False}
+        if not body:  # every route with a body rule needs one: the same answer on each of them
+            raise BodyRefused(400, "missing_body", "the request has no body")
         kind, charset = _content_type(event)
         if not kind and rule.untyped_is:
             kind = rule.untyped_is

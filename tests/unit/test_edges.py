@@ -241,6 +241,22 @@ def test_a_body_nested_thousands_deep_is_400_everywhere_and_nothing_is_written(
     assert [j["reference_id"] for j in table_items()] == [REF]
 
 
+def test_an_empty_body_is_400_missing_body_on_every_route_and_nothing_is_archived(
+    playment: HTTPServer, context: LambdaContext
+) -> None:
+    # given a submitted job (the other vendors' callback routes: their own test modules)
+    submitted(playment, context)
+    before = archived()
+
+    # when a submission and an authenticated callback arrive without a body, then both are 400 missing_body
+    assert_error(*api_submit(context, raw=""), 400, "missing_body")
+    assert_error(*api_submit(context, raw=b""), 400, "missing_body")
+    assert_error(*callback(context, ""), 400, "missing_body")
+
+    # and nothing is archived
+    assert archived() == before
+
+
 def test_a_body_that_is_not_utf8_is_400_and_never_archived(playment: HTTPServer, context: LambdaContext) -> None:
     # given a submitted job
     submitted(playment, context)

@@ -281,13 +281,23 @@ def test_a_task_whose_answer_was_lost_is_found_by_unique_id_never_created_twice(
     assert queue_depth() == 0
 
 
+@pytest.mark.parametrize(
+    "theirs",
+    [
+        {},
+        # another Handoff stack on the same account marks its tasks as we do, but calls back elsewhere
+        {"metadata": {"handoff_reference_id": REF}, "callback_url": "https://other-stack.example/callbacks/scale"},
+        {"metadata": {"handoff_reference_id": REF}},
+    ],
+    ids=["unmarked", "another-stack", "marked-without-callback"],
+)
 def test_a_task_scale_holds_for_someone_else_under_the_same_unique_id_is_never_taken_for_ours(
-    sandbox: ScaleSandbox, context: LambdaContext
+    sandbox: ScaleSandbox, context: LambdaContext, theirs: dict[str, Any]
 ) -> None:
     # given another system of the same Scale account created a task with our reference as unique_id
     created = requests.post(
         f"{os.environ['SCALE_BASE_URL']}/task/imageannotation",
-        json={"project": "other", "attachment": "https://x.example/a.jpg", "unique_id": REF},
+        json={"project": "other", "attachment": "https://x.example/a.jpg", "unique_id": REF, **theirs},
         auth=(SCALE_API_KEY, ""),
         timeout=5,
     )
@@ -372,9 +382,11 @@ def test_scales_statuses_on_the_job_machine(status: str, expected: JobStatus) ->
     assert status_update("in_review") is None
 
 
+# api_completed_custom_domain.json: the same callback through a custom domain's base-path mapping
 @pytest.mark.usefixtures("submitted")
-def test_a_completed_callback_completes_the_job_with_scales_response(context: LambdaContext) -> None:
-    status, body = callback(context)
+@pytest.mark.parametrize("sample", ["api_completed.json", "api_completed_custom_domain.json"])
+def test_a_completed_callback_completes_the_job_with_scales_response(context: LambdaContext, sample: str) -> None:
+    status, body = callback(context, sample=sample)
 
     assert (status, body) == (200, {"applied": 1, "duplicate": 0, "unknown": 0, "invalid": 0, "deferred": 0})
     stored = job()
@@ -408,7 +420,7 @@ def test_an_error_callback_fails_the_job_with_scales_message(context: LambdaCont
     stored = job()
     assert stored["status"] == "FAILED"
     assert stored["last_error"] == {
-        "code": "error",
+        "code": "task_error",
         "message": "The attachment could not be downloaded: HTTP 403 from images.example.com",
         "retryable": False,
         "details": [],
@@ -514,6 +526,14 @@ def test_a_body_that_is_no_scale_callback_is_400_and_nothing_is_kept(context: La
     status, answer = callback(context, body)
 
     assert (status, answer["error"]["code"]) == (400, "invalid_callback")
+    assert archived("raw/scale/") == {}
+
+
+@pytest.mark.usefixtures("submitted")
+def test_an_empty_callback_is_400_missing_body_as_on_every_route(context: LambdaContext) -> None:
+    status, answer = callback(context, b"")
+
+    assert (status, answer["error"]["code"]) == (400, "missing_body")
     assert archived("raw/scale/") == {}
 
 

@@ -405,8 +405,9 @@ def test_bad_tokens_are_401_and_write_nothing(
         ("project_id=a&job_id=b&extra_data=not-a-token", "application/x-www-form-urlencoded", 401, "unauthorized"),
         ('{"project_id": "a"}', "application/json", 415, "unsupported_media_type"),
         ("a=" + "x" * 20_000, "application/x-www-form-urlencoded", 413, "payload_too_large"),
+        ("", "application/x-www-form-urlencoded", 400, "missing_body"),
     ],
-    ids=["missing-extra-data", "repeated-field", "unsigned", "json", "oversized"],
+    ids=["missing-extra-data", "repeated-field", "unsigned", "json", "oversized", "empty"],
 )
 def test_bad_forms_are_4xx_and_write_nothing(
     running: TextkingFake, context: LambdaContext, body: str, content_type: str, status: int, code: str

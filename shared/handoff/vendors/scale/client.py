@@ -107,12 +107,12 @@ def observation(task: ScaleTask, response: Any = None) -> Observation | None:
 def _task_error(task: ScaleTask) -> JobError:
     said = task.error
     if isinstance(said, dict):
-        code = said.get("code") or said.get("type") or "error"
+        code = said.get("code") or said.get("type") or "task_error"
         message = said.get("message") or said.get("error") or json.dumps(said)[:2000]
         return JobError(code=str(code)[:128], message=str(message)[:2000], details=[{"vendor_error": said}])
     if isinstance(said, str) and said:
-        return JobError(code="error", message=said[:2000])
-    return JobError(code="error", message="Scale reported the task as error")
+        return JobError(code="task_error", message=said[:2000])
+    return JobError(code="task_error", message="Scale reported the task as error")
 
 
 def apply_callback(body: bytes, applier: CallbackApplier, payload: Any = None) -> Tally:
@@ -228,9 +228,10 @@ class ScaleClient:
     def find(self, request: ScaleSubmitRequest, job: Job) -> Acceptance | None:
         """The task Scale holds under unique_id = reference_id (after a 409, or before giving up).
 
-        Raises Rejected (`unique_id_in_use`) when that task is not one Handoff created for this job
-        (its metadata does not name the reference_id): unique_id is global across the account, and
-        another system's task must never be taken for ours."""
+        Raises Rejected (`unique_id_in_use`) when that task is not one this deployment created for
+        this job: its metadata must name the reference_id AND its callback_url must be this stack's
+        (unique_id is global across the account: another system, or another Handoff stack marking
+        its tasks the same way, must never have its task taken for ours)."""
         data = self._call("GET", "/tasks", params={"unique_id": request.reference_id, "limit": "1"})
         docs = data.get("docs") if isinstance(data, dict) else None
         if not isinstance(docs, list) or not docs:
@@ -240,7 +241,7 @@ class ScaleClient:
         except ValidationError:
             raise Transient("ambiguous_response", "Scale's task lookup answered without a task") from None
         marked = task.metadata.get(REFERENCE_KEY) if isinstance(task.metadata, dict) else None
-        if marked != request.reference_id:
+        if marked != request.reference_id or task.callback_url != self._callback_url():
             raise Rejected(
                 "unique_id_in_use",
                 f"Scale holds task {task.task_id} under this unique_id, not created by Handoff for this job",

@@ -101,6 +101,7 @@ class ScaleTask(BaseModel):
     task_id: str = Field(min_length=1, max_length=256)
     status: str = Field(min_length=1, max_length=32)
     unique_id: str | None = None
+    callback_url: str | None = None
     metadata: Any = None
     response: Any = None
     error: Any = None
