@@ -118,7 +118,8 @@ def test_a_vendor_rejection_fails_the_job_with_the_vendors_code(sandbox: Playmen
     assert result.outcome is Outcome.REJECTED
     stored = world.job()
     assert stored["status"] == "FAILED"
-    assert stored["last_error"]["code"] == "auth-failure"
+    assert stored["last_error"]["code"] == "unauthorized_request"  # Playment's 401, not JSON
+    assert stored["last_error"]["retryable"] is False
     assert stored["attempts"] == 1
     assert world.queue.sent == []
     assert sandbox.jobs == {}
