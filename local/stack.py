@@ -263,6 +263,11 @@ class LocalStack:
         urls: dict[str, Any] = {"api": self.api_url}
         urls |= {f"{name}_callback_url": f"{self.callback_base_url}/callbacks/{name}" for name in self.vendors}
         urls |= {f"{name}_sandbox": vendor.url for name, vendor in self.vendors.items()}
+        urls |= {  # the vendors' own options on this stack (e.g. which API version a sandbox speaks)
+            f"{name}_{option}": vendor.option(option)
+            for name, vendor in self.vendors.items()
+            for option in vendor.options
+        }
         urls |= {
             "aws_endpoint": self.aws.endpoint,
             "jobs_table": self.environment["JOBS_TABLE_NAME"],

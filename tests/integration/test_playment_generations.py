@@ -32,6 +32,7 @@ def test_a_playment_job_goes_through_on_each_generation(generation_stack: tuple[
     reference_id = f"gen-{generation}-1"
 
     # given a stack whose functions are configured for the generation its sandbox speaks
+    assert stack.urls["playment_generation"] == generation
     for function in ("SubmitJobFunction", "SubmissionWorkerFunction", "PlaymentCallbackFunction"):
         assert stack.urls["function_environments"][function]["PLAYMENT_API_GENERATION"] == generation
 

@@ -3,7 +3,9 @@
 Built from ../REFERENCE.md §1: errors are HTTP 400 with {"error": {"code", "message"}}, a repeated
 reference_id is FS_0001, 401 bodies may not be JSON, statuses differ in case between callbacks
 (PENDING) and lookups (completed). Host, paths, the auth header and the routing field (tag vs
-work_flow_id) all come from PlaymentSettings.
+work_flow_id) all come from PlaymentSettings: PLAYMENT_API_GENERATION's, each overridable. A 401 is
+`unauthorized_request` and a 404 without Playment's error body is a path this Playment does not
+serve (a generation mismatch): both permanent, with a message that says what to fix.
 """
 
 from __future__ import annotations
