@@ -49,7 +49,7 @@ integration: install
 	$(PYTEST) tests/integration
 
 local: install
-	$(PY) -m local.stack $(if $(FAULTS),--faults) $(if $(BASE_PATH),--base-path $(BASE_PATH))
+	$(PY) -m local.stack $(if $(FAULTS),--faults) $(if $(BASE_PATH),--base-path $(BASE_PATH)) $(foreach o,$(OPTIONS),--option $(o))
 
 demo: install
 	$(PY) -m local.demo

@@ -43,6 +43,7 @@ from local.api import LocalApi, gateway_responses_from_template, routes_from_tem
 from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, LocalAws, free_port  # noqa: E402
 from local.runtime import FunctionRuntime  # noqa: E402
 from local.sandboxes.base import Faults, LocalSetup, LocalVendor, local_vendors  # noqa: E402
+from local.sandboxes.base import vendor_option as checked_vendor_option  # noqa: E402
 from local.sandboxes.server import BackgroundServer  # noqa: E402
 from local.sqs_poller import SqsPoller  # noqa: E402
 from local.stream_poller import EventSourceMapping, StreamPoller  # noqa: E402
@@ -61,6 +62,8 @@ def stream_mapping(template: Path, function: str, queue_url: Callable[[str], str
 class LocalStack:
     faults: Faults = field(default_factory=Faults)
     rate_limits: dict[str, float] = field(default_factory=dict)  # vendor -> its sandbox's (and the stack's) limit
+    # vendor -> {option: value}: the vendors' own options (LocalVendor.options), e.g. an API version
+    vendor_options: dict[str, dict[str, str]] = field(default_factory=dict)
     work_seconds: float = 3.0  # how long the sandboxes' vendors take over a job
     reconcile_every: float = 5.0
     reconcile_after: int = 8  # seconds of silence before the reconciler looks a job up
@@ -74,7 +77,12 @@ class LocalStack:
     base_path: str = ""
 
     def start(self) -> LocalStack:
-        setup = LocalSetup(faults=self.faults, work_seconds=self.work_seconds, rate_limits=self.rate_limits)
+        setup = LocalSetup(
+            faults=self.faults,
+            work_seconds=self.work_seconds,
+            rate_limits=self.rate_limits,
+            options=self.vendor_options,
+        )
         self.vendors: dict[str, LocalVendor] = {name: kind(setup).start() for name, kind in local_vendors().items()}
         api_port = free_port()
         stage, binary_media_types, routes = routes_from_template()
@@ -255,6 +263,11 @@ class LocalStack:
         urls: dict[str, Any] = {"api": self.api_url}
         urls |= {f"{name}_callback_url": f"{self.callback_base_url}/callbacks/{name}" for name in self.vendors}
         urls |= {f"{name}_sandbox": vendor.url for name, vendor in self.vendors.items()}
+        urls |= {  # the vendors' own options on this stack (e.g. which API version a sandbox speaks)
+            f"{name}_{option}": vendor.option(option)
+            for name, vendor in self.vendors.items()
+            for option in vendor.options
+        }
         urls |= {
             "aws_endpoint": self.aws.endpoint,
             "jobs_table": self.environment["JOBS_TABLE_NAME"],
@@ -280,6 +293,23 @@ def rate_limit(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected VENDOR=N, N requests per second") from None
 
 
+def vendor_option(text: str) -> tuple[str, str, str]:
+    """`--option VENDOR.NAME=VALUE`: one of a vendor sandbox's options (LocalVendor.options)."""
+    try:
+        return checked_vendor_option(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def vendor_options_help() -> str:
+    offered = [
+        f"{name}.{option}={'|'.join(values)}"
+        for name, kind in local_vendors().items()
+        for option, values in kind.options.items()
+    ]
+    return "a vendor's own option (repeatable; the first value is the default): " + (", ".join(offered) or "none")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run Handoff's local stack until Ctrl-C (or until stdin closes).")
     parser.add_argument("--faults", action="store_true", help="switch the demo's faults on")
@@ -293,6 +323,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="VENDOR=N",
         type=rate_limit,
         help="a vendor sandbox's limit in requests/s, and the stack's (repeatable; default: each sandbox's own)",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="VENDOR.NAME=VALUE",
+        type=vendor_option,
+        help=vendor_options_help(),
     )
     parser.add_argument("--workers", type=int, default=2, help="concurrent SubmissionWorker invocations")
     parser.add_argument(
@@ -314,10 +352,14 @@ def main(argv: list[str] | None = None) -> int:
         help="no rule copying the bus's events into events_queue (less work for moto; nothing to drain)",
     )
     args = parser.parse_args(argv)
+    vendor_options: dict[str, dict[str, str]] = {}
+    for vendor, name, value in args.option:
+        vendor_options.setdefault(vendor, {})[name] = value
     stack = LocalStack(
         faults=Faults.demo() if args.faults else Faults(),
         log_level=args.log_level,
         rate_limits=dict(args.rate),
+        vendor_options=vendor_options,
         worker_concurrency=args.workers,
         secrets_max_age=args.secrets_max_age,
         reconcile_after=args.reconcile_after,

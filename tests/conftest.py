@@ -295,17 +295,37 @@ def textking(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterato
     httpserver.clear()
 
 
+# Every generation of Playment's docs the sandbox speaks (local/sandboxes/playment.py GENERATIONS):
+# `@pytest.mark.parametrize("playment_generation", PLAYMENT_GENERATIONS)` runs a test on each, the
+# sandbox and the functions' PLAYMENT_API_GENERATION matching.
+PLAYMENT_GENERATIONS = ("readme", "docs", "sdk")
+
+
 @pytest.fixture
-def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The Playment sandbox (local/sandboxes) as a real HTTP server on 127.0.0.1; answers that stall
-    (lost responses) outlast the client's read timeout, shortened here to 0.5 s."""
+def playment_generation() -> str:
+    """The generation the `sandbox` speaks and the functions are configured for (parametrize to change)."""
+    return "readme"
+
+
+@pytest.fixture
+def sandbox(monkeypatch: pytest.MonkeyPatch, playment_generation: str) -> Iterator[Any]:
+    """The Playment sandbox (local/sandboxes) as a real HTTP server on 127.0.0.1, speaking
+    `playment_generation` as the functions are configured to; answers that stall (lost responses)
+    outlast the client's read timeout, shortened here to 0.5 s."""
     from local.sandboxes.playment import PlaymentSandbox
     from local.sandboxes.server import BackgroundServer
 
-    box = PlaymentSandbox(api_key=PLAYMENT_API_KEY, project_id="proj-1", rate_limit=1000, stall_seconds=1.2)
+    box = PlaymentSandbox(
+        api_key=PLAYMENT_API_KEY,
+        project_id="proj-1",
+        generation=playment_generation,
+        rate_limit=1000,
+        stall_seconds=1.2,
+    )
     with BackgroundServer(box) as server:
         box.base_url = server.url
         monkeypatch.setenv("PLAYMENT_BASE_URL", server.url)
+        monkeypatch.setenv("PLAYMENT_API_GENERATION", playment_generation)
         monkeypatch.setenv("VENDOR_READ_TIMEOUT_SECONDS", "0.5")
         reset_function_caches()
         yield box

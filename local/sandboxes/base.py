@@ -49,6 +49,9 @@ class LocalSetup:
     work_seconds: float = 3.0  # how long a vendor takes over a job
     rate_limits: Mapping[str, float] = field(default_factory=dict)  # vendor -> requests/s, else its default
     stall_seconds: float = 3.0  # how long a stalled answer stalls (past the stack's read timeout)
+    # vendor -> {option: value}: a vendor's own choices (LocalVendor.options), e.g. which of its
+    # API's versions the sandbox speaks and the stack's parameters configure
+    options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 class LocalVendor(ABC):
@@ -61,6 +64,9 @@ class LocalVendor(ABC):
     secret_logical_id: ClassVar[str]  # the template's secret for this vendor
     default_rate: ClassVar[float] = 20.0  # requests/s the sandbox allows unless the stack says
     demo_bulk: ClassVar[bool] = False  # the demo sends its jobs in one bulk POST
+    # The options it takes (`python -m local.stack --option VENDOR.NAME=VALUE`): name -> the values
+    # allowed, the first being the default.
+    options: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     sandbox: Any  # the WSGI app; has `callbacks` (a CallbackSender) and `stop()`
 
@@ -68,6 +74,10 @@ class LocalVendor(ABC):
         self.setup = setup
         self.rate_limit = float(setup.rate_limits.get(self.name, self.default_rate))
         self.server: BackgroundServer | None = None
+
+    def option(self, name: str) -> str:
+        """The value of one of its `options` on this stack (its default unless the setup says)."""
+        return self.setup.options.get(self.name, {}).get(name, self.options[name][0])
 
     def start(self) -> LocalVendor:
         faults = self.setup.faults
@@ -126,6 +136,23 @@ class LocalVendor(ABC):
         self.sandbox.stop()
         if self.server is not None:
             self.server.stop()
+
+
+def vendor_option(text: str) -> tuple[str, str, str]:
+    """`VENDOR.NAME=VALUE` -> (vendor, name, value), checked against the vendor's `options`.
+    Raises ValueError saying what is known."""
+    key, sep, value = text.partition("=")
+    vendor, _, name = key.partition(".")
+    known = local_vendors()
+    if vendor not in known:
+        raise ValueError(f"no sandbox for vendor {vendor!r} (known: {', '.join(known)})")
+    options = known[vendor].options
+    if not sep or name not in options:
+        offered = ", ".join(f"{vendor}.{n}" for n in options) or "none"
+        raise ValueError(f"{text!r}: expected VENDOR.NAME=VALUE; {vendor} takes {offered}")
+    if value not in options[name]:
+        raise ValueError(f"{text!r}: {vendor}.{name} is one of {', '.join(options[name])}")
+    return vendor, name, value
 
 
 def local_vendors() -> dict[str, type[LocalVendor]]:

@@ -72,7 +72,7 @@ def test_get_job_reads_status_and_result_url(playment: HTTPServer, client: Playm
         ),
         (400, {"error": {"code": "FS_0006", "message": "not found"}, "success": False}, Rejected, "FS_0006"),
         (400, {"error": {"code": "auth-failure", "message": "bad key"}, "success": False}, Rejected, "auth-failure"),
-        (401, "Unauthorized", Rejected, "http_401"),
+        (401, "Unauthorized", Rejected, "unauthorized_request"),
         (404, "<html>not found</html>", Rejected, "http_404"),
         (408, "", Transient, "http_408"),
         (429, "Too Many Requests", Transient, "http_429"),
@@ -95,7 +95,7 @@ def test_answers_are_classified(
         client.get_job("j1")
 
     assert raised.value.code == code  # type: ignore[attr-defined]
-    assert getattr(raised.value, "auth_failure", False) == (code in {"auth-failure", "http_401"})
+    assert getattr(raised.value, "auth_failure", False) == (code in {"auth-failure", "unauthorized_request"})
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,15 @@ from handoff.submission import Outcome, Submitter
 from handoff.vendors import parse_submit_request
 from local.context import LocalContext
 from local.sandboxes.playment import PlaymentSandbox
-from tests.conftest import LambdaContext, archived, load_event, queued_messages, reset_function_caches, table_items
+from tests.conftest import (
+    PLAYMENT_GENERATIONS,
+    LambdaContext,
+    archived,
+    load_event,
+    queued_messages,
+    reset_function_caches,
+    table_items,
+)
 from tests.fakes.archive import FakeArchive
 from tests.fakes.queues import FakeRetryQueue
 from tests.fakes.store import FakeJobStore
@@ -67,6 +75,7 @@ def run_reconciler() -> dict[str, int]:
 
 
 @pytest.mark.usefixtures("aws")
+@pytest.mark.parametrize("playment_generation", PLAYMENT_GENERATIONS)
 def test_a_completed_job_whose_callback_was_dropped_is_brought_up_to_date(
     sandbox: PlaymentSandbox, context: LambdaContext
 ) -> None:
@@ -86,7 +95,7 @@ def test_a_completed_job_whose_callback_was_dropped_is_brought_up_to_date(
     assert stored["result"] == {"data": {"annotations": {"rectangles": [{"label": "car"}]}}}
     assert stored["history"][-1]["source"] == "reconciler"
     paths = [r.path for r in sandbox.received]
-    assert f"/v0/projects/proj-1/jobs/{vendor_job_id}" in paths
+    assert sandbox.generation.get_job.format(p="proj-1", j=vendor_job_id) in paths  # the generation's own path
     assert "/v1/attachments" in paths
     assert any(p.startswith("/signed/") for p in paths)
 

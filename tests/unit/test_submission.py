@@ -29,7 +29,7 @@ from handoff.submission import (
 )
 from handoff.vendors import parse_submit_request
 from local.sandboxes.playment import PlaymentSandbox
-from tests.conftest import load_event
+from tests.conftest import PLAYMENT_GENERATIONS, load_event
 from tests.fakes.queues import FakeRateLimiter, FakeRetryQueue
 from tests.fakes.store import FakeJobStore
 from tests.fakes.vendors import clients, playment_client
@@ -72,6 +72,7 @@ def world(sandbox: PlaymentSandbox) -> World:
 # --- SubmitJob: one job ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("playment_generation", PLAYMENT_GENERATIONS)
 def test_an_accepted_job_is_submitted_with_two_writes_one_rate_slot_and_no_read(
     sandbox: PlaymentSandbox, world: World
 ) -> None:
@@ -118,7 +119,8 @@ def test_a_vendor_rejection_fails_the_job_with_the_vendors_code(sandbox: Playmen
     assert result.outcome is Outcome.REJECTED
     stored = world.job()
     assert stored["status"] == "FAILED"
-    assert stored["last_error"]["code"] == "auth-failure"
+    assert stored["last_error"]["code"] == "unauthorized_request"  # Playment's 401, not JSON
+    assert stored["last_error"]["retryable"] is False
     assert stored["attempts"] == 1
     assert world.queue.sent == []
     assert sandbox.jobs == {}
@@ -144,6 +146,7 @@ def test_an_unsettled_attempt_stays_queued_with_its_error_and_is_enqueued_after_
 # --- SubmissionWorker: one message -------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("playment_generation", PLAYMENT_GENERATIONS)
 def test_fs_0001_after_a_lost_response_is_recorded_submitted_with_the_vendors_job(
     sandbox: PlaymentSandbox, world: World
 ) -> None:

@@ -26,6 +26,7 @@ from local.sandboxes.server import peak_rate
 from local.sqs_poller import SqsPoller
 from tests.conftest import (
     PLAYMENT_API_KEY,
+    PLAYMENT_GENERATIONS,
     ROOT,
     LambdaContext,
     load_event,
@@ -95,6 +96,7 @@ def delays() -> Iterator[list[int]]:
     worker_app.sqs.meta.events.unregister("before-parameter-build.sqs.ChangeMessageVisibility", on_visibility)
 
 
+@pytest.mark.parametrize("playment_generation", PLAYMENT_GENERATIONS)
 def test_a_vendor_that_fails_three_times_then_accepts_gets_one_job_after_four_attempts(
     sandbox: PlaymentSandbox, context: LambdaContext, delays: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -205,7 +205,9 @@ def test_unauthorized_with_a_non_json_body_is_rejected_as_auth_failure(
     status, body = api_submit(sample_request(), context)
 
     assert status == 424
-    assert body["job"]["last_error"]["code"] == "http_401"
+    assert body["job"]["last_error"]["code"] == "unauthorized_request"  # the SDK's name for a 401
+    assert "api_key" in body["job"]["last_error"]["message"]  # says what to fix
+    assert body["job"]["last_error"]["retryable"] is False
     assert table_items()[0]["status"] == "FAILED"
 
 

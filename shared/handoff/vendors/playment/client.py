@@ -3,7 +3,9 @@
 Built from ../REFERENCE.md §1: errors are HTTP 400 with {"error": {"code", "message"}}, a repeated
 reference_id is FS_0001, 401 bodies may not be JSON, statuses differ in case between callbacks
 (PENDING) and lookups (completed). Host, paths, the auth header and the routing field (tag vs
-work_flow_id) all come from PlaymentSettings.
+work_flow_id) all come from PlaymentSettings: PLAYMENT_API_GENERATION's, each overridable. A 401 is
+`unauthorized_request` and a 404 without Playment's error body is a path this Playment does not
+serve (a generation mismatch): both permanent, with a message that says what to fix.
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ ALREADY_SUBMITTED_CODES = frozenset({"FS_0001"})
 AUTH_CODES = frozenset({"auth-failure", "core.webutil.token_auth", "unauthorized", "core.webutil.auther"})
 # Vendor-side failures that Playment documents as "try again after some time".
 TRANSIENT_CODES = frozenset({"FS_0000", "FS_0008", "api_error"})
+# What a permanent refusal most likely means on our side: appended to Playment's message, so a
+# FAILED job says what to fix (REFERENCE.md §1.6).
+_HINTS = {
+    "resource_error": "project not found: check PLAYMENT_PROJECT_ID or the request's project_id",
+    "FS_0005": "the routing field is sent as {settings.routing_field!r} (PLAYMENT_ROUTING_FIELD, "
+    "generation {settings.api_generation!r}), with the request's tag or PLAYMENT_DEFAULT_TAG",
+    "GE_0001": "malformed JSON or an id that is not a UUID (batch_id?)",
+    "FS_00012": "priority_weight must be an integer 1-9",
+    "BATCH_CREATION": "a batch of that name already exists in the project",
+}
 
 _STATUS_MAP = {
     "PENDING": VendorUpdate(JobStatus.IN_PROGRESS),
@@ -243,8 +255,10 @@ class PlaymentClient:
             raise Transient("ambiguous_response", "Playment answered 2xx without data.job_id")
         return Acceptance(vendor_job_id=job_id, vendor_refs={"project_id": project_id})
 
-    def create_batch(self, name: str, description: str = "") -> str:
-        project_id = self.settings.project_id
+    def create_batch(self, name: str, description: str = "", project_id: str | None = None) -> str:
+        """A new batch in the project; its Playment batch_id (a UUID). A name the project already
+        has is Rejected with BATCH_CREATION."""
+        project_id = project_id or self.settings.project_id
         # The docs send {name, description}; the SDK adds project_id and label. The superset is harmless.
         body = {"project_id": project_id, "label": name, "name": name, "description": description}
         data = self._call("POST", self.settings.create_batch_path, project_id=project_id, json=body)
@@ -300,6 +314,14 @@ class PlaymentClient:
                 return None
             page_token = str(token)
         return None
+
+    def project_details(self, project_id: str | None = None) -> dict[str, Any]:
+        """Playment's project details: {name, base, batches: [{id, name, is_default, total_jobs,
+        completed_jobs, ...}]} (REFERENCE.md §1.2 #5)."""
+        data = self._call("GET", self.settings.project_details_path, project_id=project_id or self.settings.project_id)
+        if not isinstance(data, dict):
+            raise Transient("ambiguous_response", "Playment's project details answered without a data object")
+        return data
 
     def default_batch_id(self, project_id: str) -> str | None:
         data = self._call("GET", self.settings.project_details_path, project_id=project_id)
@@ -387,6 +409,26 @@ class PlaymentClient:
         error = body.get("error") if isinstance(body, dict) else None
         code = error.get("code") if isinstance(error, dict) and isinstance(error.get("code"), str) else None
         message = error.get("message") if isinstance(error, dict) and isinstance(error.get("message"), str) else None
+        if response.status_code == 401:
+            # Playment's 401 carries no JSON body (the SDK names it unauthorized_request, gotcha 10)
+            logger.error("Playment refused the API key (HTTP 401)", extra={"header": self.settings.api_key_header})
+            raise Rejected(
+                "unauthorized_request",
+                f"Playment refused the API key (HTTP 401): check the secret's api_key and the "
+                f"{self.settings.api_key_header} header (PLAYMENT_API_KEY_HEADER)",
+                http_status=401,
+                auth_failure=True,
+            )
+        if response.status_code == 404 and code is None:
+            # not one of Playment's documented errors: a path this Playment does not serve
+            raise Rejected(
+                "http_404",
+                f"Playment has no {method} {path_template}: is PLAYMENT_API_GENERATION "
+                f"({self.settings.api_generation}) the generation this account's API speaks?",
+                http_status=404,
+            )
+        if code in _HINTS and message is not None:
+            message = f"{message} ({_HINTS[code].format(settings=self.settings)})"
         if code in ALREADY_SUBMITTED_CODES and 400 <= response.status_code < 500:
             raise AlreadySubmitted(code, message or "reference_id already used", http_status=response.status_code)
         if code in AUTH_CODES and 400 <= response.status_code < 500:
