@@ -21,7 +21,10 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from handoff.vendors.checks import Check
 
 ROOT = Path(__file__).resolve().parent.parent
 # The checks emit no metrics; Powertools warns at each flush (also in the function's process,
@@ -30,9 +33,9 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 for _entry in (str(ROOT / "shared"), str(ROOT)):
     if _entry not in sys.path:  # the layer: its registry knows the vendors and the verdicts
         sys.path.insert(0, _entry)
-
-from handoff.vendors import VENDORS  # noqa: E402
-from handoff.vendors.checks import FAILED, SKIPPED, Check  # noqa: E402
+# The layer (handoff.*) is imported where it is used, not here: the local function's process
+# imports this module as its main, before it takes the function's environment, and the layer
+# reads its settings from the environment once.
 
 LOCAL = "local"
 DEFAULT_STACK = "handoff"
@@ -75,6 +78,7 @@ def _alive(pid: int) -> bool:
 def run_local(state: dict[str, Any]) -> dict[str, Any]:
     """The checks run by SubmitJob's handler in a process of its own, with the local stack's
     environment for it (its secrets in the local AWS), as the local stack runs its functions."""
+    from handoff.vendors import VENDORS
     from local.runtime import FunctionRuntime, InvocationError
 
     environments = state.get("function_environments")
@@ -96,6 +100,8 @@ def run_local(state: dict[str, Any]) -> dict[str, Any]:
 
 def callback_urls_from_outputs(outputs: dict[str, str]) -> dict[str, str]:
     """<Name>CallbackUrl outputs (README "Adding a vendor") by registered vendor name."""
+    from handoff.vendors import VENDORS
+
     found = {}
     for key, value in outputs.items():
         match = re.fullmatch(r"(\w+)CallbackUrl", key)
@@ -153,6 +159,8 @@ def run_deployed(session: Any, stack: str) -> dict[str, Any]:
 
 
 def checks_of(answer: dict[str, Any]) -> list[Check]:
+    from handoff.vendors.checks import Check
+
     raw = answer.get("checks")
     if not isinstance(raw, list):
         raise PreflightError(f"{FUNCTION} does not know the preflight action: deploy this version (make deploy)")
@@ -164,6 +172,8 @@ def checks_of(answer: dict[str, Any]) -> list[Check]:
 
 def report(checks: list[Check], out: TextIO) -> int:
     """One line per check, then the verdict; 1 when any check FAILED."""
+    from handoff.vendors.checks import FAILED, SKIPPED
+
     width = max((len(c.name) for c in checks), default=0)
     vendor_width = max((len(c.vendor) for c in checks), default=0)
     for check in checks:
