@@ -135,6 +135,8 @@ def probe_callback(
 
 
 def refusal(exc: Rejected) -> str:
-    """How a vendor's refusal reads in a verdict."""
-    status = f"HTTP {exc.http_status} " if exc.http_status else ""
-    return f"{status}{exc.code}: {exc.message}"[:300]
+    """How a vendor's refusal reads in a verdict: its HTTP status, its code and message (each once)."""
+    status = f"HTTP {exc.http_status}" if exc.http_status else ""
+    if status and exc.code == f"http_{exc.http_status}" and exc.message.startswith(status):
+        return exc.message[:300]  # no code of the vendor's: the message is the status and what the body said
+    return " ".join(part for part in (status, f"{exc.code}: {exc.message}") if part)[:300]
