@@ -12,7 +12,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 ENV ?= default
 STACK ?= $(if $(filter prod,$(ENV)),handoff-prod,handoff)
 
-.PHONY: help install test unit integration lint build deploy redrive replay openapi local demo bench clean lock
+.PHONY: help install test unit integration lint build deploy preflight redrive replay openapi local demo bench clean lock
 
 help:
 	@echo "make demo      the whole flow on the local stack, with faults, in about a minute"
@@ -23,6 +23,7 @@ help:
 	@echo "make lint      ruff, mypy, cfn-lint, sam validate --lint"
 	@echo "make build     sam build (layer for python3.13/arm64)"
 	@echo "make deploy    sam deploy (ENV=prod for the prod environment in samconfig.toml)"
+	@echo "make preflight check every vendor's configuration against the vendor (STACK=..., STACK=local)"
 	@echo "make redrive   move dead-lettered submissions back to the queue (STACK=..., RATE=msgs/s)"
 	@echo "make replay    re-apply an archived callback (KEY=raw/<vendor>/..., STACK=...)"
 	@echo "make openapi   regenerate openapi.json from the functions' models"
@@ -76,6 +77,11 @@ lock:
 
 openapi: install
 	$(PY) -m ops.openapi
+
+# No STACK (nor ENV) given: the local stack if `make local` is running, else the stack `handoff`.
+PREFLIGHT_STACK := $(if $(filter-out file,$(origin STACK)),$(STACK),$(if $(filter-out default,$(ENV)),$(STACK)))
+preflight: install
+	@$(PY) -m ops.preflight $(if $(PREFLIGHT_STACK),--stack $(PREFLIGHT_STACK))
 
 redrive: install
 	$(PY) -m ops.redrive --stack $(STACK) $(if $(RATE),--rate $(RATE))

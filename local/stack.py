@@ -31,6 +31,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# Where `make local` says it is running (its URLs, its functions' environments, its pid), so that
+# operator tools find it (`make preflight` with no STACK, or STACK=local); removed when it stops.
+STATE_FILE = ROOT / ".local-stack.json"
 # The stack's DocumentSourceBucket: where a caller puts documents named by s3:// URI.
 DOCUMENT_BUCKET = "handoff-local-documents"
 # Metrics output is off locally (POWERTOOLS_METRICS_DISABLED); Powertools still warns on each flush.
@@ -347,6 +350,13 @@ def main(argv: list[str] | None = None) -> int:
         "and have the vendors call back there",
     )
     parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=None,
+        help=f"where to say the stack is running, for operator tools (default: {STATE_FILE.name} in the "
+        "repository, except with --ready-json)",
+    )
+    parser.add_argument(
         "--no-event-capture",
         action="store_true",
         help="no rule copying the bus's events into events_queue (less work for moto; nothing to drain)",
@@ -370,9 +380,14 @@ def main(argv: list[str] | None = None) -> int:
         for vendor in stack.vendors.values():
             vendor.silence()
     urls = stack.describe()
+    # Each function's environment too: a test or an operator tool can run a function in a process
+    # of its own (and stop it), as `make preflight` runs SubmitJob's checks.
+    state = {**urls, "function_environments": stack.function_environments, "pid": os.getpid()}
+    state_file = args.state_file or (None if args.ready_json else STATE_FILE)
+    if state_file is not None:
+        state_file.write_text(json.dumps(state))
     if args.ready_json:
-        # Each function's environment too: a test can run a function in a process of its own (and stop it).
-        print(json.dumps({**urls, "function_environments": stack.function_environments}), flush=True)
+        print(json.dumps(state), flush=True)
     else:
         width = max(map(len, urls))
         print("Handoff local stack (no Docker, no AWS account):")
@@ -382,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Routes under /jobs need SigV4 signed with access key {ACCESS_KEY_ID!r}, secret "
             f"{SECRET_ACCESS_KEY!r}, region {REGION}, service execute-api; see README 'Local stack'."
         )
+        if state_file is not None:
+            print(f"Operator tools find this stack through {state_file} (e.g. `make preflight`).")
         print("Function logs follow (JSON, one line per event, reference_id on each). Ctrl-C stops.", flush=True)
     try:
         if args.until_stdin_closes:
@@ -391,8 +408,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if state_file is not None:
+            _forget(state_file)
         stack.stop()
     return 0
+
+
+def _forget(state_file: Path) -> None:
+    """Remove the state file if it still names this process (another stack may have taken it over)."""
+    try:
+        if json.loads(state_file.read_text()).get("pid") == os.getpid():
+            state_file.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":

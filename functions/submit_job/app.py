@@ -13,6 +13,9 @@ One job:   201 SUBMITTED (vendor accepted)     202 QUEUED (the retry path owns i
            reference_id given twice: the first entry decides, later ones are replayed/conflict.
 POST /jobs/{reference_id}/retry, or direct invoke {"action": "retry", "reference_id": ...}:
            202 a job that FAILED before any vendor accepted it is QUEUED again; 404; 409.
+Direct invoke {"action": "preflight", "callback_urls": {vendor: url}} (make preflight): every
+           vendor's configuration checked against the vendor with this function's settings, role
+           and secrets: {"ok", "checks": [{vendor, name, verdict, detail}]}. No HTTP route.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from handoff import api
+from handoff import api, preflight
 from handoff.models import REFERENCE_ID_PATTERN, Job
 from handoff.observability import for_job, logger, metrics, tracer
 from handoff.store import STORED_BUDGETS, stored_size
@@ -193,6 +196,8 @@ def _error(code: str, message: str, details: list[dict[str, Any]] | None = None)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    if isinstance(event, dict) and not api.is_api_event(event) and event.get("action") == "preflight":
+        return preflight.answer(preflight.run(event.get("callback_urls")))
     if isinstance(event, dict) and not api.is_api_event(event) and event.get("action") == "retry":
         reference_id = str(event.get("reference_id") or "")
         return api.handle(

@@ -1,6 +1,6 @@
 """The TEXTKING sandbox: TEXTKING's API as REFERENCE.md §2 documents it.
 
-Bearer auth; projects (prepared -> running), jobs (new), one document per job (a second upload
+Bearer auth; projects (listed; prepared -> running), jobs (new), one document per job (a second upload
 overwrites), callbacks registered per job and trigger state (answered 200 with extra_data echoed
 as an object, gotchas 20-21), translation download with Content-Disposition, and 403 once a
 project is no longer `prepared`. Once a project is started, its jobs move on by themselves
@@ -102,6 +102,7 @@ class TextkingSandbox:
                     return Response("unavailable", status=status)
             routes: list[tuple[str, str, Callable[..., Response]]] = [
                 ("POST", r"/projects", self._create_project),
+                ("GET", r"/projects", self._list_projects),
                 ("GET", r"/project/([^/]+)", self._get_project),
                 ("PUT", r"/project/([^/]+)", self._update_project),
                 ("POST", r"/project/([^/]+)/jobs", self._create_job),
@@ -128,6 +129,18 @@ class TextkingSandbox:
         project = {"id": str(uuid.uuid4()), "name": request.get_json()["name"], "state": "prepared"}
         self.projects[project["id"]] = project
         return self._json(project, 201, **{"Content-Location": f"https://api.textking.com/v1/project/{project['id']}"})
+
+    def _list_projects(self, request: Request) -> Response:
+        """GET /projects?per_page=&page= (REFERENCE.md §2.2): {page, per_page, total, items}."""
+        try:
+            per_page, page = int(request.args.get("per_page", 100)), int(request.args.get("page", 1))
+        except ValueError:
+            return Response("", status=400)
+        if not 1 <= per_page <= 100 or page < 1:
+            return Response("", status=400)
+        projects = list(self.projects.values())
+        items = projects[(page - 1) * per_page : page * per_page]
+        return self._json({"page": page, "per_page": per_page, "total": len(projects), "items": items})
 
     def _get_project(self, _: Request, project_id: str) -> Response:
         return self._json(self.projects[project_id]) if project_id in self.projects else Response("", status=404)

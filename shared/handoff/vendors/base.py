@@ -253,3 +253,6 @@ class Vendor:
     # Its settings (cached; raises ConfigurationError): validated at cold start in every function
     # whose environment configures the vendor (handoff.vendors.check_configured).
     settings: Callable[[], Any] | None = None
+    # Its preflight checks (handoff.vendors.checks): (PreflightContext) -> [Check], one per thing
+    # checked against the vendor (key, project, paths, callback URL ...); nothing billable is created.
+    preflight: Callable[[Any], list[Any]] | None = None

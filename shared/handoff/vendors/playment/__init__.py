@@ -28,6 +28,7 @@ from handoff.vendors.playment.models import (
     PlaymentCallbackError,
     PlaymentSubmitRequest,
 )
+from handoff.vendors.playment.preflight import preflight
 from handoff.vendors.playment.settings import PlaymentSettings, playment_settings
 
 __all__ = [
@@ -74,4 +75,5 @@ VENDOR = Vendor(
     callback_body=PlaymentCallbackBody,
     callback_security={"type": "apiKey", "in": "header", "name": "x-playment-key"},
     settings=playment_settings,
+    preflight=preflight,
 )

@@ -30,6 +30,7 @@ from handoff.vendors.scale.models import (
     ScaleSubmitRequest,
     ScaleTask,
 )
+from handoff.vendors.scale.preflight import preflight
 from handoff.vendors.scale.settings import ScaleSettings, scale_callback_url, scale_settings
 
 __all__ = [
@@ -78,4 +79,5 @@ VENDOR = Vendor(
     callback_body=ScaleCallback,
     callback_security={"type": "apiKey", "in": "header", "name": "scale-callback-auth"},
     settings=scale_settings,
+    preflight=preflight,
 )

@@ -25,6 +25,7 @@ from handoff.vendors.textking.client import (
     verify_token,
 )
 from handoff.vendors.textking.models import TextkingCallbackForm, TextkingDocument, TextkingSubmitRequest
+from handoff.vendors.textking.preflight import preflight
 from handoff.vendors.textking.settings import TextkingSettings, textking_callback_url, textking_settings
 
 __all__ = [
@@ -67,4 +68,5 @@ VENDOR = Vendor(
     reset=_reset,
     callback_body=TextkingCallbackForm,  # authenticated by the signed token inside it: no scheme
     settings=textking_settings,
+    preflight=preflight,
 )
