@@ -142,6 +142,7 @@ class PlaymentSandbox:
         project = r"/v[01]/projects?/([^/]+)"
         routes: list[tuple[str, str, Callable[..., Response]]] = [
             ("POST", rf"{project}/jobs", self._create_job),
+            ("POST", rf"{project}/batch", self._create_batch),
             ("GET", rf"{project}/details", self._details),
             ("GET", rf"{project}/batch/([^/]+)", self._batch),
             ("GET", rf"{project}/jobs/([^/]+)", self._get_job),
@@ -263,14 +264,37 @@ class PlaymentSandbox:
 
     def _details(self, request: Request, arrived: float, project_id: str) -> Response:
         with self._lock:
-            batches = sorted({j.batch_id for j in self.jobs.values()} | {DEFAULT_BATCH})
+            created = set(self.__dict__.get("created_batches", {}))
+            batches = sorted({j.batch_id for j in self.jobs.values()} | {DEFAULT_BATCH} | created)
         return _ok(
             {
                 "name": "sandbox",
                 "base": "IMAGE",
-                "batches": [{"id": b, "name": b, "is_default": b == DEFAULT_BATCH} for b in batches],
+                "batches": [{**self._batch_row(b), "is_default": b == DEFAULT_BATCH} for b in batches],
             }
         )
+
+    def _create_batch(self, request: Request, arrived: float, project_id: str) -> Response:
+        """POST /v1/project(s)/{p}/batch {name, description}: a new batch (a name is unique per
+        project: BATCH_CREATION). Also what a batch looks like in the project details."""
+        body = request.get_json(silent=True)
+        created: dict[str, dict[str, Any]] = self.__dict__.setdefault("created_batches", {})
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
+            return _error(400, "GE_0001", "malformed JSON or no name")
+        with self._lock:
+            if any(b["name"] == body["name"] for b in created.values()):
+                message = "pq: duplicate key value violates unique constraint 'batches_project_id_name_unique'"
+                return _error(400, "BATCH_CREATION", message)
+            batch_id = str(uuid.uuid4())
+            created[batch_id] = {"name": body["name"], "description": str(body.get("description") or "")}
+        return _ok({"batch_id": batch_id})
+
+    def _batch_row(self, batch_id: str) -> dict[str, Any]:
+        created: dict[str, dict[str, Any]] = self.__dict__.get("created_batches", {})
+        jobs = [j for j in self.jobs.values() if j.batch_id == batch_id]
+        done = sum(1 for j in jobs if j.status in {"completed", "failed"})
+        meta = created.get(batch_id, {"name": batch_id, "description": ""})
+        return {"id": batch_id, **meta, "total_jobs": len(jobs), "completed_jobs": done}
 
     def _batch(self, request: Request, arrived: float, project_id: str, batch_id: str) -> Response:
         start = int(request.args.get("page_token") or 0)
