@@ -341,3 +341,145 @@ def test_a_claim_whose_claimant_never_came_back_is_published_by_the_next_look_af
 
 def _crash(event: BatchCompleted) -> None:
     raise ConnectionError("the function stopped before the bus took the event")
+
+
+# --- the batch store: the fake against moto's table (the contract) -----------------------------------
+
+
+@pytest.fixture(params=["fake", "moto"])
+def stores(request: pytest.FixtureRequest) -> tuple[Any, Any]:
+    """(a BatchStore, a JobStore): in memory, or on moto's tables made from template.yaml."""
+    if request.param == "fake":
+        return FakeBatchStore(), FakeJobStore()
+    import os
+
+    from handoff.store import DynamoBatchStore, DynamoJobStore
+    from tests.conftest import aws_client, load_template
+
+    request.getfixturevalue("aws")
+    props = load_template()["Resources"]["BatchesTable"]["Properties"]
+    client = aws_client("dynamodb")
+    client.create_table(
+        TableName="handoff-batches",
+        BillingMode=props["BillingMode"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+    )
+    return DynamoBatchStore("handoff-batches", client), DynamoJobStore(os.environ["JOBS_TABLE_NAME"], client)
+
+
+def new_batch(ref: str = REF) -> Any:
+    from handoff.models import Batch
+
+    return Batch(batch_ref=ref, vendor=VENDOR, name="n", request_hash="h", created_at="t", updated_at="t")
+
+
+def test_the_batch_stores_conditional_writes_agree(stores: tuple[Any, Any]) -> None:
+    store, _ = stores
+    assert store.create(new_batch()).applied is True
+    again = store.create(new_batch())
+    assert again.applied is False
+    assert again.batch.batch_ref == REF
+
+    assert store.record_vendor_batch(REF, "vb-1").applied is True
+    assert store.record_vendor_batch(REF, "vb-2").applied is False
+    store.forget(REF)  # a batch the vendor created is never forgotten
+    assert store.get(REF).vendor_batch_id == "vb-1"
+
+    assert store.close(REF, 3).applied is True
+    assert store.close(REF, 3).applied is True
+    assert store.close(REF, 4).batch.expected_jobs == 3
+
+    claimed = store.claim_completion(REF, {"COMPLETED": 3}, "a", 100.0)
+    assert claimed.applied is True
+    assert claimed.batch.final_counts == {"COMPLETED": 3}
+    assert store.claim_completion(REF, {"COMPLETED": 3}, "b", 100.0).applied is False
+    assert store.take_publication(REF, "b", 50.0, 170.0).applied is False  # a's lease holds
+    assert store.take_publication(REF, "a", 50.0, 170.0).applied is True  # a itself, again
+    assert store.take_publication(REF, "b", 171.0, 300.0).applied is True  # a's lease ran out
+    assert store.mark_published(REF).applied is True
+    assert store.mark_published(REF).applied is False
+    assert store.take_publication(REF, "c", 999.0, 1200.0).applied is False
+    assert store.get(REF).published_at is not None
+
+    store.create(new_batch("pending"))
+    store.forget("pending")
+    assert store.get("pending") is None
+
+
+def test_a_batchs_jobs_are_read_from_the_index_on_both_stores(stores: tuple[Any, Any]) -> None:
+    _, jobs = stores
+    for n, ref in enumerate(["a", "b", "c"]):
+        job = submitter_job(ref, REF if n < 2 else "other")
+        jobs.create(job)
+    jobs.transition("a", transition_to(JobStatus.COMPLETED), source="callback")
+
+    assert jobs.batch_jobs(REF) == {"a": JobStatus.COMPLETED, "b": JobStatus.QUEUED}
+    assert jobs.batch_jobs("none") == {}
+
+
+def submitter_job(reference_id: str, batch_ref: str) -> Any:
+    from handoff.models import Job
+
+    return Job(
+        reference_id=reference_id,
+        vendor=VENDOR,
+        status=JobStatus.QUEUED,
+        request={},
+        request_hash="h",
+        batch_ref=batch_ref,
+        created_at="t",
+        updated_at="t",
+    )
+
+
+# --- the EventPublisher: a final job's stream record looks at its batch --------------------------------
+
+
+class Bus:
+    """An EventBridge client that keeps what it was sent; `refuse` makes PutEvents raise."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.refuse = False
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.refuse and any(e["DetailType"] == "Batch Completed" for e in Entries):
+            raise ConnectionError("the bus is unreachable")
+        self.entries += Entries
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": str(i)} for i in range(len(Entries))]}
+
+    def of(self, detail_type: str) -> list[dict[str, Any]]:
+        import json
+
+        return [json.loads(e["Detail"]) for e in self.entries if e["DetailType"] == detail_type]
+
+
+def test_the_sample_stream_record_of_a_batchs_last_job_publishes_its_batch_completed_once(world: World) -> None:
+    from handoff.events import EventPublisher
+
+    # given the sample's batch (order-1043), closed with 3 jobs, two of them final
+    record = load_event("event_publisher/stream_batch_member_completed.json")["Records"][0]
+    world.create(batch_ref="order-1043")
+    refs = ["order-1043-img-1", "order-1043-img-2", "order-1043-img-3"]
+    for ref in refs:
+        world.jobs.create(submitter_job(ref, "order-1043"))
+    world.batches.close("order-1043")
+    for ref in refs:
+        world.jobs.transition(ref, transition_to(JobStatus.COMPLETED), source="callback")
+    bus = Bus()
+    publisher = EventPublisher(bus, "handoff", batches=world.batches)
+    world.batches.publish = publisher.publish_batch_completed
+    bus.refuse = True
+
+    # when its record comes, the bus fails, and the stream delivers it again (twice)
+    assert publisher.publish([record]) == [record["dynamodb"]["SequenceNumber"]]
+    bus.refuse = False
+    assert publisher.publish([record]) == []
+    assert publisher.publish([record]) == []
+
+    # then the job's event carries its batch_ref, and the batch has exactly one Batch Completed
+    assert {e["batch_ref"] for e in bus.of("Job Status Changed")} == {"order-1043"}
+    completed = bus.of("Batch Completed")
+    assert len(completed) == 1
+    assert completed[0]["counts"]["COMPLETED"] == 3
