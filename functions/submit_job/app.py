@@ -42,7 +42,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handoff import api
 from handoff.batches import Batches, BatchRefused, batch_view
-from handoff.models import BATCH_REF_PATTERN, REFERENCE_ID_PATTERN, Batch, CreateBatchRequest, Job
+from handoff.models import (
+    BATCH_REF_PATTERN,
+    REFERENCE_ID_PATTERN,
+    Batch,
+    BatchProgress,
+    BatchView,
+    CreateBatchRequest,
+    Job,
+)
 from handoff.observability import for_job, logger, metrics, tracer
 from handoff.store import STORED_BUDGETS, stored_size
 from handoff.submission import (
@@ -101,7 +109,7 @@ JOB_OR_BATCH = Job | api.BulkAnswer
             "the body is missing, not UTF-8, not JSON (RFC 8259: no NaN or Infinity), or nested deeper than 64 levels"
         ),
         403: api.refusal(api.GATEWAY_403),
-        409: api.refusal("the reference_id holds a different request"),
+        409: api.refusal("the reference_id holds a different request; or its batch is closed (batch_closed)"),
         413: api.refusal(
             "one job's request over 256 KiB as stored (JSON text, as DynamoDB counts it), or the body over 6 MiB"
         ),
@@ -110,7 +118,10 @@ JOB_OR_BATCH = Job | api.BulkAnswer
             "invalid request (details per field), or what the vendor would refuse (its check before any vendor "
             "call); or no job of a batch accepted. Nothing is written"
         ),
-        424: api.refusal("the vendor rejected the job; the job (FAILED) is in `job`"),
+        424: api.refusal(
+            "the vendor rejected the job; the job (FAILED) is in `job`. Or the vendor refused a bulk's new batch"
+        ),
+        503: api.refusal("the vendor could not create a bulk's new batch now; the same request again is safe"),
     },
 )
 def post_job(body: Annotated[SubmitBody, Body()]) -> Response[str]:
@@ -124,6 +135,8 @@ def post_job(body: Annotated[SubmitBody, Body()]) -> Response[str]:
         result = submitter().submit(body)
     except InvalidForVendor as exc:
         return api.error_response(422, "invalid_request", str(exc), exc.details)
+    except BatchRefused as exc:
+        return _batch_refusal(exc)
     except ConflictError as exc:
         return api.error_response(409, "conflict", str(exc), api.conflict_details(exc.existing))
     job = result.job.model_dump(mode="json")
@@ -257,8 +270,8 @@ def _batch_refusal(exc: BatchRefused) -> Response[str]:
     summary="Create a batch at a vendor that has batches",
     security=api.IAM,
     responses={
-        201: api.answer("the vendor created the batch: Handoff's record with the vendor's batch id", Batch),
-        200: api.answer("the same request again (same batch_ref): the batch it created", Batch),
+        201: api.answer("the vendor created the batch: Handoff's record with the vendor's batch id", BatchView),
+        200: api.answer("the same request again (same batch_ref): the batch it created", BatchView),
         400: api.refusal("the body is missing, not UTF-8 or not JSON"),
         403: api.refusal(api.GATEWAY_403),
         409: api.refusal("the batch_ref holds a different request"),
@@ -290,10 +303,13 @@ class CloseBatchBody(BaseModel):
     summary="Close a batch: fix how many jobs it holds, so that it can complete",
     security=api.IAM,
     responses={
-        200: api.answer("the batch, closed (and completed if every job is final)", Batch),
+        200: api.answer("the batch, closed (and completed if every job is final)", BatchView),
+        400: api.refusal("the body is not UTF-8 or not JSON"),
         403: api.refusal(api.GATEWAY_403),
         404: api.refusal("no such batch"),
         409: api.refusal("closed before with another size, not created yet, or holding no job"),
+        413: api.refusal("the body is over 16 KiB"),
+        415: api.refusal("not application/json (UTF-8)"),
         422: api.refusal("not a valid batch_ref or expected_jobs"),
     },
 )
@@ -312,7 +328,9 @@ def close_batch(
     summary="A batch's progress: its jobs counted by status",
     security=api.IAM,
     responses={
-        200: api.answer("the batch, `jobs`, `final` and `counts` by status; with vendor=true `vendor_details`", Batch),
+        200: api.answer(
+            "the batch, `jobs`, `final` and `counts` by status; with vendor=true `vendor_details`", BatchProgress
+        ),
         403: api.refusal(api.GATEWAY_403),
         404: api.refusal("no such batch"),
         422: api.refusal("not a valid batch_ref"),

@@ -525,6 +525,9 @@ class BulkRow(BaseModel):
 class BulkAnswer(BaseModel):
     jobs: list[BulkRow]
     totals: dict[str, int] = Field(description="queued, replayed, conflict, invalid")
+    batch: dict[str, Any] | None = Field(
+        default=None, description='the batch the bulk created ({"batch": ...} in the request), closed with its jobs'
+    )
 
 
 class CallbackCounts(BaseModel):

@@ -180,6 +180,36 @@ class Batch(BaseModel):
     version: int = 1
 
 
+class BatchView(BaseModel):
+    """A batch as the API answers it."""
+
+    batch_ref: str
+    vendor: str
+    name: str
+    description: str = ""
+    vendor_batch_id: str | None = None
+    expected_jobs: int | None = None
+    closed_at: str | None = None
+    completed_at: str | None = None
+    final_counts: dict[str, int] | None = None
+    published_at: str | None = None
+    created_at: str
+    updated_at: str
+    version: int
+    state: str = Field(description="open (no size yet) | closed (sized) | completed (every job final)")
+
+
+class BatchProgress(BatchView):
+    """GET /batches/{batch_ref}: the batch and its jobs counted by status (from Handoff's table)."""
+
+    jobs: int = Field(description="Jobs in the batch.")
+    final: int = Field(description="Jobs in a final status (COMPLETED, FAILED, CANCELED).")
+    counts: dict[str, int] = Field(description="Jobs by status.")
+    vendor_details: dict[str, Any] | None = Field(
+        default=None, description="With vendor=true: the vendor's own word on the batch, or its error."
+    )
+
+
 class BatchCompleted(BaseModel):
     """The detail of a `Batch Completed` event on the bus (source "handoff"): one per batch."""
 

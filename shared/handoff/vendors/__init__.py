@@ -121,7 +121,7 @@ class NewBatch(BaseModel):
     batch_ref: BatchRef | None = Field(
         default=None, description="Your id for the batch: give one to make the whole bulk safe to send again."
     )
-    vendor: str | None = Field(default=None, description="Default: the jobs' vendor.")
+    vendor: str | None = Field(default=None, min_length=1, max_length=32, description="Default: the jobs' vendor.")
 
 
 class BulkSubmitRequest(BaseModel):
