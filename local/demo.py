@@ -1,11 +1,12 @@
 """make demo: the whole product on the local stack, with the vendors misbehaving.
 
-Submits each vendor's demo jobs (local/sandboxes/: in one bulk POST for a vendor that says so, else
-one by one) over real HTTP to the local API, with the sandboxes' faults on (20% 503s, 5% lost
-answers, 10% of jobs failed by the vendor, where a sandbox has those knobs; every vendor: 10% of
-callbacks dropped, 20% duplicated, reordered). Shows progress while the jobs move, then a table of
-every job and the totals. Exits 1 if any job ends in a wrong state or any vendor holds a reference
-twice.
+Submits each vendor's demo jobs (local/sandboxes/: in one bulk POST for a vendor that says so,
+into a new batch when the vendor gives one, else one by one) over real HTTP to the local API,
+with the sandboxes' faults on (20% 503s, 5% lost answers, 10% of jobs failed by the vendor, where
+a sandbox has those knobs; every vendor: 10% of callbacks dropped, 20% duplicated, reordered).
+Shows progress while the jobs move (and each batch's, from GET /batches/{batch_ref}), then a
+table of every job, the totals, and each batch's `Batch Completed` event. Exits 1 if any job
+ends in a wrong state, any vendor holds a reference twice, or a batch has not exactly one event.
 """
 
 from __future__ import annotations
@@ -36,6 +37,19 @@ def signed_post(url: str, body: Any) -> requests.Response:
     return requests.post(url, data=data, headers=dict(request.headers), timeout=30)
 
 
+def signed_get(url: str) -> requests.Response:
+    request = AWSRequest("GET", url)
+    SigV4Auth(CREDENTIALS, "execute-api", REGION).add_auth(request)
+    return requests.get(url, headers=dict(request.headers), timeout=30)
+
+
+def batch_line(stack: LocalStack, batch_ref: str) -> str:
+    """One line of a batch's progress, as GET /batches/{batch_ref} answers it."""
+    progress = signed_get(f"{stack.api_url}/batches/{batch_ref}").json()
+    counts = "  ".join(f"{s} {n}" for s, n in progress["counts"].items() if n)
+    return f"batch {batch_ref}: {progress['state']}, {progress['final']}/{progress['expected_jobs']} final ({counts})"
+
+
 def jobs_in_table(stack: LocalStack) -> dict[str, dict[str, Any]]:
     from handoff.store import item_to_job
 
@@ -63,12 +77,22 @@ def main() -> int:
             " callbacks 10% dropped, 20% doubled, reordered"
         )
         print()
+        batches: list[str] = []
         for vendor in stack.vendors.values():
             submissions = vendor.demo_jobs()
             if vendor.demo_bulk:
-                bulk = signed_post(f"{stack.api_url}/jobs", {"jobs": submissions})
+                batch = vendor.demo_batch()
+                body: dict[str, Any] = {"jobs": submissions} | ({"batch": batch} if batch else {})
+                bulk = signed_post(f"{stack.api_url}/jobs", body)
                 totals = bulk.json()["totals"]
                 print(f"POST /jobs with {len(submissions)} {vendor.title} jobs -> {bulk.status_code} {totals}")
+                if batch:
+                    made = bulk.json()["batch"]
+                    batches.append(made["batch_ref"])
+                    print(
+                        f"  into batch {made['batch_ref']} ({vendor.title} batch_id {made['vendor_batch_id']}),"
+                        f" closed with {made['expected_jobs']} jobs"
+                    )
                 continue
             for job in submissions:
                 answer = signed_post(f"{stack.api_url}/jobs", job)
@@ -89,16 +113,20 @@ def main() -> int:
             )
             if line != last:
                 print(f"[{time.monotonic() - started:5.1f}s] {line}")
+                for batch_ref in batches:
+                    print(f"         {batch_line(stack, batch_ref)}")
                 last = line
             if len(jobs) == expected and all(j["status"] in TERMINAL for j in jobs.values()):
                 break
             time.sleep(1)
-        return report(stack, jobs_in_table(stack), expected, time.monotonic() - started)
+        return report(stack, jobs_in_table(stack), expected, time.monotonic() - started, batches)
     finally:
         stack.stop()
 
 
-def report(stack: LocalStack, jobs: dict[str, dict[str, Any]], expected: int, elapsed: float) -> int:
+def report(
+    stack: LocalStack, jobs: dict[str, dict[str, Any]], expected: int, elapsed: float, batches: list[str]
+) -> int:
     wrong = []
     print(f"\n{'reference_id':16} {'vendor':9} {'status':10} {'attempts':>8}  result")
     for reference_id, job in sorted(jobs.items()):
@@ -130,13 +158,24 @@ def report(stack: LocalStack, jobs: dict[str, dict[str, Any]], expected: int, el
         f"the reconciler brought {advanced} job(s) up to date"
     )
     time.sleep(2)  # the last status changes reach the bus
+    on_bus = stack.job_events()
     events: dict[str, list[str]] = {}
-    for event in sorted(stack.job_events(), key=lambda e: e["detail"]["version"]):
+    job_changes = [e for e in on_bus if e["detail-type"] == "Job Status Changed"]
+    for event in sorted(job_changes, key=lambda e: e["detail"]["version"]):
         events.setdefault(event["detail"]["reference_id"], []).append(event["detail"]["status"])
-    unmatched = [r for r, j in jobs.items() if events.get(r) != [h["status"] for h in j["history"]]]
+    completed = [e["detail"] for e in on_bus if e["detail-type"] == "Batch Completed"]
+    unmatched: list[str] = []
+    for batch_ref in batches:
+        print(batch_line(stack, batch_ref))
+        mine = [c for c in completed if c["batch_ref"] == batch_ref]
+        for detail in mine:
+            print(f"`Batch Completed` on the bus: {json.dumps(detail)}")
+        if len(mine) != 1:
+            unmatched.append(f"batch {batch_ref}: {len(mine)} Batch Completed events")
+    unmatched += [r for r, j in jobs.items() if events.get(r) != [h["status"] for h in j["history"]]]
     print(
         f"Events: {sum(map(len, events.values()))} `Job Status Changed` on the bus; "
-        f"one per status change for {len(jobs) - len(unmatched)} of {len(jobs)} jobs"
+        f"one per status change for {len(jobs) - len([u for u in unmatched if u in jobs])} of {len(jobs)} jobs"
     )
     missing = expected - len(jobs)
     if wrong or doubled or missing or unmatched or incomplete:
@@ -146,7 +185,10 @@ def report(stack: LocalStack, jobs: dict[str, dict[str, Any]], expected: int, el
             file=sys.stderr,
         )
         return 1
-    print("\nOK: every job in the right state, one vendor job per reference_id, one event per status change.")
+    print(
+        "\nOK: every job in the right state, one vendor job per reference_id, one event per status change,"
+        " one `Batch Completed` per batch."
+    )
     return 0
 
 

@@ -1,5 +1,6 @@
 """EventPublisher (JobsTable stream, ReportBatchItemFailures): one `Job Status Changed` event per
-status change on the bus; a batch whose events could not all be published is retried from the
+status change on the bus, and one `Batch Completed` event per batch whose jobs are all final
+(handoff.batches); a batch whose events could not all be published is retried from the
 first record not published; a record that is not a readable job is set aside in the events
 dead-letter queue (EVENTS_DLQ_URL) and the rest is published. See handoff.events."""
 
@@ -15,12 +16,14 @@ import boto3
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from handoff.batches import Batches
 from handoff.events import EventPublisher
 from handoff.observability import logger, metrics, tracer
 from handoff.settings import ConfigurationError, core_settings
 
 events = boto3.client("events")
 sqs = boto3.client("sqs")
+dynamodb = boto3.client("dynamodb")
 
 
 @lru_cache(maxsize=1)
@@ -36,7 +39,10 @@ def publisher() -> EventPublisher:
         body = {"reason": reason, "record": record}
         sqs.send_message(QueueUrl=dead_letters, MessageBody=json.dumps(body, default=str)[:1_000_000])
 
-    return EventPublisher(events, bus, quarantine=quarantine)
+    published = EventPublisher(events, bus, quarantine=quarantine)
+    if core_settings().batches_table_name:
+        published.batches = Batches.for_stack(dynamodb, published.publish_batch_completed)
+    return published
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -16,6 +16,18 @@ POST /jobs/{reference_id}/retry, or direct invoke {"action": "retry", "reference
 Direct invoke {"action": "preflight", "callback_urls": {vendor: url}} (make preflight): every
            vendor's configuration checked against the vendor with this function's settings, role
            and secrets: {"ok", "checks": [{vendor, name, verdict, detail}]}. No HTTP route.
+
+Batches (handoff.batches), for a vendor that has them:
+POST /batches, or direct invoke {"action": "create_batch", "vendor", "name", ...}:
+           201 created at the vendor; 200 the same request again (same batch_ref); 409 the
+           batch_ref holds another request; 422 invalid or batches_not_supported; 424 the vendor
+           refused it; 503 the vendor could not be reached. Nothing is written unless 200/201.
+POST /batches/{batch_ref}/close, or {"action": "close_batch", "batch_ref", "expected_jobs"?}:
+           200 the batch with its size fixed (and, if every job is final, completed).
+GET /batches/{batch_ref}[?vendor=true], or {"action": "get_batch", "batch_ref", "vendor"?}:
+           200 the batch, its jobs counted by status, and (vendor=true) the vendor's own word on it.
+A job names its batch by "batch_ref"; {"batch": {...}, "jobs": [...]} creates a batch (as
+POST /batches) and submits the jobs into it, which closes it with them.
 """
 
 from __future__ import annotations
@@ -26,13 +38,22 @@ from typing import Annotated, Any
 
 import boto3
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handoff import api, preflight
-from handoff.models import REFERENCE_ID_PATTERN, Job
+from handoff.batches import Batches, BatchRefused, batch_view
+from handoff.models import (
+    BATCH_REF_PATTERN,
+    REFERENCE_ID_PATTERN,
+    Batch,
+    BatchProgress,
+    BatchView,
+    CreateBatchRequest,
+    Job,
+)
 from handoff.observability import for_job, logger, metrics, tracer
 from handoff.store import STORED_BUDGETS, stored_size
 from handoff.submission import (
@@ -42,20 +63,38 @@ from handoff.submission import (
     Outcome,
     Submitter,
 )
-from handoff.vendors import BulkSubmitRequest, SubmitBody, parse_submit_request
+from handoff.vendors import BulkSubmitRequest, SubmitBody, parse_submit_request, vendor
 
 # A whole body (up to 500 jobs): Lambda's limit for a synchronous invocation's payload.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 STATUS_BY_OUTCOME = {Outcome.SUBMITTED: 201, Outcome.QUEUED: 202, Outcome.REPLAYED: 200}
 
+MAX_BATCH_BODY_BYTES = 16 * 1024
+
 dynamodb = boto3.client("dynamodb")
 sqs = boto3.client("sqs")
-app = api.new_resolver({("POST", "/jobs"): api.json_body(MAX_BODY_BYTES, object_only=True)})
+events = boto3.client("events")
+app = api.new_resolver(
+    {
+        ("POST", "/jobs"): api.json_body(MAX_BODY_BYTES, object_only=True),
+        ("POST", "/batches"): api.json_body(MAX_BATCH_BODY_BYTES, object_only=True),
+        ("POST", "/batches/{batch_ref}/close"): api.json_body(MAX_BATCH_BODY_BYTES, object_only=True),
+    }
+)
 
 
 @lru_cache(maxsize=1)
 def submitter() -> Submitter:
     return Submitter.for_stack(dynamodb, sqs)
+
+
+@lru_cache(maxsize=1)
+def batches() -> Batches:
+    from handoff.events import EventPublisher
+    from handoff.settings import core_settings
+
+    bus = EventPublisher(events, core_settings().event_bus_name)  # a close may complete the batch
+    return Batches.for_stack(dynamodb, bus.publish_batch_completed)
 
 
 JOB_OR_BATCH = Job | api.BulkAnswer
@@ -73,7 +112,7 @@ JOB_OR_BATCH = Job | api.BulkAnswer
             "the body is missing, not UTF-8, not JSON (RFC 8259: no NaN or Infinity), or nested deeper than 64 levels"
         ),
         403: api.refusal(api.GATEWAY_403),
-        409: api.refusal("the reference_id holds a different request"),
+        409: api.refusal("the reference_id holds a different request; or its batch is closed (batch_closed)"),
         413: api.refusal(
             "one job's request over 256 KiB as stored (JSON text, as DynamoDB counts it), or the body over 6 MiB"
         ),
@@ -82,7 +121,10 @@ JOB_OR_BATCH = Job | api.BulkAnswer
             "invalid request (details per field), or what the vendor would refuse (its check before any vendor "
             "call); or no job of a batch accepted. Nothing is written"
         ),
-        424: api.refusal("the vendor rejected the job; the job (FAILED) is in `job`"),
+        424: api.refusal(
+            "the vendor rejected the job; the job (FAILED) is in `job`. Or the vendor refused a bulk's new batch"
+        ),
+        503: api.refusal("the vendor could not create a bulk's new batch now; the same request again is safe"),
     },
 )
 def post_job(body: Annotated[SubmitBody, Body()]) -> Response[str]:
@@ -96,6 +138,8 @@ def post_job(body: Annotated[SubmitBody, Body()]) -> Response[str]:
         result = submitter().submit(body)
     except InvalidForVendor as exc:
         return api.error_response(422, "invalid_request", str(exc), exc.details)
+    except BatchRefused as exc:
+        return _batch_refusal(exc)
     except ConflictError as exc:
         return api.error_response(409, "conflict", str(exc), api.conflict_details(exc.existing))
     job = result.job.model_dump(mode="json")
@@ -137,7 +181,7 @@ def retry_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) 
 
 def _submit_bulk(body: BulkSubmitRequest) -> Response[str]:
     rows: list[dict[str, Any]] = [{} for _ in body.jobs]
-    valid = []
+    valid: list[tuple[int, Any]] = []
     for index, raw in enumerate(body.jobs):
         reference_id = (
             raw.get("reference_id") if isinstance(raw, dict) and isinstance(raw.get("reference_id"), str) else None
@@ -154,6 +198,12 @@ def _submit_bulk(body: BulkSubmitRequest) -> Response[str]:
             rows[index].update(outcome="invalid", error=_error("request_too_large", too_large))
             continue
         valid.append((index, request))
+    batch: Batch | None = None
+    if body.batch is not None and valid:
+        try:
+            batch, valid = _into_new_batch(body.batch, valid, rows)
+        except BatchRefused as exc:
+            return _batch_refusal(exc)
     results = submitter().submit_many([request for _, request in valid]) if valid else []
     for (index, _), result in zip(valid, results, strict=True):
         if isinstance(result, ConflictError):
@@ -162,17 +212,144 @@ def _submit_bulk(body: BulkSubmitRequest) -> Response[str]:
             )
         elif isinstance(result, InvalidForVendor):
             rows[index].update(outcome="invalid", error=_error("invalid_request", str(result), result.details))
+        elif isinstance(result, BatchRefused):
+            outcome = "conflict" if result.status == 409 else "invalid"
+            rows[index].update(outcome=outcome, error=_error(result.code, result.message, result.details))
         else:
             rows[index].update(outcome=result.outcome.value, status=result.job.status.value)
     totals = Counter(str(row["outcome"]) for row in rows)
     summary = {k: totals.get(k, 0) for k in ("queued", "replayed", "conflict", "invalid")}
     logger.info("bulk submission", extra=summary)
+    extra: dict[str, Any] = {}
+    if batch is not None and (summary["queued"] or summary["replayed"]):
+        try:  # the batch holds these jobs and no others: closed with them
+            batch = batches().close(batch.batch_ref, summary["queued"] + summary["replayed"])
+        except BatchRefused as exc:
+            logger.warning(
+                "the bulk's batch could not be closed", extra={"batch_ref": batch.batch_ref, "code": exc.code}
+            )
+    if batch is not None:
+        extra["batch"] = batch_view(batch)
     if not summary["queued"] and not summary["replayed"]:
         details = [{"index": r["index"], "reference_id": r["reference_id"], **r["error"]} for r in rows]
         return api.error_response(
-            422, "invalid_request", "no job in the batch was accepted", details, jobs=rows, totals=summary
+            422, "invalid_request", "no job in the batch was accepted", details, jobs=rows, totals=summary, **extra
         )
-    return api.json_response(202 if summary["queued"] else 200, {"jobs": rows, "totals": summary})
+    return api.json_response(202 if summary["queued"] else 200, {"jobs": rows, "totals": summary, **extra})
+
+
+def _into_new_batch(
+    spec: Any, valid: list[tuple[int, Any]], rows: list[dict[str, Any]]
+) -> tuple[Batch, list[tuple[int, Any]]]:
+    """Create the bulk's batch (as POST /batches: idempotent on its batch_ref) and put each valid
+    job in it; a job of another vendor, or naming another batch, is an invalid row."""
+    vendors = sorted({request.vendor for _, request in valid})
+    name = spec.vendor or vendors[0]
+    request = CreateBatchRequest(vendor=name, name=spec.name, description=spec.description, batch_ref=spec.batch_ref)
+    _, batch = batches().create(request)
+    capability = vendor(name).batches
+    if capability is None or batch.vendor_batch_id is None:  # create answers neither
+        raise BatchRefused(503, "try_again", "the batch is not ready; send the request again")
+    members: list[tuple[int, Any]] = []
+    for index, job in valid:
+        if job.vendor != batch.vendor or getattr(job, "batch_ref", None) not in (None, batch.batch_ref):
+            message = "the bulk's batch is a batch of another vendor" if job.vendor != batch.vendor else ""
+            details = [{"field": "batch_ref", "message": message or "names another batch than the bulk's"}]
+            rows[index].update(outcome="invalid", error=_error("batch_mismatch", "not for the bulk's batch", details))
+            continue
+        members.append((index, capability.assign(job, batch.batch_ref, batch.vendor_batch_id)))
+    return batch, members
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+
+def _batch_refusal(exc: BatchRefused) -> Response[str]:
+    return api.error_response(exc.status, exc.code, exc.message, exc.details)
+
+
+@app.post(
+    "/batches",
+    summary="Create a batch at a vendor that has batches",
+    security=api.IAM,
+    responses={
+        201: api.answer("the vendor created the batch: Handoff's record with the vendor's batch id", BatchView),
+        200: api.answer("the same request again (same batch_ref): the batch it created", BatchView),
+        400: api.refusal("the body is missing, not UTF-8 or not JSON"),
+        403: api.refusal(api.GATEWAY_403),
+        409: api.refusal("the batch_ref holds a different request"),
+        413: api.refusal("the body is over 16 KiB"),
+        415: api.refusal("not application/json (UTF-8)"),
+        422: api.refusal("invalid request (details per field), or a vendor without batches (batches_not_supported)"),
+        424: api.refusal("the vendor refused the batch (e.g. its name is taken in the project)"),
+        503: api.refusal("the vendor could not be reached; the same request again is safe"),
+    },
+)
+def post_batch(body: Annotated[CreateBatchRequest, Body()]) -> Response[str]:
+    try:
+        created, batch = batches().create(body)
+    except BatchRefused as exc:
+        return _batch_refusal(exc)
+    return api.json_response(201 if created else 200, batch_view(batch))
+
+
+class CloseBatchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expected_jobs: int | None = Field(
+        default=None, ge=1, le=100_000, description="The batch's size; default: the jobs it holds now."
+    )
+
+
+@app.post(
+    "/batches/<batch_ref>/close",
+    summary="Close a batch: fix how many jobs it holds, so that it can complete",
+    security=api.IAM,
+    responses={
+        200: api.answer("the batch, closed (and completed if every job is final)", BatchView),
+        400: api.refusal("the body is not UTF-8 or not JSON"),
+        403: api.refusal(api.GATEWAY_403),
+        404: api.refusal("no such batch"),
+        409: api.refusal("closed before with another size, not created yet, or holding no job"),
+        413: api.refusal("the body is over 16 KiB"),
+        415: api.refusal("not application/json (UTF-8)"),
+        422: api.refusal("not a valid batch_ref or expected_jobs"),
+    },
+)
+def close_batch(
+    batch_ref: Annotated[str, Path(pattern=BATCH_REF_PATTERN)], body: Annotated[CloseBatchBody | None, Body()] = None
+) -> Response[str]:
+    try:
+        batch = batches().close(batch_ref, body.expected_jobs if body else None)
+    except BatchRefused as exc:
+        return _batch_refusal(exc)
+    return api.json_response(200, batch_view(batch))
+
+
+@app.get(
+    "/batches/<batch_ref>",
+    summary="A batch's progress: its jobs counted by status",
+    security=api.IAM,
+    responses={
+        200: api.answer(
+            "the batch, `jobs`, `final` and `counts` by status; with vendor=true `vendor_details`", BatchProgress
+        ),
+        403: api.refusal(api.GATEWAY_403),
+        404: api.refusal("no such batch"),
+        422: api.refusal("not a valid batch_ref"),
+    },
+)
+def get_batch(
+    batch_ref: Annotated[str, Path(pattern=BATCH_REF_PATTERN)],
+    vendor_details: Annotated[
+        bool, Query(alias="vendor", description="true: also the vendor's own word on the batch")
+    ] = False,
+) -> Response[str]:
+    try:
+        progress = batches().progress(batch_ref, with_vendor=vendor_details)
+    except BatchRefused as exc:
+        return _batch_refusal(exc)
+    return api.json_response(200, progress)
 
 
 def _too_large(request: dict[str, Any]) -> str | None:
@@ -198,6 +375,30 @@ def _error(code: str, message: str, details: list[dict[str, Any]] | None = None)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     if isinstance(event, dict) and not api.is_api_event(event) and event.get("action") == "preflight":
         return preflight.answer(preflight.run(event.get("callback_urls")))
+    direct = isinstance(event, dict) and not api.is_api_event(event)
+    action = event.get("action") if direct else None
+    if action == "create_batch":
+        body = {k: v for k, v in event.items() if k != "action"}
+        return api.handle(app, body, context, method="POST", resource="/batches")
+    if action == "close_batch":
+        ref = str(event.get("batch_ref") or "")
+        body = {k: v for k, v in event.items() if k not in ("action", "batch_ref")}
+        params = {"batch_ref": ref}
+        return api.handle(
+            app, body, context, method="POST", resource="/batches/{batch_ref}/close", path_parameters=params
+        )
+    if action == "get_batch":
+        ref = str(event.get("batch_ref") or "")
+        query = {"vendor": "true"} if event.get("vendor") is True else None
+        return api.handle(
+            app,
+            None,
+            context,
+            method="GET",
+            resource="/batches/{batch_ref}",
+            path_parameters={"batch_ref": ref},
+            query=query,
+        )
     if isinstance(event, dict) and not api.is_api_event(event) and event.get("action") == "retry":
         reference_id = str(event.get("reference_id") or "")
         return api.handle(

@@ -116,6 +116,11 @@ class LocalVendor(ABC):
     def demo_jobs(self) -> list[dict[str, Any]]:
         """The requests `make demo` submits for this vendor."""
 
+    def demo_batch(self) -> dict[str, Any] | None:
+        """The batch a bulk demo puts its jobs in ({"name", "batch_ref"}: the bulk's "batch"), or
+        None. The demo then shows the batch's progress and its `Batch Completed` event."""
+        return None
+
     def expected_status(self, reference_id: str) -> str:
         """The status a demo job must end in, given what the sandbox decided for it."""
         return "COMPLETED"

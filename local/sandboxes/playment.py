@@ -613,6 +613,9 @@ class LocalPlayment(LocalVendor):
         )
         return jobs
 
+    def demo_batch(self) -> dict[str, Any] | None:
+        return {"name": "demo-week-47", "description": "the demo's images and video", "batch_ref": "demo-batch"}
+
     def expected_status(self, reference_id: str) -> str:
         job = self.sandbox.by_reference.get(reference_id)
         return "FAILED" if job is not None and job.status == "failed" else "COMPLETED"

@@ -439,6 +439,7 @@ def handle(
     method: str,
     resource: str,
     path_parameters: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | None = None,
 ) -> Any:
     """Serve an API Gateway event, or a direct invocation as if it were `method resource`.
 
@@ -449,11 +450,13 @@ def handle(
     """
     if is_api_event(event):
         return app.resolve(event, context)
-    response = app.resolve(_direct_event(method, resource, path_parameters or {}, event), context)
+    response = app.resolve(_direct_event(method, resource, path_parameters or {}, event, query), context)
     return json.loads(response["body"]) if response.get("body") else None
 
 
-def _direct_event(method: str, resource: str, params: Mapping[str, str], payload: Any) -> dict[str, Any]:
+def _direct_event(
+    method: str, resource: str, params: Mapping[str, str], payload: Any, query: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     request_id = str(uuid.uuid4())
     encoded = {name: quote(str(value), safe="") for name, value in params.items()}
     path = re.sub(r"\{(\w+)\}", lambda m: encoded.get(m.group(1), m.group(0)), resource)
@@ -463,8 +466,8 @@ def _direct_event(method: str, resource: str, params: Mapping[str, str], payload
         "httpMethod": method,
         "headers": {"Content-Type": "application/json"},
         "multiValueHeaders": {"Content-Type": ["application/json"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
+        "queryStringParameters": dict(query) if query else None,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
         "pathParameters": encoded or None,
         "stageVariables": None,
         "requestContext": {
@@ -475,7 +478,7 @@ def _direct_event(method: str, resource: str, params: Mapping[str, str], payload
             "requestId": request_id,
             "identity": {"sourceIp": "direct-invoke"},
         },
-        "body": json.dumps(payload),
+        "body": json.dumps(payload) if payload is not None else None,
         "isBase64Encoded": False,
     }
 
@@ -528,6 +531,9 @@ class BulkRow(BaseModel):
 class BulkAnswer(BaseModel):
     jobs: list[BulkRow]
     totals: dict[str, int] = Field(description="queued, replayed, conflict, invalid")
+    batch: dict[str, Any] | None = Field(
+        default=None, description='the batch the bulk created ({"batch": ...} in the request), closed with its jobs'
+    )
 
 
 class CallbackCounts(BaseModel):

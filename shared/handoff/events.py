@@ -10,6 +10,11 @@ entries are sent again, and those still refused make the batch stop there: the s
 retried from the first record not published, so nothing is lost (events downstream are
 at-least-once; `version` tells a repeat).
 
+Batches (handoff.batches): after a batch of records is published, each job that reached a final
+status and belongs to a batch has its batch looked at; a complete batch gets its one `Batch
+Completed` event. A look that fails (the table, the bus) makes that record and the ones after it
+come again (their job events too: at-least-once), and the batch is looked at again.
+
 A record that cannot be read as a job (an unknown status, an item edited by hand) never blocks
 the stream: it is logged with its reference_id, counted (StreamRecordUnreadable) and handed to
 `quarantine` (the events dead-letter queue), and the rest of the batch is published. Only when
@@ -26,7 +31,8 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from handoff.models import EVENT_SOURCE, STATUS_CHANGED, JobStatus, JobStatusChanged
+from handoff.lifecycle import is_terminal
+from handoff.models import BATCH_COMPLETED, EVENT_SOURCE, STATUS_CHANGED, BatchCompleted, JobStatus, JobStatusChanged
 from handoff.observability import count, logger
 
 PUT_EVENTS_LIMIT = 10
@@ -56,6 +62,7 @@ def status_change(record: Mapping[str, Any]) -> JobStatusChanged | None:
         previous_status=JobStatus(old["status"]) if old.get("status") else None,
         vendor_job_id=new.get("vendor_job_id"),
         result_ref=new.get("result_ref"),
+        batch_ref=new.get("batch_ref"),
         at=str(new.get("updated_at", "")),
         version=int(new.get("version", 0)),
     )
@@ -75,7 +82,7 @@ def _report_removal(record: Mapping[str, Any]) -> None:
 
 
 def _plain(image: Mapping[str, Any] | None) -> dict[str, Any]:
-    wanted = ("reference_id", "vendor", "status", "vendor_job_id", "result_ref", "updated_at", "version")
+    wanted = ("reference_id", "vendor", "status", "vendor_job_id", "result_ref", "batch_ref", "updated_at", "version")
     return {k: _deserializer.deserialize(image[k]) for k in wanted if image and k in image}
 
 
@@ -97,6 +104,7 @@ def _reference_id(record: Mapping[str, Any]) -> str | None:
 class Pending:
     record_id: str  # the stream record's sequence number
     entry: dict[str, Any]
+    change: JobStatusChanged | None = None
 
 
 class EventPublisher:
@@ -106,11 +114,29 @@ class EventPublisher:
         bus_name: str,
         sleep: Callable[[float], None] = time.sleep,
         quarantine: Callable[[Mapping[str, Any], str], None] | None = None,
+        batches: Any = None,
     ) -> None:
         self.client = client
         self.bus_name = bus_name
         self.sleep = sleep
         self.quarantine = quarantine  # (record, reason) -> kept for people (the events DLQ)
+        # a handoff.batches.Batches (publishing through publish_batch_completed), or None
+        self.batches = batches
+
+    def publish_batch_completed(self, event: BatchCompleted) -> None:
+        """Put one `Batch Completed` event on the bus (raises when the bus refuses it)."""
+        entry = {
+            "Source": EVENT_SOURCE,
+            "DetailType": BATCH_COMPLETED,
+            "Detail": json.dumps(event.model_dump(mode="json")),
+            "EventBusName": self.bus_name,
+            "Resources": [],
+        }
+        response = self.client.put_events(Entries=[entry])
+        if response.get("FailedEntryCount"):
+            codes = sorted({str(r.get("ErrorCode")) for r in response.get("Entries", []) if r.get("ErrorCode")})
+            raise RuntimeError(f"PutEvents refused the Batch Completed event: {codes}")
+        logger.info("batch completed", extra={"batch_ref": event.batch_ref, "counts": event.counts})
 
     def publish(self, records: Iterable[Mapping[str, Any]]) -> list[str]:
         """Publish one event per status change, in stream order. Returns the sequence numbers
@@ -125,7 +151,7 @@ class EventPublisher:
                     unquarantined.append(_sequence(record))
                 continue
             if change is not None:
-                pending.append(Pending(_sequence(record), self._entry(change)))
+                pending.append(Pending(_sequence(record), self._entry(change), change))
             elif record.get("eventName") == "REMOVE":
                 _report_removal(record)
         if unquarantined:
@@ -143,7 +169,27 @@ class EventPublisher:
                     extra={"reference_ids": [json.loads(p.entry["Detail"])["reference_id"] for p in refused][:10]},
                 )
                 return [p.record_id for p in pending[first:]] + unquarantined
+        for index, done in enumerate(pending):
+            if not self._batch_done(done):
+                return [p.record_id for p in pending[index:]] + unquarantined
         return unquarantined
+
+    def _batch_done(self, pending: Pending) -> bool:
+        """Look at the batch of a job that reached a final status (False: the look failed)."""
+        change = pending.change
+        if self.batches is None or change is None or not change.batch_ref or not is_terminal(change.status):
+            return True
+        try:
+            self.batches.check_completion(
+                change.batch_ref, {change.reference_id: change.status}, claimant=f"stream:{pending.record_id}"
+            )
+        except Exception:
+            logger.exception(
+                "could not look at the job's batch; the stream will retry it",
+                extra={"reference_id": change.reference_id, "batch_ref": change.batch_ref},
+            )
+            return False
+        return True
 
     def _isolate(self, record: Mapping[str, Any], reason: str) -> bool:
         """Set an unreadable record aside; False when it could not be (then it is retried)."""

@@ -22,6 +22,19 @@ ReferenceId = Annotated[
 ]
 
 
+BATCH_REF_PATTERN = REFERENCE_ID_PATTERN
+
+BatchRef = Annotated[
+    str,
+    Field(
+        pattern=BATCH_REF_PATTERN,
+        description="Handoff's id for a batch: unique across the stack, 1-128 characters of letters, "
+        "digits and . _ : - (given by the caller, or made up by Handoff when none is given).",
+        examples=["order-1042"],
+    ),
+]
+
+
 class JobStatus(StrEnum):
     QUEUED = "QUEUED"
     SUBMITTED = "SUBMITTED"
@@ -92,6 +105,7 @@ class Job(BaseModel):
     last_error: JobError | None = None
     result: Any = None
     result_ref: str | None = None
+    batch_ref: str | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
     created_at: str
     updated_at: str
@@ -113,5 +127,96 @@ class JobStatusChanged(BaseModel):
     previous_status: JobStatus | None = Field(description="None when the job was just created (QUEUED).")
     vendor_job_id: str | None = None
     result_ref: str | None = None
+    batch_ref: str | None = Field(default=None, description="The Handoff batch the job belongs to, if any.")
     at: str = Field(description="When the status changed (the job's updated_at), ISO-8601 UTC.")
     version: int = Field(description="The job item's version after the change: increases with every write.")
+
+
+# --- Batches -------------------------------------------------------------------------------------
+
+BATCH_COMPLETED = "Batch Completed"
+
+
+class CreateBatchRequest(BaseModel):
+    """POST /batches: a batch at a vendor that has them, tracked by Handoff under `batch_ref`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vendor: str = Field(min_length=1, max_length=32, description="A registered vendor that has batches.")
+    name: str = Field(min_length=1, max_length=255, description="The vendor's batch name (unique per project).")
+    description: str = Field(default="", max_length=2000)
+    batch_ref: BatchRef | None = Field(
+        default=None, description="Your id for the batch; the same request again answers the same batch."
+    )
+    expected_jobs: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="How many jobs the batch will hold. Set here or by closing it: until then the batch is "
+        "open and never completes.",
+    )
+
+
+class Batch(BaseModel):
+    """A batch as Handoff keeps it (BatchesTable, key batch_ref)."""
+
+    batch_ref: str
+    vendor: str
+    name: str
+    description: str = ""
+    vendor_batch_id: str | None = Field(default=None, description="The vendor's own id of the batch.")
+    request_hash: str
+    expected_jobs: int | None = Field(
+        default=None, description="Set when the batch is closed: it completes when this many jobs are final."
+    )
+    closed_at: str | None = None
+    completed_at: str | None = Field(default=None, description="When every job had reached a final status.")
+    final_counts: dict[str, int] | None = Field(default=None, description="Jobs by final status, at completion.")
+    published_at: str | None = Field(default=None, description="When its `Batch Completed` event was published.")
+    claimant: str | None = None
+    publishing_until: float | None = None
+    created_at: str
+    updated_at: str
+    version: int = 1
+
+
+class BatchView(BaseModel):
+    """A batch as the API answers it."""
+
+    batch_ref: str
+    vendor: str
+    name: str
+    description: str = ""
+    vendor_batch_id: str | None = None
+    expected_jobs: int | None = None
+    closed_at: str | None = None
+    completed_at: str | None = None
+    final_counts: dict[str, int] | None = None
+    published_at: str | None = None
+    created_at: str
+    updated_at: str
+    version: int
+    state: str = Field(description="open (no size yet) | closed (sized) | completed (every job final)")
+
+
+class BatchProgress(BatchView):
+    """GET /batches/{batch_ref}: the batch and its jobs counted by status (from Handoff's table)."""
+
+    jobs: int = Field(description="Jobs in the batch.")
+    final: int = Field(description="Jobs in a final status (COMPLETED, FAILED, CANCELED).")
+    counts: dict[str, int] = Field(description="Jobs by status.")
+    vendor_details: dict[str, Any] | None = Field(
+        default=None, description="With vendor=true: the vendor's own word on the batch, or its error."
+    )
+
+
+class BatchCompleted(BaseModel):
+    """The detail of a `Batch Completed` event on the bus (source "handoff"): one per batch."""
+
+    batch_ref: str
+    vendor: str
+    vendor_batch_id: str | None
+    name: str
+    jobs: int = Field(description="How many jobs the batch held.")
+    counts: dict[str, int] = Field(description="Jobs by final status (COMPLETED, FAILED, CANCELED).")
+    completed_at: str

@@ -6,6 +6,7 @@ could drift (tests/unit/test_store_contract.py for the JobStore).
 
     port             on AWS                                 in tests (tests/fakes/)
     JobStore         store.DynamoJobStore (JobsTable)       store.FakeJobStore
+    BatchStore       store.DynamoBatchStore (BatchesTable)  store.FakeBatchStore
     RetryQueue       queue.SubmissionQueue                  queues.FakeRetryQueue
     RateLimiter      pacing.SharedRateLimiter               pacing.Unlimited, queues.FakeRateLimiter
     ResultsArchive   archive.Archive (ResultsBucket)        archive.FakeArchive
@@ -21,8 +22,8 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from handoff.lifecycle import Transition
-from handoff.models import Job, JobError, JobStatus
-from handoff.store import ClaimOutcome, CreateOutcome, StaleJob, TransitionOutcome
+from handoff.models import Batch, Job, JobError, JobStatus
+from handoff.store import BatchWrite, ClaimOutcome, CreateOutcome, StaleJob, TransitionOutcome
 
 
 class JobStore(Protocol):
@@ -96,6 +97,32 @@ class JobStore(Protocol):
         """The reconciler looked and found nothing new: updated_at and checked_at move, if the
         status is still `status` (False: it is not)."""
         ...
+
+    def batch_jobs(self, batch_ref: str) -> dict[str, JobStatus]:
+        """Every job of a batch and its status, from an index (eventually consistent)."""
+        ...
+
+
+class BatchStore(Protocol):
+    """Every read and write of a batch record; each write one conditional write."""
+
+    def create(self, batch: Batch) -> BatchWrite: ...
+
+    def get(self, batch_ref: str) -> Batch | None: ...
+
+    def record_vendor_batch(self, batch_ref: str, vendor_batch_id: str) -> BatchWrite: ...
+
+    def forget(self, batch_ref: str) -> None: ...
+
+    def close(self, batch_ref: str, expected_jobs: int) -> BatchWrite: ...
+
+    def claim_completion(
+        self, batch_ref: str, counts: dict[str, int], claimant: str, lease_until: float
+    ) -> BatchWrite: ...
+
+    def take_publication(self, batch_ref: str, claimant: str, now: float, lease_until: float) -> BatchWrite: ...
+
+    def mark_published(self, batch_ref: str) -> BatchWrite: ...
 
 
 class RetryQueue(Protocol):

@@ -26,6 +26,7 @@ class CoreSettings(BaseModel):
     vendor_read_timeout: float = Field(default=10.0, gt=0)
     results_bucket: str = ""
     event_bus_name: str = ""
+    batches_table_name: str = ""
 
 
 class SubmissionSettings(BaseModel):
@@ -138,6 +139,7 @@ CORE_ENV = {
     "vendor_read_timeout": "VENDOR_READ_TIMEOUT_SECONDS",
     "results_bucket": "RESULTS_BUCKET_NAME",
     "event_bus_name": "EVENT_BUS_NAME",
+    "batches_table_name": "BATCHES_TABLE_NAME",
 }
 
 SUBMISSION_ENV = {

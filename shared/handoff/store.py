@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from handoff.itemsize import item_size
 from handoff.lifecycle import Transition
-from handoff.models import HistoryEntry, Job, JobError, JobStatus
+from handoff.models import Batch, HistoryEntry, Job, JobError, JobStatus
 
 # The history keeps the latest entries; older ones are dropped after a transition pushes past it.
 HISTORY_LIMIT = 50
@@ -149,6 +149,9 @@ class StaleJob:
     status: JobStatus
     updated_at: str
     vendor: str = ""
+
+
+BATCH_INDEX = "batch_ref-index"
 
 
 class DynamoJobStore:
@@ -346,6 +349,11 @@ class DynamoJobStore:
         new, _ = self._update(reference_id, update)
         return new is not None
 
+    def batch_jobs(self, batch_ref: str) -> dict[str, JobStatus]:
+        """Every job of a batch and its status (batch_ref-index: a Query, every page). The index is
+        eventually consistent: a write of the last second may not be in it yet."""
+        return {i["reference_id"]["S"]: JobStatus(i["status"]["S"]) for i in self._query_batch(batch_ref)}
+
     def _trim_history(self, reference_id: str, drop: int) -> Job | None:
         # Rare (a job with more than HISTORY_LIMIT status changes): one extra write drops the oldest.
         update = _Update()
@@ -388,6 +396,28 @@ class DynamoJobStore:
         )
         item: dict[str, Any] | None = response.get("Item")
         return item
+
+    def _query_batch(self, batch_ref: str) -> list[dict[str, Any]]:
+        """Every item of batch_ref-index under `batch_ref` (reference_id and status)."""
+        found: list[dict[str, Any]] = []
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": BATCH_INDEX,
+            "KeyConditionExpression": "#batch_ref = :batch_ref",
+            "ExpressionAttributeNames": {
+                "#batch_ref": "batch_ref",
+                "#status": "status",
+                "#reference_id": "reference_id",
+            },
+            "ExpressionAttributeValues": {":batch_ref": {"S": batch_ref}},
+            "ProjectionExpression": "#reference_id, #status",
+        }
+        while True:
+            response = self.client.query(**request)
+            found.extend(response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return found
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def _query(
         self, status: JobStatus, updated_before: str, limit: int, vendor: str | None, other_than: tuple[str, ...]
@@ -513,10 +543,17 @@ class _Update:
 
     # -- on what condition --------------------------------------------------------------------------
 
-    def require_exists(self) -> None:
-        """The item exists (an update never creates one)."""
-        self.conditions.append(f"attribute_exists({self.name('reference_id')})")
-        self.checks.append(("exists", "reference_id"))
+    def require_equal_or_below(self, name: str, value: Any, other: str, bound: float) -> None:
+        """`name` = value, or `other` below `bound` (either may hold)."""
+        first, first_value = self.name(name), self.value(value)
+        second, bound_value = self.name(other), self.value(bound)
+        self.conditions.append(f"({first} = {first_value} OR {second} < {bound_value})")
+        self.checks.append(("equal_or_below", name, self.values[first_value], other, self.values[bound_value]))
+
+    def require_exists(self, key: str = "reference_id") -> None:
+        """The item (or the attribute `key`) exists (an update never creates an item)."""
+        self.conditions.append(f"attribute_exists({self.name(key)})")
+        self.checks.append(("exists", key))
 
     def require_absent(self, name: str) -> None:
         self.conditions.append(f"attribute_not_exists({self.name(name)})")
@@ -562,3 +599,159 @@ class _Update:
 
     def condition(self) -> str:
         return " AND ".join(self.conditions)
+
+
+# --- batches ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchWrite:
+    applied: bool
+    batch: Batch | None  # after the write when applied; as found when not (None: no such batch)
+
+
+def batch_item(batch: Batch) -> dict[str, Any]:
+    return {k: to_dynamo(v) for k, v in batch.model_dump(mode="json", exclude_none=True).items()}
+
+
+def item_to_batch(item: dict[str, Any]) -> Batch:
+    return Batch.model_validate({k: _plain(_deserializer.deserialize(v)) for k, v in item.items()})
+
+
+class DynamoBatchStore:
+    """The BatchStore (handoff.ports) on the BatchesTable (key batch_ref): one conditional write
+    per change, through three requests (`_put`, `_update`, `_delete`) and one read (`_read`)."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    def create(self, batch: Batch) -> BatchWrite:
+        """Write a new batch unless its batch_ref is taken (then: the batch that holds it)."""
+        condition = _Update()
+        condition.require_absent("batch_ref")
+        written, current = self._put(batch_item(batch), condition)
+        if not written:
+            return BatchWrite(False, item_to_batch(current) if current else None)
+        return BatchWrite(True, batch)
+
+    def get(self, batch_ref: str) -> Batch | None:
+        item = self._read(batch_ref)
+        return item_to_batch(item) if item else None
+
+    def record_vendor_batch(self, batch_ref: str, vendor_batch_id: str) -> BatchWrite:
+        """The vendor created the batch: keep its id (once; an id already there stays)."""
+        update = _Update()
+        update.set("vendor_batch_id", vendor_batch_id)
+        update.set("updated_at", utc_now())
+        update.increment("version")
+        update.require_exists("batch_ref")
+        update.require_absent("vendor_batch_id")
+        return self._write(batch_ref, update)
+
+    def forget(self, batch_ref: str) -> None:
+        """Remove a batch the vendor never created (its creation failed): nothing half-written."""
+        condition = _Update()
+        condition.require_absent("vendor_batch_id")
+        self._delete(batch_ref, condition)
+
+    def close(self, batch_ref: str, expected_jobs: int) -> BatchWrite:
+        """Fix the batch's size: it completes when `expected_jobs` jobs are final. Closing again
+        with the same size is applied again; with another size, refused."""
+        update = _Update()
+        update.set("expected_jobs", expected_jobs)
+        update.set_if_absent("closed_at", utc_now())
+        update.set("updated_at", utc_now())
+        update.increment("version")
+        update.require_exists("batch_ref")
+        update.require_absent_or_equal("expected_jobs", expected_jobs)
+        return self._write(batch_ref, update)
+
+    def claim_completion(self, batch_ref: str, counts: dict[str, int], claimant: str, lease_until: float) -> BatchWrite:
+        """Claim the batch's one `Batch Completed` event: applied for exactly one caller, ever.
+        `claimant` holds the publication until `lease_until` (epoch s)."""
+        now = utc_now()
+        update = _Update()
+        update.set("completed_at", now)
+        update.set("final_counts", counts)
+        update.set("claimant", claimant)
+        update.set("publishing_until", round(lease_until, 3))
+        update.set("updated_at", now)
+        update.increment("version")
+        update.require_exists("batch_ref")
+        update.require_absent("completed_at")
+        return self._write(batch_ref, update)
+
+    def take_publication(self, batch_ref: str, claimant: str, now: float, lease_until: float) -> BatchWrite:
+        """Publish a claimed completion that is not published yet: the claimant itself again (its
+        stream record retried after a crash), or anyone once the claimant's lease has run out."""
+        update = _Update()
+        update.set("claimant", claimant)
+        update.set("publishing_until", round(lease_until, 3))
+        update.require_exists("batch_ref")
+        update.require_exists("completed_at")
+        update.require_absent("published_at")
+        update.require_equal_or_below("claimant", claimant, "publishing_until", round(now, 3))
+        return self._write(batch_ref, update)
+
+    def mark_published(self, batch_ref: str) -> BatchWrite:
+        update = _Update()
+        update.set("published_at", utc_now())
+        update.remove("publishing_until")
+        update.require_exists("batch_ref")
+        update.require_absent("published_at")
+        return self._write(batch_ref, update)
+
+    def _write(self, batch_ref: str, update: _Update) -> BatchWrite:
+        new, old = self._update(batch_ref, update)
+        if new is None:
+            return BatchWrite(False, item_to_batch(old) if old else None)
+        return BatchWrite(True, item_to_batch(new))
+
+    # -- the requests ---------------------------------------------------------------------------------
+
+    def _put(self, item: dict[str, Any], condition: _Update) -> tuple[bool, dict[str, Any] | None]:
+        written, current = _conditional(
+            self.client.put_item,
+            TableName=self.table_name,
+            Item=item,
+            ConditionExpression=condition.condition(),
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **condition.placeholders(),
+        )
+        return written is not None, current
+
+    def _update(self, batch_ref: str, update: _Update) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        response, old = _conditional(
+            self.client.update_item,
+            TableName=self.table_name,
+            Key={"batch_ref": {"S": batch_ref}},
+            UpdateExpression=update.expression(),
+            ConditionExpression=update.condition(),
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **update.placeholders(),
+        )
+        return (response["Attributes"], None) if response is not None else (None, old)
+
+    def _delete(self, batch_ref: str, condition: _Update) -> None:
+        _conditional(
+            self.client.delete_item,
+            TableName=self.table_name,
+            Key={"batch_ref": {"S": batch_ref}},
+            ConditionExpression=condition.condition(),
+            **condition.placeholders(),
+        )
+
+    def _read(self, batch_ref: str) -> dict[str, Any] | None:
+        response = self.client.get_item(
+            TableName=self.table_name, Key={"batch_ref": {"S": batch_ref}}, ConsistentRead=True
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item

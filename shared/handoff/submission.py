@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from handoff.backoff import Backoff
+from handoff.batches import Batches, BatchRefused
 from handoff.lifecycle import GIVE_UP, RESUBMIT, transition_to
 from handoff.models import HistoryEntry, Job, JobError, JobStatus, SubmissionMessage, request_hash
 from handoff.observability import count, for_job, logger
@@ -119,6 +120,7 @@ class Submitter:
         inline_max_wait: float = 1.0,
         lease_seconds: int = 180,
         sleep: Callable[[float], None] = time.sleep,
+        batches: Batches | None = None,
     ) -> None:
         self.store = store
         self.clients = clients  # vendor name -> VendorClient, e.g. handoff.vendors.client_for
@@ -128,6 +130,7 @@ class Submitter:
         self.inline_max_wait = inline_max_wait
         self.lease_seconds = lease_seconds
         self.sleep = sleep
+        self.batches = batches  # jobs that name a batch_ref go into that batch
 
     @classmethod
     def for_stack(cls, dynamodb: Any, sqs: Any) -> Submitter:
@@ -138,20 +141,23 @@ class Submitter:
         from handoff.vendors import client_for
 
         settings = submission_settings()
+        core = core_settings()
         return cls(
-            DynamoJobStore(core_settings().jobs_table_name, dynamodb),
+            DynamoJobStore(core.jobs_table_name, dynamodb),
             client_for,
             SubmissionQueue(settings.queue_url, sqs),
             SharedRateLimiter(settings.rate_limit_table, dynamodb, settings.rate_per_vendor),
             Backoff(settings.retry_base_seconds, max(settings.retry_cap_seconds, settings.retry_base_seconds)),
             inline_max_wait=settings.inline_max_wait_seconds,
             lease_seconds=settings.lease_seconds,
+            batches=Batches.for_stack(dynamodb) if core.batches_table_name else None,
         )
 
     # -- SubmitJob ----------------------------------------------------------------------------------
 
     def submit(self, request: SubmitRequest) -> SubmitResult:
-        """Raises InvalidForVendor (nothing written) and ConflictError."""
+        """Raises InvalidForVendor, BatchRefused (nothing written) and ConflictError."""
+        request = self.into_batch(request, {})
         self._check(request)
         created = self._record(request)
         if not created.created:
@@ -161,7 +167,20 @@ class Submitter:
             self._enqueue(result.job, result.retry_in or 0)
         return result
 
-    def submit_many(self, requests: list[SubmitRequest]) -> list[SubmitResult | ConflictError | InvalidForVendor]:
+    def into_batch(self, request: SubmitRequest, known: dict[str, Any]) -> SubmitRequest:
+        """The request as it goes into the batch it names (batch_ref), or as it is. Raises
+        BatchRefused (unknown, another vendor's, or closed batch)."""
+        if getattr(request, "batch_ref", None) is None:
+            return request
+        if self.batches is None:
+            raise BatchRefused(422, "batches_not_supported", "this stack keeps no batches")
+        assigned = self.batches.assign(request, known)
+        self.batches.admits(assigned, known)
+        return assigned
+
+    def submit_many(
+        self, requests: list[SubmitRequest]
+    ) -> list[SubmitResult | ConflictError | InvalidForVendor | BatchRefused]:
         """Record every job QUEUED (in parallel), then enqueue the new ones in batches of ten.
 
         A reference_id given twice in one call is decided by its first entry, every time: only
@@ -172,28 +191,42 @@ class Submitter:
         for index, request in enumerate(requests):
             first.setdefault(request.reference_id, index)
         leaders = sorted(set(first.values()))
-
-        def check_and_record(index: int) -> CreateOutcome | InvalidForVendor:
+        known: dict[str, Any] = {}  # the batches named, read once
+        assigned: dict[int, SubmitRequest | BatchRefused] = {}
+        for index in leaders:
             try:
-                self._check(requests[index])
+                assigned[index] = self.into_batch(requests[index], known)
+            except BatchRefused as exc:
+                assigned[index] = exc
+
+        def check_and_record(index: int) -> CreateOutcome | InvalidForVendor | BatchRefused:
+            request = assigned[index]
+            if isinstance(request, BatchRefused):
+                return request
+            try:
+                self._check(request)
             except InvalidForVendor as exc:
                 return exc
-            return self._record(requests[index])
+            return self._record(request)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             created = dict(zip(leaders, pool.map(check_and_record, leaders), strict=True))
-        results: list[SubmitResult | ConflictError | InvalidForVendor] = []
+        results: list[SubmitResult | ConflictError | InvalidForVendor | BatchRefused] = []
         for index, request in enumerate(requests):
             leader = first[request.reference_id]
             outcome = created[leader]
-            if isinstance(outcome, InvalidForVendor):
+            if isinstance(outcome, InvalidForVendor | BatchRefused):
                 results.append(outcome)
                 continue
             try:
                 if index == leader and outcome.created:
                     results.append(SubmitResult(Outcome.QUEUED, outcome.job))
                 else:
-                    results.append(_replay(outcome.job, request))
+                    # a later entry goes into the batch it names, as its leader did, before comparing
+                    leading = assigned[index] if index == leader else None
+                    later = leading if leading is not None and not isinstance(leading, BatchRefused) else None
+                    later = later or self.into_batch_quietly(request, known)
+                    results.append(_replay(outcome.job, later))
             except ConflictError as exc:
                 results.append(exc)
         new = [r.job.reference_id for r in results if isinstance(r, SubmitResult) and r.outcome is Outcome.QUEUED]
@@ -206,6 +239,15 @@ class Submitter:
         for ref in unsent:
             count("SubmissionEnqueueFailed", vendor_of[ref])
         return results
+
+    def into_batch_quietly(self, request: SubmitRequest, known: dict[str, Any]) -> SubmitRequest:
+        """into_batch for a request compared with a job already written: as it is when refused."""
+        if getattr(request, "batch_ref", None) is None or self.batches is None:
+            return request
+        try:
+            return self.batches.assign(request, known)
+        except BatchRefused:
+            return request
 
     def _check(self, request: SubmitRequest) -> None:
         """Raise InvalidForVendor for what the vendor would refuse, before anything is written."""
@@ -493,6 +535,7 @@ def _new_job(request: SubmitRequest, detail: str | None = None) -> Job:
     return Job(
         reference_id=request.reference_id,
         vendor=request.vendor,
+        batch_ref=getattr(request, "batch_ref", None),
         status=JobStatus.QUEUED,
         request=request.model_dump(mode="json"),
         request_hash=request_hash(request),

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from handoff.itemsize import MAX_ITEM_BYTES, item_size
 from handoff.models import Job, JobStatus
-from handoff.store import DynamoJobStore, _Update, item_to_job, job_item
+from handoff.store import DynamoBatchStore, DynamoJobStore, _Update, item_to_job, job_item
 
 Item = dict[str, Any]
 
@@ -111,6 +111,59 @@ class FakeJobStore(DynamoJobStore):
             for i in indexed[:limit]
         ]
 
+    def _query_batch(self, batch_ref: str) -> list[Item]:
+        """batch_ref-index: the items that have a batch_ref (a sparse index), keys and status."""
+        with self._lock:
+            self.requests.append("Query")
+            return [
+                {k: copy.deepcopy(i[k]) for k in ("reference_id", "status") if k in i}
+                for i in sorted(self.items.values(), key=lambda i: i["reference_id"]["S"])
+                if _string(i, "batch_ref") == batch_ref
+            ]
+
+
+class FakeBatchStore(DynamoBatchStore):
+    """The BatchStore in memory: the DynamoDB batch store's own writes, answered from a dict."""
+
+    def __init__(self) -> None:
+        super().__init__("fake-batches", client=_NoClient())
+        self.items: dict[str, Item] = {}
+        self.requests: list[str] = []
+        self._lock = threading.Lock()
+
+    def _put(self, item: Item, condition: _Update) -> tuple[bool, Item | None]:
+        with self._lock:
+            self.requests.append("PutItem")
+            key = item["batch_ref"]["S"]
+            found = self.items.get(key)
+            if not _holds(condition.checks, found):
+                return False, copy.deepcopy(found)
+            self.items[key] = copy.deepcopy(item)
+            return True, None
+
+    def _update(self, batch_ref: str, update: _Update) -> tuple[Item | None, Item | None]:
+        with self._lock:
+            self.requests.append("UpdateItem")
+            found = self.items.get(batch_ref)
+            if not _holds(update.checks, found):
+                return None, copy.deepcopy(found)
+            new = copy.deepcopy(found) if found is not None else {"batch_ref": {"S": batch_ref}}
+            for action in update.actions:
+                _apply(action, new)
+            self.items[batch_ref] = new
+            return copy.deepcopy(new), None
+
+    def _delete(self, batch_ref: str, condition: _Update) -> None:
+        with self._lock:
+            self.requests.append("DeleteItem")
+            if _holds(condition.checks, self.items.get(batch_ref)):
+                self.items.pop(batch_ref, None)
+
+    def _read(self, batch_ref: str) -> Item | None:
+        with self._lock:
+            self.requests.append("GetItem")
+            return copy.deepcopy(self.items.get(batch_ref))
+
 
 class _NoClient:
     """The fake never reaches DynamoDB: any request to a client is a mistake in the fake."""
@@ -146,6 +199,11 @@ def _holds(checks: list[tuple[Any, ...]], item: Item | None) -> bool:
             ok = not present or _same(found[name], check[2])
         elif kind == "absent_or_below":
             ok = not present or ("N" in found[name] and Decimal(found[name]["N"]) < Decimal(check[2]["N"]))
+        elif kind == "equal_or_below":
+            other = found.get(check[3])
+            ok = (present and _same(found[name], check[2])) or (
+                other is not None and "N" in other and Decimal(other["N"]) < Decimal(check[4]["N"])
+            )
         else:
             raise AssertionError(f"a condition the fake does not know: {kind}")
         if not ok:

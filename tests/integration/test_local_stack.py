@@ -189,3 +189,63 @@ def test_each_function_sees_only_its_own_variables_as_on_lambda(stack: Stack) ->
     assert "PLAYMENT_PROJECT_ID" in environments["SubmitJobFunction"]
     assert "EVENTS_DLQ_URL" in environments["EventPublisherFunction"]
     assert "EVENTS_DLQ_URL" not in environments["SubmitJobFunction"]
+
+
+def test_a_batch_end_to_end_create_submit_progress_and_its_one_completed_event(stack: Stack) -> None:
+    # given a batch created by POST /batches, idempotent on its batch_ref
+    body = {"vendor": "playment", "name": "it-open-batch", "batch_ref": "it-open"}
+    created, again = stack.call("POST", "/batches", body), stack.call("POST", "/batches", body)
+    assert (created.status_code, again.status_code) == (201, 200), created.text
+    assert created.json()["vendor_batch_id"] == again.json()["vendor_batch_id"]
+    assert created.json()["state"] == "open"
+    # and refused ones that leave nothing behind
+    refused = stack.call("POST", "/batches", {"vendor": "textking", "name": "x", "batch_ref": "it-none"})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "batches_not_supported")
+    assert stack.call("GET", "/batches/it-none").status_code == 404
+    taken = stack.call("POST", "/batches", {**body, "batch_ref": "it-other"})  # the vendor's names are unique
+    assert (taken.status_code, taken.json()["error"]["details"][0]["vendor_code"]) == (424, "BATCH_CREATION")
+
+    # when a bulk asks for a new batch and its jobs go into it (with the vendor's faults on)
+    jobs = [playment_job(n) | {"reference_id": f"it-batch-{n}"} for n in range(5)]
+    bulk = stack.call("POST", "/jobs", {"batch": {"name": "it-bulk-batch", "batch_ref": "it-bulk"}, "jobs": jobs})
+    assert bulk.status_code == 202, bulk.text
+    assert bulk.json()["batch"]["expected_jobs"] == 5  # closed with its jobs
+    progress = stack.call("GET", "/batches/it-bulk").json()
+    assert progress["jobs"] == 5
+    assert progress["state"] in {"closed", "completed"}
+
+    # then every job records its batch, the batch's counts follow them, and Playment holds them in its batch
+    finished = wait_for_terminal(stack, [j["reference_id"] for j in jobs])
+    assert {j["request"]["batch_ref"] for j in finished.values()} == {"it-bulk"}
+    vendor_batch_id = bulk.json()["batch"]["vendor_batch_id"]
+    assert {j["request"]["batch_id"] for j in finished.values()} == {vendor_batch_id}
+    statuses = Counter(j["status"] for j in finished.values())
+    completed = wait_for_batch_completed(stack, "it-bulk")
+    assert len(completed) == 1, completed
+    detail = completed[0]
+    assert (detail["vendor"], detail["vendor_batch_id"], detail["jobs"]) == ("playment", vendor_batch_id, 5)
+    assert {s: n for s, n in detail["counts"].items() if n} == dict(statuses)
+    final = stack.call("GET", "/batches/it-bulk?vendor=true").json()
+    assert final["state"] == "completed"
+    assert final["final"] == 5
+    assert final["published_at"] is not None
+    assert final["vendor_details"]["batch"]["total_jobs"] == 5
+
+
+def wait_for_batch_completed(stack: Stack, batch_ref: str, timeout: float = 30) -> list[dict[str, Any]]:
+    """The `Batch Completed` events of `batch_ref` on the bus, read until it came and a few seconds after."""
+    sqs = stack.aws("sqs")
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    quiet_until = None
+    while time.monotonic() < deadline and (quiet_until is None or time.monotonic() < quiet_until):
+        batch = sqs.receive_message(QueueUrl=stack.urls["events_queue"], MaxNumberOfMessages=10).get("Messages", [])
+        for message in batch:
+            event = json.loads(message["Body"])
+            sqs.delete_message(QueueUrl=stack.urls["events_queue"], ReceiptHandle=message["ReceiptHandle"])
+            if event["detail-type"] == "Batch Completed" and event["detail"]["batch_ref"] == batch_ref:
+                found.append(event["detail"])
+                quiet_until = time.monotonic() + 3  # a second one would come within this
+        if not batch:
+            time.sleep(0.2)
+    return found

@@ -4,7 +4,7 @@ Every operation of the document, with requests generated from it in both modes (
 document allows; negative: what it does not): schemathesis' coverage phase (its deterministic cases at
 and past each constraint, wrong content types and other methods included), then its fuzzing phase
 (EXAMPLES random requests per operation and mode, derandomized); at least 1,000 requests in all. Routes
-under /jobs are SigV4-signed over the final URL and body, as API Gateway's IAM auth needs; the Playment
+under /jobs and /batches are SigV4-signed over the final URL and body, as API Gateway's IAM auth needs; the Playment
 callback mostly carries the real x-playment-key, so generated bodies get past authentication; TEXTKING
 callbacks are generated forms (their signed token cannot be valid: 400/401 is the expected answer).
 
@@ -307,7 +307,7 @@ class Run:
         headers: dict[str, str] = {}
         if path == "/callbacks/playment" and use_real_key:
             headers["x-playment-key"] = self.playment_key  # else: whatever was generated (or nothing)
-        auth = SigV4() if path.startswith("/jobs") else None
+        auth = SigV4() if path.startswith(("/jobs", "/batches")) else None
 
         other_method = method != case.operation.method.upper()
 

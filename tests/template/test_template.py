@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -68,21 +69,30 @@ def test_function_has_sample_events_matching_its_routes(name: str) -> None:
 def test_direct_invoke_samples_are_valid_submit_requests() -> None:
     from pydantic import TypeAdapter
 
+    from handoff.models import CreateBatchRequest
     from handoff.vendors import BulkSubmitRequest, SubmitBody, parse_submit_request
 
     body: TypeAdapter[Any] = TypeAdapter(SubmitBody)
-    samples = [json.loads(p.read_text()) for p in (ROOT / "events" / "submit_job").glob("direct_invoke*.json")]
+    folder = ROOT / "events" / "submit_job"
+    samples = [json.loads(p.read_text()) for p in folder.glob("direct_invoke*.json")]
     samples += [
-        json.loads(event["body"])
-        for event in (json.loads(p.read_text()) for p in (ROOT / "events" / "submit_job").glob("api_post*.json"))
+        {"action": {"/jobs": "submit", "/batches": "create_batch"}.get(event["resource"], "other")}
+        | json.loads(event["body"])
+        for event in (json.loads(p.read_text()) for p in folder.glob("api_post*.json"))
         if event["body"]
     ]
+    checked: Counter[str] = Counter()
     for sample in samples:
-        if sample.get("action") in ("retry", "preflight"):  # actions, not submissions
-            continue
-        parsed = body.validate_python(sample)
-        for job in parsed.jobs if isinstance(parsed, BulkSubmitRequest) else []:
-            parse_submit_request(job)
+        action = sample.pop("action", "submit")
+        checked[action] += 1
+        if action == "create_batch":
+            CreateBatchRequest.model_validate(sample)
+        elif action == "submit":
+            parsed = body.validate_python(sample)
+            for job in parsed.jobs if isinstance(parsed, BulkSubmitRequest) else []:
+                parse_submit_request(job)
+    assert checked["submit"] > 5
+    assert checked["create_batch"] == 2
 
 
 def test_routes_under_jobs_require_iam() -> None:
@@ -90,8 +100,8 @@ def test_routes_under_jobs_require_iam() -> None:
     assert api["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
     for props in functions().values():
         for event in props.get("Events", {}).values():
-            if event["Type"] == "Api" and event["Properties"]["Path"].startswith("/jobs"):
-                assert "Auth" not in event["Properties"], "a /jobs route must not override IAM auth"
+            if event["Type"] == "Api" and event["Properties"]["Path"].startswith(("/jobs", "/batches")):
+                assert "Auth" not in event["Properties"], "a /jobs or /batches route must not override IAM auth"
 
 
 @pytest.mark.build

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 from handoff.callbacks import CallbackApplier, CallbackIntake, CallbackRetryQueue
+from handoff.models import BatchRef
 from handoff.settings import callback_retry_settings
 from handoff.vendors.base import Vendor, VendorClient
 
@@ -110,10 +111,27 @@ def parse_submit_request(value: Any) -> Any:
     return _SUBMIT_REQUEST.validate_python(value)
 
 
+class NewBatch(BaseModel):
+    """A batch a bulk submission creates for its jobs (as POST /batches), closed with them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255, description="The vendor's batch name (unique per project).")
+    description: str = Field(default="", max_length=2000)
+    batch_ref: BatchRef | None = Field(
+        default=None, description="Your id for the batch: give one to make the whole bulk safe to send again."
+    )
+    vendor: str | None = Field(default=None, min_length=1, max_length=32, description="Default: the jobs' vendor.")
+
+
 class BulkSubmitRequest(BaseModel):
     """Many jobs in one call. Each job is validated on its own: one invalid job does not reject the rest."""
 
     model_config = ConfigDict(extra="forbid")
+
+    batch: NewBatch | None = Field(
+        default=None, description="Create this batch and put every job in it (a vendor that has batches)."
+    )
 
     jobs: list[Any] = Field(
         min_length=1,

@@ -232,6 +232,24 @@ class ReplayFrame:
 
 
 @dataclass(frozen=True)
+class BatchCapability:
+    """A vendor's batches (a named group of jobs at the vendor), for the core's batch use case
+    (handoff.batches). A vendor without it answers 422 `batches_not_supported`."""
+
+    # (name, description) -> the vendor's batch id. Raises VendorError (Rejected: the vendor
+    # refuses it, e.g. a name already taken; Transient: try again).
+    create: Callable[[str, str], str]
+    # name -> the vendor's id of its batch of that name, or None (a creation whose answer was lost).
+    find: Callable[[str], str | None]
+    # vendor batch id -> the vendor's own word on the batch (e.g. its counts), or None when unknown.
+    details: Callable[[str], dict[str, Any] | None]
+    # the vendor batch id a submit request already names (None: none).
+    named_in: Callable[[Any], str | None]
+    # (request, batch_ref, vendor batch id) -> the request carrying both, as it is stored and sent.
+    assign: Callable[[Any, str, str], Any]
+
+
+@dataclass(frozen=True)
 class Vendor:
     """A vendor as the registry (handoff.vendors) knows it: everything the core needs, nothing named.
 
@@ -256,3 +274,5 @@ class Vendor:
     # Its preflight checks (handoff.vendors.checks): (PreflightContext) -> [Check], one per thing
     # checked against the vendor (key, project, paths, callback URL ...); nothing billable is created.
     preflight: Callable[[Any], list[Any]] | None = None
+    # Its batches (POST /batches, jobs submitted into one, Batch Completed); None: it has none.
+    batches: BatchCapability | None = None

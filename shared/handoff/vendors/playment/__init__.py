@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handoff.vendors.base import ReplayFrame, Vendor
+from handoff.vendors.base import BatchCapability, ReplayFrame, Vendor
 from handoff.vendors.playment.client import (
     CALLBACK_CONTENT_TYPE,
     MAX_ANNOTATIONS,
@@ -59,6 +59,25 @@ def _replay_headers(secret: dict[str, Any]) -> dict[str, str]:
     return {"x-playment-key": key}
 
 
+def _client() -> PlaymentClient:
+    from handoff.vendors import client_for  # the registry, which imports this package
+
+    client: PlaymentClient = client_for(NAME)  # type: ignore[assignment]
+    return client
+
+
+def _assign(request: PlaymentSubmitRequest, batch_ref: str, batch_id: str) -> PlaymentSubmitRequest:
+    return request.model_copy(update={"batch_ref": batch_ref, "batch_id": batch_id})
+
+
+BATCHES = BatchCapability(
+    create=lambda name, description: _client().create_batch(name, description),
+    find=lambda name: _client().find_batch(name),
+    details=lambda batch_id: _client().batch_details(batch_id),
+    named_in=lambda request: request.batch_id,
+    assign=_assign,
+)
+
 VENDOR = Vendor(
     name=NAME,
     request_model=PlaymentSubmitRequest,
@@ -76,4 +95,5 @@ VENDOR = Vendor(
     callback_security={"type": "apiKey", "in": "header", "name": "x-playment-key"},
     settings=playment_settings,
     preflight=preflight,
+    batches=BATCHES,
 )

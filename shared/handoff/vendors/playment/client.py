@@ -267,6 +267,27 @@ class PlaymentClient:
             raise Transient("ambiguous_response", "Playment answered 2xx without data.batch_id")
         return batch_id
 
+    def project_batches(self, project_id: str | None = None) -> list[dict[str, Any]]:
+        """The project's batches as its details list them (REFERENCE.md §1.2 #5)."""
+        data = self._call("GET", self.settings.project_details_path, project_id=project_id or self.settings.project_id)
+        batches = data.get("batches") if isinstance(data, dict) else None
+        return [b for b in batches if isinstance(b, dict)] if isinstance(batches, list) else []
+
+    def find_batch(self, name: str) -> str | None:
+        """The id of the project's batch named `name` (names are unique per project), or None."""
+        for batch in self.project_batches():
+            if batch.get("name") == name and batch.get("id"):
+                return str(batch["id"])
+        return None
+
+    def batch_details(self, batch_id: str) -> dict[str, Any] | None:
+        """Playment's own word on one batch (its entry in the project details: total_jobs,
+        completed_jobs, status ...), or None when the project lists no such batch."""
+        for batch in self.project_batches():
+            if str(batch.get("id")) == batch_id:
+                return batch
+        return None
+
     def get_job(self, job_id: str, project_id: str | None = None) -> PlaymentJob:
         data = self._call(
             "GET", self.settings.get_job_path, project_id=project_id or self.settings.project_id, job_id=job_id
@@ -324,10 +345,8 @@ class PlaymentClient:
         return data
 
     def default_batch_id(self, project_id: str) -> str | None:
-        data = self._call("GET", self.settings.project_details_path, project_id=project_id)
-        batches = data.get("batches") if isinstance(data, dict) else None
-        for batch in batches if isinstance(batches, list) else []:
-            if isinstance(batch, dict) and batch.get("is_default") and batch.get("id"):
+        for batch in self.project_batches(project_id):
+            if batch.get("is_default") and batch.get("id"):
                 return str(batch["id"])
         return None
 

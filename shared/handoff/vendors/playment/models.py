@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from handoff.models import ReferenceId
+from handoff.models import BatchRef, ReferenceId
 
 # Playment reads public https URLs, s3:// and gs:// URIs (REFERENCE.md §1.3).
 AttachmentUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=r"^(https|s3|gs)://\S+$")]
@@ -122,7 +122,17 @@ class PlaymentSubmitRequest(BaseModel):
     project_id: str | None = Field(
         default=None, min_length=1, max_length=128, description="Defaults to the stack's PlaymentProjectId."
     )
-    batch_id: str | None = Field(default=None, min_length=1, max_length=128)
+    batch_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Playment's batch_id. A batch created through Handoff is better named by `batch_ref`.",
+    )
+    batch_ref: BatchRef | None = Field(
+        default=None,
+        description="A Handoff batch (POST /batches): the job goes into its Playment batch and counts "
+        "toward its progress and its `Batch Completed` event.",
+    )
     # Playment documents 1..10 on one page and 1..9 (FS_00012) on another: 1..9 is valid under both.
     # JSON true is not the number 1, nor "5" the number 5; 5.0 is (JSON Schema's integer).
     priority_weight: int = Field(default=5, ge=1, le=9)
