@@ -12,7 +12,7 @@ import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 from local.sandboxes.server import BackgroundServer
 
@@ -39,6 +39,16 @@ class Faults:
             duplicate_rate=0.2,
             reorder_seconds=0.5,
         )
+
+
+class CreationFaults(TypedDict):
+    """A sandbox's job-creation knobs (SANDBOX_KNOBS in local/sandboxes/server.py)."""
+
+    rate_limit: float
+    error_rate: float
+    timeout_rate: float
+    lost_rate: float
+    stall_seconds: float
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,18 @@ class LocalVendor(ABC):
     def option(self, name: str) -> str:
         """The value of one of its `options` on this stack (its default unless the setup says)."""
         return self.setup.options.get(self.name, {}).get(name, self.options[name][0])
+
+    def creation_faults(self) -> CreationFaults:
+        """The keyword arguments of a sandbox with the job-creation knobs (SANDBOX_KNOBS in
+        local/sandboxes/server.py): its rate limit and the stack's faults."""
+        faults = self.setup.faults
+        return CreationFaults(
+            rate_limit=self.rate_limit,
+            error_rate=faults.error_rate,
+            timeout_rate=faults.timeout_rate,
+            lost_rate=faults.lost_rate,
+            stall_seconds=self.setup.stall_seconds,
+        )
 
     def start(self) -> LocalVendor:
         faults = self.setup.faults

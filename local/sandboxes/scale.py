@@ -420,11 +420,7 @@ class LocalScale(LocalVendor):
         faults = setup.faults
         self.sandbox = ScaleSandbox(
             api_key=self.api_key,
-            rate_limit=self.rate_limit,
-            error_rate=faults.error_rate,
-            timeout_rate=faults.timeout_rate,
-            lost_rate=faults.lost_rate,
-            stall_seconds=setup.stall_seconds,
+            **self.creation_faults(),
         )
         self.sandbox.work_seconds = setup.work_seconds
         self.sandbox.failed_rate = faults.failed_rate

@@ -154,10 +154,11 @@ class StaleJob:
 BATCH_INDEX = "batch_ref-index"
 
 
-class DynamoJobStore:
-    """The JobStore (handoff.ports) on the JobsTable. Each method builds its one conditional write
-    as data (`_Update`: what changes and on what condition) and hands it to one of four requests:
-    `_put`, `_update`, `_read`, `_query`. Only those four speak DynamoDB."""
+class _ConditionalTable:
+    """A DynamoDB table written one conditional request at a time: `_put` and `_update` are the
+    only writes, keyed by `key_name` (a string attribute)."""
+
+    key_name = ""
 
     def __init__(self, table_name: str, client: Any = None) -> None:
         self.table_name = table_name
@@ -168,6 +169,40 @@ class DynamoJobStore:
         if self._client is None:
             self._client = boto3.client("dynamodb")
         return self._client
+
+    def _put(self, item: dict[str, Any], condition: _Update) -> tuple[bool, dict[str, Any] | None]:
+        """One conditional PutItem: (True, None) when written, (False, the item as found) when not."""
+        written, current = _conditional(
+            self.client.put_item,
+            TableName=self.table_name,
+            Item=item,
+            ConditionExpression=condition.condition(),
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **condition.placeholders(),
+        )
+        return written is not None, current
+
+    def _update(self, key: str, update: _Update) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """One conditional UpdateItem: (item after, None) when applied, (None, item as found) when not."""
+        response, old = _conditional(
+            self.client.update_item,
+            TableName=self.table_name,
+            Key={self.key_name: {"S": key}},
+            UpdateExpression=update.expression(),
+            ConditionExpression=update.condition(),
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **update.placeholders(),
+        )
+        return (response["Attributes"], None) if response is not None else (None, old)
+
+
+class DynamoJobStore(_ConditionalTable):
+    """The JobStore (handoff.ports) on the JobsTable. Each method builds its one conditional write
+    as data (`_Update`: what changes and on what condition) and hands it to one of four requests:
+    `_put`, `_update`, `_read`, `_query`. Only those four speak DynamoDB."""
+
+    key_name = "reference_id"
 
     def create(self, job: Job) -> CreateOutcome:
         condition = _Update()
@@ -363,32 +398,6 @@ class DynamoJobStore:
         return item_to_job(new) if new else None
 
     # -- the four requests ---------------------------------------------------------------------------
-
-    def _put(self, item: dict[str, Any], condition: _Update) -> tuple[bool, dict[str, Any] | None]:
-        """One conditional PutItem: (True, None) when written, (False, the item as found) when not."""
-        written, current = _conditional(
-            self.client.put_item,
-            TableName=self.table_name,
-            Item=item,
-            ConditionExpression=condition.condition(),
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            **condition.placeholders(),
-        )
-        return written is not None, current
-
-    def _update(self, reference_id: str, update: _Update) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """One conditional UpdateItem: (item after, None) when applied, (None, item as found) when not."""
-        response, old = _conditional(
-            self.client.update_item,
-            TableName=self.table_name,
-            Key={"reference_id": {"S": reference_id}},
-            UpdateExpression=update.expression(),
-            ConditionExpression=update.condition(),
-            ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            **update.placeholders(),
-        )
-        return (response["Attributes"], None) if response is not None else (None, old)
 
     def _read(self, reference_id: str) -> dict[str, Any] | None:
         response = self.client.get_item(
@@ -618,19 +627,11 @@ def item_to_batch(item: dict[str, Any]) -> Batch:
     return Batch.model_validate({k: _plain(_deserializer.deserialize(v)) for k, v in item.items()})
 
 
-class DynamoBatchStore:
+class DynamoBatchStore(_ConditionalTable):
     """The BatchStore (handoff.ports) on the BatchesTable (key batch_ref): one conditional write
     per change, through three requests (`_put`, `_update`, `_delete`) and one read (`_read`)."""
 
-    def __init__(self, table_name: str, client: Any = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("dynamodb")
-        return self._client
+    key_name = "batch_ref"
 
     def create(self, batch: Batch) -> BatchWrite:
         """Write a new batch unless its batch_ref is taken (then: the batch that holds it)."""
@@ -715,30 +716,6 @@ class DynamoBatchStore:
         return BatchWrite(True, item_to_batch(new))
 
     # -- the requests ---------------------------------------------------------------------------------
-
-    def _put(self, item: dict[str, Any], condition: _Update) -> tuple[bool, dict[str, Any] | None]:
-        written, current = _conditional(
-            self.client.put_item,
-            TableName=self.table_name,
-            Item=item,
-            ConditionExpression=condition.condition(),
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            **condition.placeholders(),
-        )
-        return written is not None, current
-
-    def _update(self, batch_ref: str, update: _Update) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        response, old = _conditional(
-            self.client.update_item,
-            TableName=self.table_name,
-            Key={"batch_ref": {"S": batch_ref}},
-            UpdateExpression=update.expression(),
-            ConditionExpression=update.condition(),
-            ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            **update.placeholders(),
-        )
-        return (response["Attributes"], None) if response is not None else (None, old)
 
     def _delete(self, batch_ref: str, condition: _Update) -> None:
         _conditional(
