@@ -538,19 +538,24 @@ def _text(status: int, reason: str) -> Response:
 
 
 class LocalTextking(LocalVendor):
-    """TEXTKING on the local stack: started projects move on `work_seconds / 2` apart and call
-    back to whatever URLs Handoff registered on each job (so connect() has nothing to do)."""
+    """TEXTKING on the local stack: started projects move on `work_seconds / 2` apart to
+    translation-delivered and call back to whatever URLs Handoff registered on each job (so
+    connect() has nothing to do). Delivered translations wait on the customer: in the demo,
+    the first stays DELIVERED and the others are accepted through the control route, as a
+    customer would in TEXTKING's web app."""
 
     name = "textking"
     title = "TEXTKING"
     secret_logical_id = "TextkingSecret"  # noqa: S105 (a resource name, not a secret)
     prefix = "/v1"
     texts = ("Quarterly report: revenue grew.", "Release notes for version 2.", "Privacy policy, short form.")
+    left_delivered = ("demo-doc-1",)  # the demo leaves these waiting on the customer
 
     def __init__(self, setup: LocalSetup) -> None:
         super().__init__(setup)
         self.token = secrets.token_urlsafe(24)
         self.sandbox = TextkingSandbox(token=self.token, prefix=self.prefix, progress_seconds=setup.work_seconds / 2)
+        self.accepted: set[str] = set()
 
     @property
     def url(self) -> str:
@@ -581,11 +586,38 @@ class LocalTextking(LocalVendor):
             for n, text in enumerate(self.texts, start=1)
         ]
 
+    def expected_status(self, reference_id: str) -> str:
+        return "DELIVERED" if reference_id in self.left_delivered else "COMPLETED"
+
+    def demo_step(self, jobs: Mapping[str, Mapping[str, Any]]) -> None:
+        """The customer accepts each delivered translation but the ones left delivered: a POST
+        to the sandbox's control route, as TEXTKING's web app would be used."""
+        import requests
+
+        assert self.server is not None
+        for reference_id, job in jobs.items():
+            vendor_job_id = job.get("vendor_job_id")
+            if (
+                job.get("vendor") != self.name
+                or job.get("status") != "DELIVERED"
+                or reference_id in self.left_delivered
+                or reference_id in self.accepted
+                or not vendor_job_id
+            ):
+                continue
+            answer = requests.post(f"{self.server.url}/_sandbox/job/{vendor_job_id}/accept", timeout=5)
+            if answer.status_code == 200:
+                self.accepted.add(reference_id)
+
     def demo_complete(self) -> bool:
         return len(self.sandbox.jobs) == len(self.texts)
 
     def summary(self) -> str:
-        return f"{len(self.sandbox.jobs)} jobs for {len(self.texts)} documents"
+        delivered = len(self.texts) - len(self.accepted)
+        return (
+            f"{len(self.sandbox.jobs)} jobs for {len(self.texts)} documents; "
+            f"{len(self.accepted)} accepted by the customer, {delivered} left delivered"
+        )
 
 
 LOCAL_VENDOR = LocalTextking
