@@ -719,6 +719,27 @@ def test_a_misconfiguration_textking_refuses_fails_loudly_at_submit(
     assert body["job"]["status"] == "FAILED"
     assert body["error"]["details"][0]["vendor_code"] == "http_400"
     assert queue_depth("handoff-submissions") == 0
+    # and no orphan: the project created for it is deleted, and the job says so
+    assert textking.projects == {}
+    assert [d.split()[0] for d in textking.deleted] == ["project"]
+    assert "was deleted" in job()["last_error"]["message"]
+
+
+def test_a_refused_job_in_a_callers_project_deletes_only_its_job(
+    textking: TextkingFake, context: LambdaContext
+) -> None:
+    # given the caller's prepared project, and TEXTKING refusing the upload (406) after the job exists
+    project = {"id": "0d9b3a44-1a2b-4c3d-8e9f-001122334455", "name": "theirs", "state": "prepared"}
+    textking.projects[project["id"]] = project
+    textking.fail_next[r"POST /project/[^/]+/job/[^/]+/document/.+"] = 406
+
+    status, _ = submit(context, request(project_id=project["id"]))
+
+    # then the job is FAILED, its TEXTKING job deleted, the caller's project left as it was
+    assert status == 424
+    assert textking.jobs == {}
+    assert list(textking.projects) == [project["id"]]
+    assert [d.split()[0] for d in textking.deleted] == ["job"]
 
 
 # --- 403 is a state conflict only where TEXTKING documents it (issue 21) -----------------------------

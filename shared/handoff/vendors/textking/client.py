@@ -265,14 +265,51 @@ class TextkingClient:
             content = document.text.encode() if document.text is not None else self._read_document(str(document.s3_uri))
         except DocumentUnavailable as exc:
             raise Rejected("document_unavailable", str(exc)) from exc
+        try:
+            return self._submit(request, checkpoint, content)
+        except Rejected as exc:
+            raise self._without_orphans(exc, checkpoint) from exc
+
+    def _without_orphans(self, exc: Rejected, checkpoint: Checkpoint) -> Rejected:
+        """A submission TEXTKING refused for good leaves nothing behind: the project Handoff
+        created for it is deleted (DELETE /project: prepared only, 204), or, in a caller's
+        project, the job. Said in the job's last_error (and so its history); a deletion that
+        fails is logged and said there too (gone once the project is deleted by hand)."""
+        refs = checkpoint.refs
+        project_id, job_id = refs.get("project_id"), refs.get("job_id")
+        if not project_id or exc.code == "project_not_prepared":
+            return exc
+        if refs.get("project_name"):
+            target, what = f"/project/{_seg(project_id)}", f"project {project_id}"
+        elif job_id:
+            target, what = f"/project/{_seg(project_id)}/job/{_seg(job_id)}", f"job {job_id}"
+        else:
+            return exc
+        if self._delete_quietly(target):
+            checkpoint.record(project_id="", job_id="", project_name="", job_requested="")
+            note = f"; the TEXTKING {what} it created was deleted"
+        else:
+            logger.error("an orphan is left at TEXTKING", extra={"what": what})
+            count("TextkingOrphanLeft", NAME)
+            note = f"; the TEXTKING {what} it created could NOT be deleted: delete it by hand"
+        return Rejected(
+            exc.code,
+            exc.message + note,
+            http_status=exc.http_status,
+            details=exc.details,
+            auth_failure=exc.auth_failure,
+        )
+
+    def _submit(self, request: TextkingSubmitRequest, checkpoint: Checkpoint, content: bytes) -> Acceptance:
+        document = request.document
         refs = dict(checkpoint.refs)
-        resumed = bool(refs)  # an earlier attempt sent something: read TEXTKING before acting
+        resumed = any(refs.values())  # an earlier attempt sent something: read TEXTKING before acting
         order = request.order if request.order is not None else self.settings.ordering_enabled
         checkpoint.check_start()  # the first TEXTKING request must start inside its rate slot
         project_id = refs.get("project_id") or request.project_id
-        if project_id is None and refs.get("project_name"):
+        if not project_id and refs.get("project_name"):
             project_id = self.find_project(refs["project_name"])  # its creation's answer was lost
-        if project_id is None:
+        if not project_id:
             name = self.project_name(request)
             checkpoint.record(project_name=name)
             project_id = self.create_project(name)
@@ -280,7 +317,7 @@ class TextkingClient:
             checkpoint.record(project_id=project_id)
         ours = bool(refs.get("project_name") or checkpoint.refs.get("project_name"))
         state = self.project_state(project_id) if resumed else "prepared"
-        job_id = refs.get("job_id")
+        job_id = refs.get("job_id") or None
         if job_id is None and refs.get("job_requested"):
             job_id = self.find_job(project_id, request, ours=ours)  # its creation's answer was lost
             if job_id is not None:
