@@ -65,6 +65,13 @@ def jobs_in_table(stack: LocalStack) -> dict[str, dict[str, Any]]:
     return {j.reference_id: j.model_dump(mode="json") for j in map(item_to_job, items)}
 
 
+def settled(stack: LocalStack, job: dict[str, Any]) -> bool:
+    """Final, or where the demo means it to stay (a delivered result waiting on the customer)."""
+    return job["status"] in TERMINAL or job["status"] == stack.vendors[job["vendor"]].expected_status(
+        job["reference_id"]
+    )
+
+
 def main() -> int:
     started = time.monotonic()
     print("Starting the local stack (moto, local API, worker, reconciler, a sandbox per vendor)...")
@@ -116,7 +123,9 @@ def main() -> int:
                 for batch_ref in batches:
                     print(f"         {batch_line(stack, batch_ref)}")
                 last = line
-            if len(jobs) == expected and all(j["status"] in TERMINAL for j in jobs.values()):
+            for vendor in stack.vendors.values():
+                vendor.demo_step(jobs)
+            if len(jobs) == expected and all(settled(stack, j) for j in jobs.values()):
                 break
             time.sleep(1)
         return report(stack, jobs_in_table(stack), expected, time.monotonic() - started, batches)

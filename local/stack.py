@@ -195,6 +195,8 @@ class LocalStack:
             env[f"{vendor}_CALLBACK_URL"] = f"{self.callback_base_url}/callbacks/{vendor.lower()}"
         if "RECONCILE_AFTER_SECONDS" in env:
             env["RECONCILE_AFTER_SECONDS"] = str(self.reconcile_after)
+        if "RECONCILE_DELIVERED_AFTER_SECONDS" in env:
+            env["RECONCILE_DELIVERED_AFTER_SECONDS"] = str(self.reconcile_after)
         if "RECONCILE_AFTER_SECONDS_BY_VENDOR" in env:
             env["RECONCILE_AFTER_SECONDS_BY_VENDOR"] = ",".join(
                 f"{budget.split('=')[0]}={self.reconcile_after}"

@@ -147,6 +147,10 @@ class LocalVendor(ABC):
         """The status a demo job must end in, given what the sandbox decided for it."""
         return "COMPLETED"
 
+    def demo_step(self, jobs: Mapping[str, Mapping[str, Any]]) -> None:  # noqa: B027 (a hook: most need none)
+        """Hook, called about once a second while the demo runs with every job as the table holds
+        it: what a person does at the vendor meanwhile (e.g. accept a delivered result)."""
+
     def doubled(self) -> list[str]:
         """reference_ids the vendor holds more than one job for (must stay empty)."""
         return []

@@ -4,7 +4,8 @@ Callbacks get lost (vendors resend a refused one a few times at most, some not a
 schedule:
 
     SUBMITTED, IN_PROGRESS, DELIVERED with no write for the vendor's silence budget
-    (`silent_after(vendor)`: RECONCILE_AFTER_SECONDS_BY_VENDOR, else `silent_after_seconds`)
+    (`silent_after(vendor)`: RECONCILE_AFTER_SECONDS_BY_VENDOR, else `silent_after_seconds`;
+    a DELIVERED job, waiting on the customer, at least RECONCILE_DELIVERED_AFTER_SECONDS)
         -> the vendor's GET job, applied through the same conditional transition as a callback
     QUEUED with no write for `silent_after_seconds` and no attempt due
         -> nobody holds it (its message was lost or dead-lettered unattempted): enqueue it again
@@ -70,10 +71,13 @@ class Reconciler:
         default = self.settings.silent_after_seconds
         budgets = self.settings.silence_budgets()
         found = self.store.stale(JobStatus.QUEUED, before(default), limit)  # our queue: any vendor
+        delivered = self.settings.delivered_silent_after_seconds
         for status in WATCHED[1:]:
-            found += self.store.stale(status, before(default), limit, other_than=tuple(budgets))
+            # A DELIVERED job waits on the customer: looked up after the longer delivered budget.
+            floor = delivered if status is JobStatus.DELIVERED else 0
+            found += self.store.stale(status, before(max(default, floor)), limit, other_than=tuple(budgets))
             for vendor, seconds in budgets.items():
-                found += self.store.stale(status, before(seconds), limit, vendor=vendor)
+                found += self.store.stale(status, before(max(seconds, floor)), limit, vendor=vendor)
         return found
 
     def _reconcile(self, candidate: StaleJob, now: str) -> str:

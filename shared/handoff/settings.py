@@ -63,6 +63,10 @@ class ReconcilerSettings(BaseModel):
     silent_after_seconds: int = Field(default=3600, ge=1)
     silent_after_by_vendor: str = ""  # "<vendor>=600,<other>=3600"
     max_jobs_per_run: int = Field(default=100, ge=1, le=10_000)
+    # A DELIVERED job waits on the customer (who accepts the result or asks for a revision at the
+    # vendor, whose "completed" then means "accepted by you"): days, not minutes. It is looked up
+    # after this long without news, not every sweep. Never less than its vendor's own budget.
+    delivered_silent_after_seconds: int = Field(default=86400, ge=1)
 
     @field_validator("silent_after_by_vendor")
     @classmethod
@@ -157,6 +161,7 @@ RECONCILER_ENV = {
     "silent_after_seconds": "RECONCILE_AFTER_SECONDS",
     "silent_after_by_vendor": "RECONCILE_AFTER_SECONDS_BY_VENDOR",
     "max_jobs_per_run": "RECONCILE_MAX_JOBS_PER_RUN",
+    "delivered_silent_after_seconds": "RECONCILE_DELIVERED_AFTER_SECONDS",
 }
 
 

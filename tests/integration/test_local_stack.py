@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import requests
 from botocore.credentials import Credentials
 from werkzeug.test import EnvironBuilder
 
@@ -41,19 +42,21 @@ def textking_job(n: int) -> dict[str, Any]:
     }
 
 
-def wait_for_terminal(stack: Stack, references: list[str], timeout: float = 90) -> dict[str, dict[str, Any]]:
+def wait_for_terminal(
+    stack: Stack, references: list[str], timeout: float = 90, settled: frozenset[str] = frozenset(TERMINAL)
+) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout
     jobs: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline:
         for reference_id in references:
-            if jobs.get(reference_id, {}).get("status") not in TERMINAL:
+            if jobs.get(reference_id, {}).get("status") not in settled:
                 answer = stack.call("GET", f"/jobs/{reference_id}")
                 assert answer.status_code == 200, answer.text
                 jobs[reference_id] = answer.json()
-        if all(j["status"] in TERMINAL for j in jobs.values()):
+        if all(j["status"] in settled for j in jobs.values()):
             return jobs
         time.sleep(1)
-    stuck = {r: j["status"] for r, j in jobs.items() if j["status"] not in TERMINAL}
+    stuck = {r: j["status"] for r, j in jobs.items() if j["status"] not in settled}
     raise AssertionError(f"jobs not finished after {timeout} s: {stuck}")
 
 
@@ -68,7 +71,14 @@ def test_both_vendors_whole_lifecycle_with_faults(stack: Stack) -> None:
 
     # when the vendors do their work, with faults, and the stack follows
     references = [f"it-img-{n:02d}" for n in range(15)] + ["it-doc-0", "it-doc-1"]
-    jobs = wait_for_terminal(stack, references)
+    jobs = wait_for_terminal(stack, references, settled=frozenset(TERMINAL | {"DELIVERED"}))
+    # TEXTKING delivers and waits on the customer: both translations are DELIVERED, in S3
+    assert [jobs[r]["status"] for r in ("it-doc-0", "it-doc-1")] == ["DELIVERED", "DELIVERED"]
+    # when the customer accepts it-doc-0 (TEXTKING's web app; the sandbox's control route)
+    sandbox = stack.urls["textking_sandbox"].removesuffix("/v1")
+    accepted = requests.post(f"{sandbox}/_sandbox/job/{jobs['it-doc-0']['vendor_job_id']}/accept", timeout=10)
+    assert accepted.status_code == 200, accepted.text
+    jobs.update(wait_for_terminal(stack, ["it-doc-0"]))
 
     # then no job is lost: each ends where its vendor says it is, told by callbacks that came in
     # through the custom domain's base path
@@ -90,9 +100,9 @@ def test_both_vendors_whole_lifecycle_with_faults(stack: Stack) -> None:
     assert len(stack.sandbox_jobs("textking")) == 2
     # and the translations are in the ResultsBucket
     s3 = stack.aws("s3")
-    for reference_id in ("it-doc-0", "it-doc-1"):
+    for reference_id, status in (("it-doc-0", "COMPLETED"), ("it-doc-1", "DELIVERED")):
         job = jobs[reference_id]
-        assert job["status"] == "COMPLETED"
+        assert job["status"] == status
         bucket, _, key = job["result_ref"].removeprefix("s3://").partition("/")
         assert key == f"deliveries/textking/{reference_id}/{'it' + reference_id[-1]}_fr.txt"
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"Hallo Welt"

@@ -137,6 +137,36 @@ def test_a_delivered_textking_translation_is_fetched_by_the_reconciler(
     assert archived(key)[key] == b"Hallo Welt"
 
 
+@pytest.mark.usefixtures("aws")
+def test_a_delivered_job_waits_on_the_customer_and_is_looked_up_after_the_delivered_budget(
+    textking: TextkingFake, context: LambdaContext
+) -> None:
+    # given a DELIVERED TEXTKING job (its translation in S3) that the customer accepted while the
+    # callback was lost
+    body = copy.deepcopy(load_event("submit_job/direct_invoke_textking.json"))
+    body["order"] = True
+    reference_id = submit_app.lambda_handler(body, context)["reference_id"]
+    textking.set_state(textking.only_job().id, "translation-delivered")
+    age(reference_id)
+    assert run_reconciler()["advanced"] == 1
+    textking.set_state(textking.only_job().id, "completed")
+
+    # when it has been quiet for longer than TEXTKING's budget, but not the delivered one (a day)
+    age(reference_id, hours=2)
+    calls_before = len(textking.calls)
+    early = run_reconciler()
+
+    # then nobody asked TEXTKING: the job waits on the customer
+    assert early["advanced"] == 0
+    assert len(textking.calls) == calls_before
+    assert job(reference_id)["status"] == "DELIVERED"
+
+    # when it has been quiet for longer than the delivered budget, the acceptance is read
+    age(reference_id, hours=25)
+    assert run_reconciler()["advanced"] == 1
+    assert job(reference_id)["status"] == "COMPLETED"
+
+
 def test_a_silence_budget_that_is_not_whole_seconds_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from handoff.settings import ConfigurationError, reconciler_settings
 

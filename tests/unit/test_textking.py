@@ -94,11 +94,8 @@ def test_submission_creates_project_job_document_callbacks_and_orders(
         "quality": "translation",
         "briefing": "Formal register; keep product names in English.",
     }
-    assert fake_job.document == (
-        "report.txt",
-        b"Hello world. This is the quarterly report.",
-        "text/plain; charset=utf-8",
-    )
+    # the upload's Content-Type is the bare media type, as TEXTKING's example and PHP client send it
+    assert fake_job.document == ("report.txt", b"Hello world. This is the quarterly report.", "text/plain")
     assert [c["trigger_state"] for c in fake_job.callbacks] == list(TRIGGER_STATES)
     assert {c["url"] for c in fake_job.callbacks} == {CALLBACK_URL}
     for callback in fake_job.callbacks:
@@ -133,7 +130,8 @@ def test_a_failure_midway_resumes_without_a_second_project(textking: TextkingFak
     status, body = submit(context, request(order=True))
     assert status == 202
     assert body["status"] == "QUEUED"
-    assert set(body["vendor_refs"]) == {"project_id", "job_id"}  # checkpointed as they were created
+    # checkpointed as they were created (and each creation before it was sent)
+    assert set(body["vendor_refs"]) == {"project_name", "project_id", "job_requested", "job_id"}
 
     # when the worker takes up the queued job
     result = submit_app.submitter().resume(REF, final=False, max_wait=1.0)
@@ -550,3 +548,224 @@ def test_a_project_id_that_is_no_textking_id_is_refused_before_any_vendor_call(
     assert body["error"]["details"][0]["field"] == "project_id"
     assert textking.calls == []
     assert table_items() == []
+
+
+# --- a resumed submission reads TEXTKING first (issue 21) ------------------------------------------
+
+LOST_ANSWERS = {
+    "project": r"POST /projects",
+    "job": r"POST /project/[^/]+/jobs",
+    "upload": r"POST /project/[^/]+/job/[^/]+/document/.+",
+    **{f"callback-{state}": rf"POST /project/[^/]+/job/[^/]+/callbacks#{state}" for state in TRIGGER_STATES},
+    "start": r"PUT /project/[^/]+",
+}
+
+
+def lose_answer(fake: TextkingFake, call: str) -> None:
+    """TEXTKING does `call` once, and its answer is lost (504). A callback registration is told
+    apart by its trigger_state (`...#<state>`)."""
+    pattern, _, state = call.partition("#")
+    if not state:
+        fake.lose_answer[pattern] = 1
+        return
+    original = fake._add_callback
+
+    def lossy(req: Any, project_id: str, job_id: str) -> Any:
+        answer = original(req, project_id, job_id)
+        if req.get_json().get("trigger_state") == state and not lost:
+            lost.append(state)
+            from werkzeug import Response
+
+            return Response("the answer was lost on its way", status=504)
+        return answer
+
+    lost: list[str] = []
+    fake._add_callback = lossy  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("call", list(LOST_ANSWERS.values()), ids=list(LOST_ANSWERS))
+def test_a_lost_answer_at_any_call_resumes_to_exactly_one_order_and_no_orphan(
+    call: str, textking: TextkingFake, context: LambdaContext
+) -> None:
+    # given TEXTKING does one call of the submission but its answer never arrives
+    lose_answer(textking, call)
+    status, body = submit(context, request(order=True))
+    assert (status, body["status"]) == (202, "QUEUED")
+
+    # when the worker resumes the job
+    result = submit_app.submitter().resume(REF, final=False, max_wait=1.0)
+
+    # then it is SUBMITTED: one project, one job with its document and one callback per trigger
+    # state, one order (one PUT state=running), and nothing created twice or left behind
+    assert result.job.status.value == "SUBMITTED"
+    assert [p["state"] for p in textking.projects.values()] == ["running"]
+    fake_job = textking.only_job()
+    assert fake_job.document is not None
+    assert sorted(c["trigger_state"] for c in fake_job.callbacks) == sorted(TRIGGER_STATES)
+    assert sum(c.startswith("PUT /project/") for c in textking.calls) == 1
+    assert textking.deleted == []
+    assert job()["vendor_job_id"] == fake_job.id
+
+
+def test_a_resume_after_a_lost_start_only_reads_and_never_touches_the_placed_order(
+    textking: TextkingFake, context: LambdaContext
+) -> None:
+    # given the order was placed (PUT state=running reached TEXTKING) but its answer was lost
+    textking.lose_answer[r"PUT /project/[^/]+"] = 1
+    assert submit(context, request(order=True))[0] == 202
+    placed_at = len(textking.calls)
+
+    # when the job is resumed
+    result = submit_app.submitter().resume(REF, final=False, max_wait=1.0)
+
+    # then it is SUBMITTED, ordered, and the resume only read: no upload to the running project,
+    # no callback registered again, no second PUT
+    assert result.job.status.value == "SUBMITTED"
+    assert job()["vendor_refs"]["ordered"] == "true"
+    assert all(call.startswith("GET ") for call in textking.calls[placed_at:]), textking.calls[placed_at:]
+
+
+def test_a_last_attempt_after_a_lost_start_is_submitted_never_failed(
+    textking: TextkingFake, context: LambdaContext
+) -> None:
+    # given the start's answer is lost, and the last attempt fails too (TEXTKING down for it)
+    textking.lose_answer[r"PUT /project/[^/]+"] = 1
+    assert submit(context, request(order=True))[0] == 202
+    textking.fail_next[r"GET /project/[^/]+"] = 503
+
+    # when that last attempt gives up, TEXTKING is asked what it holds
+    result = submit_app.submitter().resume(REF, final=True, max_wait=1.0)
+
+    # then the placed order is recognised: SUBMITTED, not FAILED
+    assert result.job.status.value == "SUBMITTED"
+    assert job()["vendor_refs"]["ordered"] == "true"
+
+
+# --- refused at the edge (issue 21) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "says"),
+    [
+        ({"document": {"filename": "scan.pdf", "text": "x"}}, "document", "TEXTKING takes only docx"),
+        ({"document": {"filename": "notes", "text": "x"}}, "document", "TEXTKING takes only docx"),
+        (
+            {"document": {"filename": "a.txt", "content_type": "application/pdf", "text": "x"}},
+            "document",
+            "not a type of .txt",
+        ),
+        ({"topic": "General"}, "topic", "pattern"),
+        ({"source_language": "pt-BR"}, "source_language", "pattern"),
+        ({"target_language": "xx"}, "target_language", "ISO 639-1"),
+        ({"target_language": "deu"}, "target_language", "pattern"),
+    ],
+    ids=["pdf", "no-extension", "type-mismatch", "topic-not-an-id", "region-subtag", "not-a-code", "three-letters"],
+)
+def test_what_textking_takes_not_is_422_before_any_vendor_call(
+    change: dict[str, Any], field: str, says: str, textking: TextkingFake, context: LambdaContext
+) -> None:
+    status, body = submit(context, request(**change))
+
+    assert (status, body["error"]["code"]) == (422, "invalid_request")
+    assert [d["field"] for d in body["error"]["details"]] == [field]
+    assert says in body["error"]["details"][0]["message"]
+    assert textking.calls == []
+    assert table_items() == []
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type", "sent"),
+    [
+        ("manual.docx", None, "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        ("page.HTM", None, "text/html"),
+        ("data.xml", "text/xml; charset=utf-8", "text/xml"),
+    ],
+)
+def test_the_upload_content_type_is_the_formats_bare_media_type(
+    filename: str, content_type: str | None, sent: str, textking: TextkingFake, context: LambdaContext
+) -> None:
+    document = {"filename": filename, "text": "Hello"} | ({"content_type": content_type} if content_type else {})
+
+    status, _ = submit(context, request(document=document))
+
+    assert status == 201
+    assert textking.only_job().document == (filename, b"Hello", sent)
+
+
+@pytest.mark.parametrize(
+    ("change", "environment"),
+    [
+        ({"topic": "11111111-2222-4333-8444-555555555555"}, {}),  # a UUID, but no TEXTKING topic
+        ({"quality": "basic"}, {"TEXTKING_QUALITIES": "basic,translation"}),  # the stack takes it, TEXTKING not
+        ({"target_language": "eo"}, {}),  # an ISO 639-1 code TEXTKING does not offer
+    ],
+    ids=["topic", "quality", "language"],
+)
+def test_a_misconfiguration_textking_refuses_fails_loudly_at_submit(
+    change: dict[str, Any],
+    environment: dict[str, str],
+    textking: TextkingFake,
+    context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    reset_function_caches()
+
+    status, body = submit(context, request(**change))
+
+    # then the caller hears at once (424, the job FAILED with TEXTKING's 400), never a retry loop
+    assert status == 424
+    assert body["job"]["status"] == "FAILED"
+    assert body["error"]["details"][0]["vendor_code"] == "http_400"
+    assert queue_depth("handoff-submissions") == 0
+    # and no orphan: the project created for it is deleted, and the job says so
+    assert textking.projects == {}
+    assert [d.split()[0] for d in textking.deleted] == ["project"]
+    assert "was deleted" in job()["last_error"]["message"]
+
+
+def test_a_refused_job_in_a_callers_project_deletes_only_its_job(
+    textking: TextkingFake, context: LambdaContext
+) -> None:
+    # given the caller's prepared project, and TEXTKING refusing the upload (406) after the job exists
+    project = {"id": "0d9b3a44-1a2b-4c3d-8e9f-001122334455", "name": "theirs", "state": "prepared"}
+    textking.projects[project["id"]] = project
+    textking.fail_next[r"POST /project/[^/]+/job/[^/]+/document/.+"] = 406
+
+    status, _ = submit(context, request(project_id=project["id"]))
+
+    # then the job is FAILED, its TEXTKING job deleted, the caller's project left as it was
+    assert status == 424
+    assert textking.jobs == {}
+    assert list(textking.projects) == [project["id"]]
+    assert [d.split()[0] for d in textking.deleted] == ["job"]
+
+
+# --- 403 is a state conflict only where TEXTKING documents it (issue 21) -----------------------------
+
+
+def test_a_403_to_a_create_of_a_project_is_an_auth_failure_not_a_state_conflict(
+    textking: TextkingFake, context: LambdaContext
+) -> None:
+    # given a token TEXTKING refuses to create projects with (a permission it lacks)
+    textking.fail_next[r"POST /projects"] = 403
+
+    status, body = submit(context, request())
+
+    assert status == 424
+    assert body["error"]["details"][0]["vendor_code"] == "forbidden"
+    assert body["job"]["last_error"]["code"] == "forbidden"
+
+
+def test_a_403_to_a_change_under_a_prepared_project_is_an_auth_failure(
+    textking: TextkingFake, context: LambdaContext
+) -> None:
+    project = {"id": "0d9b3a44-1a2b-4c3d-8e9f-001122334455", "name": "theirs", "state": "prepared"}
+    textking.projects[project["id"]] = project
+    textking.fail_next[r"POST /project/[^/]+/jobs"] = 403
+
+    status, body = submit(context, request(project_id=project["id"]))
+
+    assert status == 424
+    assert body["error"]["details"][0]["vendor_code"] == "forbidden"

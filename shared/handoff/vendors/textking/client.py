@@ -24,7 +24,7 @@ import requests
 from handoff.callbacks import CallbackApplier, Tally, Verdict
 from handoff.lifecycle import Document, Observation, VendorUpdate, is_terminal
 from handoff.models import DocumentUnavailable, Job, JobStatus
-from handoff.observability import for_job, logger
+from handoff.observability import count, for_job, logger
 from handoff.settings import core_settings, secret_json
 from handoff.vendors.base import (
     Acceptance,
@@ -38,10 +38,12 @@ from handoff.vendors.base import (
     raise_for_status,
     send,
 )
-from handoff.vendors.textking.models import TextkingSubmitRequest
+from handoff.vendors.textking.models import TextkingSubmitRequest, upload_content_type
 from handoff.vendors.textking.settings import TextkingSettings, textking_callback_url, textking_settings
 
 NAME = "textking"
+# Project states in which the order is placed (REFERENCE.md §2.2: running, then finished).
+PLACED = frozenset({"running", "finished"})
 TRIGGER_STATES = ("translation-pending", "translation-delivered", "revision-requested", "completed", "canceled")
 
 _STATE_MAP = {
@@ -238,10 +240,20 @@ class TextkingClient:
     def submit(self, request: TextkingSubmitRequest, checkpoint: Checkpoint) -> Acceptance:
         """Create (or continue) the TEXTKING order for `request`.
 
-        Project and job creation are not idempotent at TEXTKING, so their ids are checkpointed the
-        moment they exist; a retry picks them up. The document upload overwrites; callbacks are
-        registered only for trigger states not yet registered; the order is placed only while the
-        project is still `prepared`.
+        TEXTKING has no idempotency key: every POST creates. So each step is checkpointed in
+        vendor_refs before it is sent (`project_name`, `job_requested`) and its id the moment it
+        is known; and a resumed submission reads what TEXTKING holds FIRST (the project's state,
+        the job, its document, its callbacks) and sends only the steps still missing:
+
+            project running/finished   the order is placed: accepted, nothing is sent
+            project canceled           Rejected project_canceled
+            project prepared           find the job (by id, or by name after a lost answer),
+                                       upload only when it has no document, register only the
+                                       missing callbacks, start the project when ordering
+
+        A lost answer to POST /projects or POST /jobs is found again by listing (the project's
+        name carries the reference_id); a duplicate created by it is deleted (it is prepared and
+        empty), so a lost answer at any call ends in exactly one project, one job, one order.
         """
         problems = self.check(request, look=False)
         if problems:
@@ -253,29 +265,151 @@ class TextkingClient:
             content = document.text.encode() if document.text is not None else self._read_document(str(document.s3_uri))
         except DocumentUnavailable as exc:
             raise Rejected("document_unavailable", str(exc)) from exc
+        try:
+            return self._submit(request, checkpoint, content)
+        except Rejected as exc:
+            raise self._without_orphans(exc, checkpoint) from exc
+
+    def _without_orphans(self, exc: Rejected, checkpoint: Checkpoint) -> Rejected:
+        """A submission TEXTKING refused for good leaves nothing behind: the project Handoff
+        created for it is deleted (DELETE /project: prepared only, 204), or, in a caller's
+        project, the job. Said in the job's last_error (and so its history); a deletion that
+        fails is logged and said there too (gone once the project is deleted by hand)."""
         refs = checkpoint.refs
-        resumed = "job_id" in refs
+        project_id, job_id = refs.get("project_id"), refs.get("job_id")
+        if not project_id or exc.code == "project_not_prepared":
+            return exc
+        if refs.get("project_name"):
+            target, what = f"/project/{_seg(project_id)}", f"project {project_id}"
+        elif job_id:
+            target, what = f"/project/{_seg(project_id)}/job/{_seg(job_id)}", f"job {job_id}"
+        else:
+            return exc
+        if self._delete_quietly(target):
+            checkpoint.record(project_id="", job_id="", project_name="", job_requested="")
+            note = f"; the TEXTKING {what} it created was deleted"
+        else:
+            logger.error("an orphan is left at TEXTKING", extra={"what": what})
+            count("TextkingOrphanLeft", NAME)
+            note = f"; the TEXTKING {what} it created could NOT be deleted: delete it by hand"
+        return Rejected(
+            exc.code,
+            exc.message + note,
+            http_status=exc.http_status,
+            details=exc.details,
+            auth_failure=exc.auth_failure,
+        )
+
+    def _submit(self, request: TextkingSubmitRequest, checkpoint: Checkpoint, content: bytes) -> Acceptance:
+        document = request.document
+        refs = dict(checkpoint.refs)
+        resumed = any(refs.values())  # an earlier attempt sent something: read TEXTKING before acting
+        order = request.order if request.order is not None else self.settings.ordering_enabled
         checkpoint.check_start()  # the first TEXTKING request must start inside its rate slot
         project_id = refs.get("project_id") or request.project_id
-        if project_id is None:
-            project_id = self.create_project(
-                request.project_name or f"{self.settings.default_project_name} {request.reference_id}"
-            )
+        if not project_id and refs.get("project_name"):
+            project_id = self.find_project(refs["project_name"])  # its creation's answer was lost
+        if not project_id:
+            name = self.project_name(request)
+            checkpoint.record(project_name=name)
+            project_id = self.create_project(name)
         if refs.get("project_id") != project_id:
             checkpoint.record(project_id=project_id)
-        job_id = refs.get("job_id")
+        ours = bool(refs.get("project_name") or checkpoint.refs.get("project_name"))
+        state = self.project_state(project_id) if resumed else "prepared"
+        job_id = refs.get("job_id") or None
+        if job_id is None and refs.get("job_requested"):
+            job_id = self.find_job(project_id, request, ours=ours)  # its creation's answer was lost
+            if job_id is not None:
+                checkpoint.record(job_id=job_id)
+        if state in PLACED:
+            if job_id is None or not self.job_exists(project_id, job_id):
+                raise Rejected("project_not_prepared", f"project {project_id} is {state} without this job")
+            logger.info("the order is already placed; nothing sent", extra={"reference_id": request.reference_id})
+            return _acceptance(project_id, job_id, ordered=True)
+        if state != "prepared":
+            raise Rejected("project_canceled", f"project {project_id} is {state}")
+        if job_id is not None and resumed and not self.job_exists(project_id, job_id):
+            job_id = None  # deleted at TEXTKING since: created again below
         if job_id is None:
+            checkpoint.record(job_requested="true")
             job_id = self.create_job(project_id, request)
             checkpoint.record(job_id=job_id)
-        self.upload_document(project_id, job_id, document.filename, content, document.content_type)
+        if not (resumed and self.has_document(project_id, job_id)):
+            self.upload_document(project_id, job_id, document.filename, content, upload_content_type(document))
         self.register_callbacks(project_id, job_id, request.reference_id, skip_existing=resumed)
-        order = request.order if request.order is not None else self.settings.ordering_enabled
         if order:
-            self.start_project(project_id, check_state=resumed)
-        return Acceptance(
-            vendor_job_id=job_id,
-            vendor_refs={"project_id": project_id, "job_id": job_id, "ordered": "true" if order else "false"},
-        )
+            self.start_project(project_id)
+        return _acceptance(project_id, job_id, ordered=order)
+
+    def project_name(self, request: TextkingSubmitRequest) -> str:
+        """The name a new project is created with: it carries the reference_id, so that a project
+        whose creation's answer was lost is found again by name (GET /projects)."""
+        base = request.project_name or self.settings.default_project_name
+        return f"{base} [{request.reference_id}]"
+
+    def project_state(self, project_id: str) -> str:
+        project = json_or_none(self._call("GET", f"/project/{_seg(project_id)}"))
+        if not isinstance(project, dict) or not isinstance(project.get("state"), str):
+            raise Transient("ambiguous_response", "TEXTKING project lookup answered without a state")
+        return str(project["state"])
+
+    def job_exists(self, project_id: str, job_id: str) -> bool:
+        try:
+            self.get_job(project_id, job_id)
+        except Rejected as exc:
+            if exc.http_status == 404:
+                return False
+            raise
+        return True
+
+    def find_project(self, name: str) -> str | None:
+        """The prepared project named `name` (GET /projects?state=prepared, paged). More than one:
+        the answers to several creations were lost; the first is kept, the others deleted."""
+        found = [p["id"] for p in self._listing("/projects", {"state": "prepared"}) if p.get("name") == name]
+        for extra in found[1:]:
+            self._delete_quietly(f"/project/{_seg(extra)}")
+        return found[0] if found else None
+
+    def find_job(self, project_id: str, request: TextkingSubmitRequest, *, ours: bool) -> str | None:
+        """This request's job in the project after a lost answer to POST /jobs: in a project
+        Handoff created for it, its jobs (extras are deleted); in a caller's project, the first
+        job with the request's name and languages."""
+        jobs = self._listing(f"/project/{_seg(project_id)}/jobs", {})
+        matching = [
+            j["id"]
+            for j in jobs
+            if ours
+            or (
+                j.get("name") == request.name
+                and j.get("source_language") == request.source_language
+                and j.get("target_language") == request.target_language
+            )
+        ]
+        if ours:
+            for extra in matching[1:]:
+                self._delete_quietly(f"/project/{_seg(project_id)}/job/{_seg(extra)}")
+        return matching[0] if matching else None
+
+    def _listing(self, path: str, params: dict[str, str], max_pages: int = 20) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for page in range(1, max_pages + 1):
+            body = json_or_none(self._call("GET", path, params={**params, "per_page": "100", "page": str(page)}))
+            batch = body.get("items") if isinstance(body, dict) else None
+            if not isinstance(batch, list):
+                raise Transient("ambiguous_response", f"TEXTKING listed {path} without items")
+            items += [i for i in batch if isinstance(i, dict) and isinstance(i.get("id"), str)]
+            if len(batch) < 100:
+                break
+        return items
+
+    def _delete_quietly(self, path: str) -> bool:
+        try:
+            self._call("DELETE", path)
+        except VendorError as exc:
+            logger.warning("a TEXTKING duplicate could not be deleted", extra={"error_code": exc.code})
+            return False
+        return True
 
     def check(self, request: TextkingSubmitRequest, *, look: bool = True) -> list[dict[str, Any]]:
         """What TEXTKING (or reading the document) would refuse, known before any vendor call:
@@ -338,28 +472,34 @@ class TextkingClient:
                 token = make_token(key[0], reference_id, state)
                 self._call("POST", base, json={"url": url, "trigger_state": state, "extra_data": token})
 
-    def start_project(self, project_id: str, *, check_state: bool) -> None:
-        if check_state:
-            project = json_or_none(self._call("GET", f"/project/{_seg(project_id)}"))
-            if isinstance(project, dict) and project.get("state") in {"running", "finished"}:
-                return  # an earlier attempt already placed the order
+    def start_project(self, project_id: str) -> None:
+        """PUT state=running: places the billed order (only ever sent to a project just read
+        `prepared`, or created by this attempt)."""
         self._call("PUT", f"/project/{_seg(project_id)}", json={"state": "running"})
 
     # -- reading back ------------------------------------------------------------------------------
 
     def find(self, request: TextkingSubmitRequest, job: Job) -> Acceptance | None:
-        """The TEXTKING job an earlier attempt created, if TEXTKING holds it COMPLETE: the job, its
-        document, a callback for every trigger state, and (when ordering) a started project.
+        """The TEXTKING job an earlier attempt created, if TEXTKING holds it ACCEPTED: in a
+        running or finished project (the order is placed, whatever else is missing), or complete
+        (the job, its document, a callback for every trigger state) and, when not ordering, in a
+        prepared project.
 
         TEXTKING never answers "already submitted" (it has no idempotency key; every POST creates),
-        so the checkpoint names the job and TEXTKING is asked what it holds. Anything short of a
-        complete job is not found: the job was never accepted (no document to translate, or no
-        callbacks to say when it is done), and it is resumed or failed loudly, never SUBMITTED.
+        so the checkpoint names the job and TEXTKING is asked what it holds. Anything short of
+        that is not found: the job was never accepted (no document to translate, or no callbacks
+        to say when it is done), and it is resumed or failed loudly, never SUBMITTED.
         """
         project_id, job_id = job.vendor_refs.get("project_id"), job.vendor_refs.get("job_id")
         if not project_id or not job_id:
             return None
-        found = self.get_job(project_id, job_id)
+        state = self.project_state(project_id)
+        if not self.job_exists(project_id, job_id):
+            return None
+        if state in PLACED:
+            return _acceptance(project_id, job_id, ordered=True)
+        if state != "prepared":
+            return None
         if not self.has_document(project_id, job_id):
             logger.warning("TEXTKING holds the job without its document", extra={"reference_id": job.reference_id})
             return None
@@ -371,14 +511,7 @@ class TextkingClient:
             )
             return None
         order = request.order if request.order is not None else self.settings.ordering_enabled
-        if order:
-            project = json_or_none(self._call("GET", f"/project/{_seg(project_id)}"))
-            if not isinstance(project, dict) or project.get("state") not in {"running", "finished"}:
-                return None
-        return Acceptance(
-            vendor_job_id=found.id,
-            vendor_refs={"project_id": project_id, "job_id": found.id, "ordered": "true" if order else "false"},
-        )
+        return None if order else _acceptance(project_id, job_id, ordered=False)
 
     def has_document(self, project_id: str, job_id: str) -> bool:
         """GET .../document: 200 when the job has its source document, 404 when not (§2.4)."""
@@ -448,12 +581,40 @@ class TextkingClient:
         headers = {"Authorization": f"Bearer {token}", "Accept": accept, **kwargs.pop("headers", {})}
         response = send(self.session, method, self.settings.base_url + path, self.timeouts, headers=headers, **kwargs)
         if response.status_code == 403:
-            # TEXTKING's 403 means "the project is no longer prepared" (REFERENCE.md gotcha 28).
-            raise Rejected(
-                "project_not_prepared", f"{method} {path}: the project is no longer prepared", http_status=403
-            )
+            raise self._forbidden(method, path, headers)
         raise_for_status(response, auth_statuses=frozenset({401}))
         return response
+
+    def _forbidden(self, method: str, path: str, headers: dict[str, str]) -> Rejected:
+        """What a 403 means. TEXTKING documents 403 only for a change to a project (or its jobs)
+        that is no longer `prepared` (REFERENCE.md gotcha 28). So a 403 to a change under
+        /project/{id} is `project_not_prepared` when the project is indeed not prepared; any other
+        403 (a read, a create, a change under a prepared project) is the token's permission:
+        `forbidden`, an auth failure (metric TextkingAuthFailed)."""
+        match = re.match(r"^/project/([^/]+)", path)
+        if method != "GET" and match:
+            look = send(
+                self.session,
+                "GET",
+                f"{self.settings.base_url}/project/{match.group(1)}",
+                self.timeouts,
+                headers=headers,
+            )
+            state = (json_or_none(look) or {}).get("state") if look.status_code == 200 else None
+            if isinstance(state, str) and state != "prepared":
+                return Rejected(
+                    "project_not_prepared",
+                    f"{method} {path}: the project is {state}, no longer prepared",
+                    http_status=403,
+                )
+        count("TextkingAuthFailed", NAME)
+        logger.error("TEXTKING refused the token's permission", extra={"method": method, "status": 403})
+        return Rejected(
+            "forbidden",
+            f"{method} {path}: TEXTKING refused the access token's permission (403)",
+            http_status=403,
+            auth_failure=True,
+        )
 
     @staticmethod
     def _created_id(response: requests.Response, what: str) -> str:
@@ -465,6 +626,13 @@ class TextkingClient:
         if location.rstrip("/"):
             return location.rstrip("/").rsplit("/", 1)[-1]
         raise Transient("ambiguous_response", f"TEXTKING created a {what} without telling its id")
+
+
+def _acceptance(project_id: str, job_id: str, *, ordered: bool) -> Acceptance:
+    return Acceptance(
+        vendor_job_id=job_id,
+        vendor_refs={"project_id": project_id, "job_id": job_id, "ordered": "true" if ordered else "false"},
+    )
 
 
 def _problem(field: str, message: str) -> dict[str, Any]:

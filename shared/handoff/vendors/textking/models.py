@@ -9,7 +9,44 @@ from pydantic.json_schema import SkipJsonSchema
 
 from handoff.models import ReferenceId
 
-LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$", examples=["en", "de", "pt-BR"])]
+# TEXTKING takes "the ISO 639 language code" (POST-Jobs, POST-price-info); every example is a
+# two-letter ISO 639-1 code. A region subtag ("pt-BR") or a three-letter code is not one: refused
+# with 422 before any TEXTKING call, not with a 400 after the project exists.
+ISO_639_1 = frozenset(
+    """aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv
+    dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii
+    ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk
+    ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc
+    sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve
+    vi vo wa wo xh yi yo za zh zu""".split()  # noqa: SIM905 (184 codes: a list literal would be 40 lines)
+)
+LanguageCode = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z]{2}$",
+        examples=["en", "de", "fr"],
+        description="An ISO 639-1 code, as TEXTKING takes (no region subtag).",
+        json_schema_extra={"enum": sorted(ISO_639_1)},
+    ),
+]
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+# The document formats TEXTKING takes (POST-Document: "docx, doc, xlsx, xls, pptx, idml, rtf, odt,
+# html, txt and xml"; anything else is a 406, after the project and job exist), by file name
+# extension, with the media types accepted for each; the first is what the upload sends.
+DOCUMENT_FORMATS: dict[str, tuple[str, ...]] = {
+    "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document",),
+    "doc": ("application/msword",),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",),
+    "xls": ("application/vnd.ms-excel",),
+    "pptx": ("application/vnd.openxmlformats-officedocument.presentationml.presentation",),
+    "idml": ("application/vnd.adobe.indesign-idml-package",),
+    "rtf": ("application/rtf", "text/rtf"),
+    "odt": ("application/vnd.oasis.opendocument.text",),
+    "html": ("text/html",),
+    "txt": ("text/plain",),
+    "xml": ("application/xml", "text/xml"),
+}
 # Quality names differ between TEXTKING's wiki and its client (REFERENCE.md gotcha 26): the stack's
 # TextkingQualities parameter decides which are accepted; the model checks only the form.
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
@@ -30,9 +67,20 @@ class TextkingDocument(BaseModel):
         extra="forbid", json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["s3_uri"]}]}
     )
 
-    filename: str = Field(min_length=1, max_length=200, pattern=r"^[^/\\\x00-\x1f]+$")
-    # Sent as the upload's Content-Type header: a media type with parameters, never a line break.
-    content_type: str = Field(default="text/plain; charset=utf-8", max_length=128, pattern=MEDIA_TYPE_PATTERN)
+    filename: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^/\\\x00-\x1f]+$",
+        description="Its extension names the format: one of " + ", ".join(DOCUMENT_FORMATS) + ".",
+    )
+    # The upload's Content-Type is the bare media type (no parameters), as TEXTKING's own example
+    # and its PHP client send it ("text/plain"); None: the format's own type.
+    content_type: str | None = Field(
+        default=None,
+        max_length=128,
+        pattern=MEDIA_TYPE_PATTERN,
+        description="A media type of the filename's format (parameters are not sent). Default: the format's.",
+    )
     text: Annotated[str, Field(min_length=1, max_length=200_000)] | SkipJsonSchema[None] = None
     s3_uri: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+$")] | SkipJsonSchema[None] = None
 
@@ -50,6 +98,40 @@ class TextkingDocument(BaseModel):
             raise ValueError("document needs exactly one of text, s3_uri")
         return self
 
+    @model_validator(mode="after")
+    def _a_format_textking_takes(self) -> TextkingDocument:
+        extension = document_format(self.filename)
+        if extension is None:
+            raise ValueError(
+                f"filename {self.filename!r}: TEXTKING takes only {', '.join(DOCUMENT_FORMATS)} documents"
+                " (named by the filename's extension)"
+            )
+        if self.content_type is not None and media_type(self.content_type) not in DOCUMENT_FORMATS[extension]:
+            raise ValueError(
+                f"content_type {media_type(self.content_type)!r} is not a type of .{extension} documents"
+                f" ({', '.join(DOCUMENT_FORMATS[extension])})"
+            )
+        return self
+
+
+def document_format(filename: str) -> str | None:
+    """The TEXTKING format a filename names by its extension (".htm" is html), or None."""
+    extension = filename.rpartition(".")[2].lower() if "." in filename else ""
+    extension = "html" if extension == "htm" else extension
+    return extension if extension in DOCUMENT_FORMATS else None
+
+
+def media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def upload_content_type(document: TextkingDocument) -> str:
+    """The upload's Content-Type: the caller's media type without parameters, else the format's."""
+    if document.content_type is not None:
+        return media_type(document.content_type)
+    extension = document_format(document.filename)
+    return DOCUMENT_FORMATS[extension][0] if extension else "application/octet-stream"
+
 
 class TextkingSubmitRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -64,13 +146,15 @@ class TextkingSubmitRequest(BaseModel):
         description="One of the stack's TextkingQualities (the schema lists the default ones).",
         json_schema_extra={"enum": list(DEFAULT_TEXTKING_QUALITIES)},
     )
-    topic: str | None = Field(default=None, min_length=1, max_length=64)
+    topic: str | None = Field(
+        default=None, pattern=UUID_PATTERN, description="A TEXTKING topic id (a UUID, see GET /topics)."
+    )
     briefing: str | None = Field(default=None, max_length=10_000)
     document: TextkingDocument
     # A URL path segment at TEXTKING, which takes project ids as UUIDs (anything else: 400 invalid UUID).
     project_id: str | None = Field(
         default=None,
-        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        pattern=UUID_PATTERN,
         description="Add the job to this (prepared) TEXTKING project: its id, a UUID.",
     )
     project_name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -79,6 +163,13 @@ class TextkingSubmitRequest(BaseModel):
         strict=True,
         description="Start the project, which places a billed order. Default: the stack's TextkingOrderingEnabled.",
     )
+
+    @field_validator("source_language", "target_language")
+    @classmethod
+    def _a_language_textking_takes(cls, value: str) -> str:
+        if value not in ISO_639_1:
+            raise ValueError(f"{value!r} is not an ISO 639-1 language code, which TEXTKING takes")
+        return value
 
     @model_validator(mode="after")
     def _languages_differ(self) -> TextkingSubmitRequest:
