@@ -24,8 +24,8 @@ help:
 	@echo "make build     sam build (layer for python3.13/arm64)"
 	@echo "make deploy    sam deploy (ENV=prod for the prod environment in samconfig.toml)"
 	@echo "make preflight check every vendor's configuration against the vendor (STACK=..., STACK=local)"
-	@echo "make redrive   move dead-lettered submissions back to the queue (STACK=..., RATE=msgs/s)"
-	@echo "make replay    re-apply an archived callback (KEY=raw/<vendor>/..., STACK=...)"
+	@echo "make redrive   move dead-lettered submissions back to the queue (STACK=..., STACK=local, RATE=msgs/s)"
+	@echo "make replay    re-apply an archived callback (KEY=raw/<vendor>/..., STACK=..., STACK=local)"
 	@echo "make openapi   regenerate openapi.json from the functions' models"
 	@echo "make clean     remove build and cache folders"
 
@@ -78,17 +78,18 @@ lock:
 openapi: install
 	$(PY) -m ops.openapi
 
-# No STACK (nor ENV) given: the local stack if `make local` is running, else the stack `handoff`.
-PREFLIGHT_STACK := $(if $(filter-out file,$(origin STACK)),$(STACK),$(if $(filter-out default,$(ENV)),$(STACK)))
+# Operator tools. No STACK (nor ENV) given: the local stack if `make local` is running, else the
+# stack `handoff`; STACK=local is the local stack (an error if none runs).
+OPS_STACK := $(if $(filter-out file,$(origin STACK)),$(STACK),$(if $(filter-out default,$(ENV)),$(STACK)))
 preflight: install
-	@$(PY) -m ops.preflight $(if $(PREFLIGHT_STACK),--stack $(PREFLIGHT_STACK))
+	@$(PY) -m ops.preflight $(if $(OPS_STACK),--stack $(OPS_STACK))
 
 redrive: install
-	$(PY) -m ops.redrive --stack $(STACK) $(if $(RATE),--rate $(RATE))
+	@$(PY) -m ops.redrive $(if $(OPS_STACK),--stack $(OPS_STACK)) $(if $(RATE),--rate $(RATE))
 
 replay: install
-	@test -n "$(KEY)" || { echo "usage: make replay KEY=raw/<vendor>/... [STACK=...]"; exit 2; }
-	$(PY) -m ops.replay --stack $(STACK) --key $(KEY)
+	@test -n "$(KEY)" || { echo "usage: make replay KEY=raw/<vendor>/... [STACK=...|STACK=local]"; exit 2; }
+	@$(PY) -m ops.replay $(if $(OPS_STACK),--stack $(OPS_STACK)) --key '$(KEY)'
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
