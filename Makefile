@@ -16,7 +16,7 @@ STACK ?= $(if $(filter prod,$(ENV)),handoff-prod,handoff)
 
 help:
 	@echo "make demo      the whole flow on the local stack, with faults, in about a minute"
-	@echo "make local     run the local stack until Ctrl-C (no Docker, no AWS account)"
+	@echo "make local     run the local stack until Ctrl-C (no Docker, no AWS account; BY_HAND=1: you send the callbacks)"
 	@echo "make bench     print the benchmark figures (never part of make test)"
 	@echo "make install   create $(VENV) from the pinned requirements.txt"
 	@echo "make test      lint + template checks + all tests (what CI runs)"
@@ -49,8 +49,13 @@ unit: install
 integration: install
 	$(PYTEST) tests/integration
 
+# BY_HAND=1: jobs wait for you (no vendor sandbox calls back, the reconciler leaves them alone for
+# an hour), so the callbacks you send are not duplicates; NO_CALLBACKS=1 and RECONCILE_AFTER=N alone.
+RECONCILE_AFTER ?= $(if $(BY_HAND),3600)
 local: install
-	$(PY) -m local.stack $(if $(FAULTS),--faults) $(if $(BASE_PATH),--base-path $(BASE_PATH)) $(foreach o,$(OPTIONS),--option $(o))
+	$(PY) -m local.stack $(if $(FAULTS),--faults) $(if $(BASE_PATH),--base-path $(BASE_PATH)) \
+	  $(if $(or $(BY_HAND),$(NO_CALLBACKS)),--no-vendor-callbacks) $(if $(RECONCILE_AFTER),--reconcile-after $(RECONCILE_AFTER)) \
+	  $(foreach o,$(OPTIONS),--option $(o))
 
 demo: install
 	$(PY) -m local.demo

@@ -456,8 +456,10 @@ def announce(stack: LocalStack, args: argparse.Namespace, state_file: Path | Non
             f"Routes under /jobs need SigV4 signed with access key {ACCESS_KEY_ID!r}, secret "
             f"{SECRET_ACCESS_KEY!r}, region {REGION}, service execute-api; see README 'Local stack'."
         )
+        if args.no_vendor_callbacks:
+            print("No vendor sandbox calls back: send the callbacks yourself (README 'Poking at it by hand').")
         if state_file is not None:
-            print(f"Operator tools find this stack through {state_file} (e.g. `make preflight`).")
+            print(f"Operator tools find this stack through {state_file} (make preflight, replay, redrive).")
         print("Function logs follow (JSON, one line per event, reference_id on each). Ctrl-C stops.", flush=True)
 
 

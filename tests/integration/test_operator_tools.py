@@ -190,3 +190,25 @@ def test_the_local_stacks_outputs_name_its_resources(stack: Stack) -> None:
     assert outputs["ResultsBucketName"] == stack.urls["results_bucket"]
     assert str(outputs["SubmissionDLQArn"]).startswith("arn:aws:sqs:us-east-1:")
     assert str(outputs["SubmitJobFunctionArn"]).endswith(":function:SubmitJobFunction")
+
+
+def test_the_readmes_local_sigv4_snippet_works_as_printed(stack: Stack, tmp_path: Path) -> None:
+    # given the snippet of README "Local stack" and the state file `make local` writes beside it
+    readme = (ROOT / "README.md").read_text()
+    snippet = readme.split("<!-- local-sigv4-snippet -->", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / ".local-stack.json").write_text(json.dumps(stack.urls))
+
+    # when it runs as printed, from where the state file is, with no AWS configuration
+    done = subprocess.run(
+        [sys.executable, "-c", snippet],
+        cwd=tmp_path,
+        env=no_aws_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    # then it submitted the job
+    assert done.returncode == 0, done.stderr
+    assert "'reference_id': 'by-hand-img-1'" in done.stdout
+    assert stack.call("GET", "/jobs/by-hand-img-1").status_code == 200
