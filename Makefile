@@ -16,7 +16,7 @@ STACK ?= $(if $(filter prod,$(ENV)),handoff-prod,handoff)
 
 help:
 	@echo "make demo      the whole flow on the local stack, with faults, in about a minute"
-	@echo "make local     run the local stack until Ctrl-C (no Docker, no AWS account)"
+	@echo "make local     run the local stack until Ctrl-C (no Docker, no AWS account; BY_HAND=1: you send the callbacks)"
 	@echo "make bench     print the benchmark figures (never part of make test)"
 	@echo "make install   create $(VENV) from the pinned requirements.txt"
 	@echo "make test      lint + template checks + all tests (what CI runs)"
@@ -24,8 +24,8 @@ help:
 	@echo "make build     sam build (layer for python3.13/arm64)"
 	@echo "make deploy    sam deploy (ENV=prod for the prod environment in samconfig.toml)"
 	@echo "make preflight check every vendor's configuration against the vendor (STACK=..., STACK=local)"
-	@echo "make redrive   move dead-lettered submissions back to the queue (STACK=..., RATE=msgs/s)"
-	@echo "make replay    re-apply an archived callback (KEY=raw/<vendor>/..., STACK=...)"
+	@echo "make redrive   move dead-lettered submissions back to the queue (STACK=..., STACK=local, RATE=msgs/s)"
+	@echo "make replay    re-apply an archived callback (KEY=raw/<vendor>/..., STACK=..., STACK=local)"
 	@echo "make openapi   regenerate openapi.json from the functions' models"
 	@echo "make clean     remove build and cache folders"
 
@@ -49,8 +49,13 @@ unit: install
 integration: install
 	$(PYTEST) tests/integration
 
+# BY_HAND=1: jobs wait for you (no vendor sandbox calls back, the reconciler leaves them alone for
+# an hour), so the callbacks you send are not duplicates; NO_CALLBACKS=1 and RECONCILE_AFTER=N alone.
+RECONCILE_AFTER ?= $(if $(BY_HAND),3600)
 local: install
-	$(PY) -m local.stack $(if $(FAULTS),--faults) $(if $(BASE_PATH),--base-path $(BASE_PATH)) $(foreach o,$(OPTIONS),--option $(o))
+	$(PY) -m local.stack $(if $(FAULTS),--faults) $(if $(BASE_PATH),--base-path $(BASE_PATH)) \
+	  $(if $(or $(BY_HAND),$(NO_CALLBACKS)),--no-vendor-callbacks) $(if $(RECONCILE_AFTER),--reconcile-after $(RECONCILE_AFTER)) \
+	  $(foreach o,$(OPTIONS),--option $(o))
 
 demo: install
 	$(PY) -m local.demo
@@ -78,17 +83,18 @@ lock:
 openapi: install
 	$(PY) -m ops.openapi
 
-# No STACK (nor ENV) given: the local stack if `make local` is running, else the stack `handoff`.
-PREFLIGHT_STACK := $(if $(filter-out file,$(origin STACK)),$(STACK),$(if $(filter-out default,$(ENV)),$(STACK)))
+# Operator tools. No STACK (nor ENV) given: the local stack if `make local` is running, else the
+# stack `handoff`; STACK=local is the local stack (an error if none runs).
+OPS_STACK := $(if $(filter-out file,$(origin STACK)),$(STACK),$(if $(filter-out default,$(ENV)),$(STACK)))
 preflight: install
-	@$(PY) -m ops.preflight $(if $(PREFLIGHT_STACK),--stack $(PREFLIGHT_STACK))
+	@$(PY) -m ops.preflight $(if $(OPS_STACK),--stack $(OPS_STACK))
 
 redrive: install
-	$(PY) -m ops.redrive --stack $(STACK) $(if $(RATE),--rate $(RATE))
+	@$(PY) -m ops.redrive $(if $(OPS_STACK),--stack $(OPS_STACK)) $(if $(RATE),--rate $(RATE))
 
 replay: install
-	@test -n "$(KEY)" || { echo "usage: make replay KEY=raw/<vendor>/... [STACK=...]"; exit 2; }
-	$(PY) -m ops.replay --stack $(STACK) --key $(KEY)
+	@test -n "$(KEY)" || { echo "usage: make replay KEY=raw/<vendor>/... [STACK=...|STACK=local]"; exit 2; }
+	@$(PY) -m ops.replay $(if $(OPS_STACK),--stack $(OPS_STACK)) --key '$(KEY)'
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -29,6 +29,7 @@ REGION = "us-east-1"
 # API verifies SigV4 signatures on IAM routes against it (local/sigv4.py).
 ACCESS_KEY_ID = "local"
 SECRET_ACCESS_KEY = "local"  # noqa: S105 (a fixed local credential, as moto wants any)
+ACCOUNT_ID = "123456789012"  # moto's default account
 # Resource types moto builds faithfully from CloudFormation; the rest is stood in for (see above).
 BUILT_BY_MOTO = frozenset(
     {
@@ -90,6 +91,8 @@ class LocalAws:
         self.environment: dict[str, str] = {}  # every function's variables together (the stack's own use)
         self.function_environments: dict[str, dict[str, str]] = {}  # logical id -> that function's own
         self.secret_values: dict[str, dict[str, str]] = {}
+        self.outputs: dict[str, str] = {}  # the template's Outputs, as far as they resolve here
+        self.template_outputs: list[str] = []  # the names of all of them
         self._server: Any = None
 
     def client(self, service: str) -> Any:
@@ -105,6 +108,10 @@ class LocalAws:
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,  # one line per AWS call is no log to follow
+            # Not in the terminal's process group: Ctrl-C stops the stack, which stops this server
+            # last (stop()); were it interrupted first, the stack's last calls would fail noisily.
+            # It ends by itself when the stack is gone (local/moto_server.py exit_with_parent).
+            start_new_session=True,
         )
         self.endpoint = f"http://127.0.0.1:{port}"
         self._wait_until_listening(port)
@@ -112,6 +119,8 @@ class LocalAws:
         self._create_stack(template)
         self._stand_in(template)
         self.function_environments = self._function_environments(template)
+        self.outputs = self._outputs(template)
+        self.template_outputs = list(template.get("Outputs", {}))
         self.environment = {k: v for env in self.function_environments.values() for k, v in env.items()}
         return self
 
@@ -215,12 +224,27 @@ class LocalAws:
                 environments[logical] = {name: value for name, value in resolved.items() if value is not None}
         return environments
 
+    def _outputs(self, template: dict[str, Any]) -> dict[str, str]:
+        """The template's Outputs resolved against the local stack, so that an operator tool reads
+        the local stack as it reads a deployed one's CloudFormation outputs: names, queue URLs and
+        ARNs, and each function's local ARN (the local Lambda Invoke API takes it, local/lambda_api.py).
+        What names something not built here (the API, an SSM parameter, a condition) is left out."""
+        found = {}
+        for name, output in template.get("Outputs", {}).items():
+            value = self._resolve(output.get("Value"), template)
+            if value is not None:
+                found[name] = value
+        return found
+
     def _resolve(self, value: Any, template: dict[str, Any]) -> str | None:
         """A !Ref / !Sub value against the local stack (None: it names something not built here)."""
         if isinstance(value, str):
             return value
         if "Ref" in value:
             return self._ref(value["Ref"], template)
+        if "Fn::GetAtt" in value:
+            logical, attribute = value["Fn::GetAtt"]
+            return self._attribute(logical, attribute, template)
         if "Fn::Sub" in value:
             text = value["Fn::Sub"]
             for name in {p.split("}")[0] for p in text.split("${")[1:]}:
@@ -229,6 +253,21 @@ class LocalAws:
                     return None
                 text = text.replace("${" + name + "}", replacement)
             return str(text)
+        return None
+
+    def _attribute(self, logical: str, attribute: str, template: dict[str, Any]) -> str | None:
+        kind = template["Resources"].get(logical, {}).get("Type")
+        if attribute != "Arn" or kind is None:
+            return None
+        if kind == "AWS::Lambda::Function":  # run by the local stack, named by its logical id
+            return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{logical}"
+        if kind == "AWS::SQS::Queue" and logical in self.resources:
+            attributes = self.client("sqs").get_queue_attributes(
+                QueueUrl=self.queue_url(logical), AttributeNames=["QueueArn"]
+            )
+            return str(attributes["Attributes"]["QueueArn"])
+        if kind == "AWS::Events::EventBus" and logical in self.resources:
+            return f"arn:aws:events:{REGION}:{ACCOUNT_ID}:event-bus/{self.resources[logical]}"
         return None
 
     def _ref(self, name: str, template: dict[str, Any]) -> str | None:

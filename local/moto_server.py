@@ -51,7 +51,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -252,7 +254,42 @@ def dynamodb_item_size_as_dynamodb() -> None:
     responses.DynamoHandler.batch_write_item = batch_write_item  # type: ignore[method-assign]
 
 
+def unimplemented_as_not_implemented(create_backend_app: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """An action moto does not implement (e.g. SQS StartMessageMoveTask) is answered 501 with an
+    AWS-shaped error body naming it, instead of a 500 HTML page: botocore does not retry a 501
+    (it retried the 500 for ~9 s), and a tool can tell "not here" from a failure
+    (ops/redrive.py falls back to moving the messages itself)."""
+
+    def create(service: Any) -> Any:
+        app = create_backend_app(service)
+
+        def answer(exc: NotImplementedError) -> Any:
+            from werkzeug import Response
+
+            body = {"__type": "NotImplemented", "message": f"not implemented by the local AWS (moto): {exc}"}
+            return Response(json.dumps(body), status=501, content_type="application/x-amz-json-1.0")
+
+        app.register_error_handler(NotImplementedError, answer)
+        return app
+
+    return create
+
+
+def exit_with_parent(poll_seconds: float = 0.5) -> None:
+    """End this server when the stack that started it is gone, however it went (SIGKILL included):
+    the server runs in a session of its own, so neither Ctrl-C nor a signal to the stack reaches it."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def main() -> None:
+    exit_with_parent()
     import jsonpath_ng.ext
     from moto import backends
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -268,7 +305,9 @@ def main() -> None:
     services = tuple(backends.list_of_moto_modules())  # moto's folders: fixed while it runs
     backends.list_of_moto_modules = lambda: services
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = one_dynamodb_request_at_a_time(DomainDispatcherApplication(create_backend_app))
+    app = one_dynamodb_request_at_a_time(
+        DomainDispatcherApplication(unimplemented_as_not_implemented(create_backend_app))
+    )
     run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=True, request_handler=MotoRequestHandler)
 
 

@@ -15,22 +15,36 @@ import importlib
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 import threading
+import time
 import traceback
+import warnings
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+STOP_GRACE_SECONDS = 0.5  # how long stop() lets containers end by themselves before it ends them
 
 
 class InvocationError(RuntimeError):
-    """The handler raised (Lambda reports a function error)."""
+    """The handler raised, timed out or its container died (Lambda reports a function error).
+    `error` is the body Lambda's Invoke API answers for it: errorMessage, errorType, stackTrace."""
+
+    def __init__(self, message: str, error: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.error = error or {"errorMessage": message, "errorType": "Runtime.Unknown", "stackTrace": []}
 
 
 def _container(connection: Connection, module: str, handler: str, environment: dict[str, str], name: str,
                timeout: float) -> None:  # fmt: skip
+    # Ctrl-C reaches the whole process group: the stack stops its containers itself (stop()), so a
+    # container ignores SIGINT instead of dying mid-invocation with a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Metrics output is off locally (POWERTOOLS_METRICS_DISABLED); Powertools still warns on each flush.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     os.environ.update(environment)
     for entry in (str(ROOT / "shared"), str(ROOT)):
         if entry not in sys.path:
@@ -39,13 +53,24 @@ def _container(connection: Connection, module: str, handler: str, environment: d
 
     function = getattr(importlib.import_module(module), handler)
     while True:
-        event = connection.recv()
+        try:
+            event = connection.recv()
+        except (EOFError, OSError):  # the stack is gone (killed): nothing more will come
+            return
         if event is None:
             return
         try:
             connection.send(("ok", function(event, LocalContext(name, timeout))))
-        except Exception:
-            connection.send(("error", traceback.format_exc(limit=5)))
+        except Exception as exc:
+            error = {
+                "errorMessage": str(exc),
+                "errorType": type(exc).__name__,
+                "stackTrace": traceback.format_tb(exc.__traceback__, limit=5),
+            }
+            try:
+                connection.send(("error", (traceback.format_exc(limit=5), error)))
+            except (EOFError, OSError):
+                return
 
 
 class FunctionRuntime:
@@ -62,37 +87,58 @@ class FunctionRuntime:
         self._all: list[tuple[Any, Connection]] = []
         self._lock = threading.Lock()
         self._context = multiprocessing.get_context("spawn")
+        self._closed = False  # stopped: no container starts any more
 
     def invoke(self, event: dict[str, Any]) -> Any:
         container = self._take()
-        process, connection = container
+        _, connection = container
         try:
             connection.send(event)
             if not connection.poll(self.timeout + 5):
-                raise InvocationError(f"{self.name} timed out after {self.timeout} s")
+                # Lambda stops a function at its timeout and the sandbox goes: so does the container
+                # (kept, it would hold a slot of the concurrency and answer the next event late).
+                self._discard(container)
+                message = f"Task timed out after {self.timeout:.2f} seconds"
+                raise InvocationError(
+                    f"{self.name}: {message}", {"errorMessage": message, "errorType": "Sandbox.Timedout"}
+                )
             outcome, value = connection.recv()
         except (EOFError, OSError) as exc:
-            process.kill()
-            with self._lock:
-                self._all.remove(container)
-            raise InvocationError(f"{self.name}: the container died") from exc
+            self._discard(container)
+            message = f"{self.name}: the container died"
+            raise InvocationError(message, {"errorMessage": message, "errorType": "Runtime.ExitError"}) from exc
         self._idle.put(container)
         if outcome == "error":
-            raise InvocationError(f"{self.name} raised:\n{value}")
+            text, error = value
+            raise InvocationError(f"{self.name} raised:\n{text}", error)
         return value
+
+    def _discard(self, container: tuple[Any, Connection]) -> None:
+        container[0].kill()
+        with self._lock:
+            if container in self._all:
+                self._all.remove(container)
 
     def __call__(self, event: dict[str, Any], context: Any = None) -> Any:
         return self.invoke(event)
 
     def stop(self) -> None:
         with self._lock:
+            self._closed = True
             containers, self._all = self._all, []
-        for process, connection in containers:
+        for _, connection in containers:
             with contextlib.suppress(OSError):  # already gone
                 connection.send(None)
-            process.join(timeout=5)
+        # An idle container ends by itself; one still running an invocation (or still importing its
+        # handler) is not waited for: stopping the stack is Ctrl-C, at once, as Lambda drops a sandbox.
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for process, _ in containers:
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+        for process, _ in containers:
             if process.is_alive():
                 process.kill()
+        for process, _ in containers:
+            process.join(timeout=5)
 
     def _take(self) -> tuple[Any, Connection]:
         try:
@@ -100,6 +146,8 @@ class FunctionRuntime:
         except queue.Empty:
             pass
         with self._lock:
+            if self._closed:
+                raise InvocationError(f"{self.name}: stopped", {"errorMessage": "stopped", "errorType": "Stopped"})
             if len(self._all) < self.concurrency:
                 ours, theirs = self._context.Pipe()
                 process = self._context.Process(

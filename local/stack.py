@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 import warnings
@@ -44,6 +45,7 @@ for entry in (str(ROOT / "shared"), str(ROOT)):
 
 from local.api import LocalApi, gateway_responses_from_template, routes_from_template  # noqa: E402
 from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, LocalAws, free_port  # noqa: E402
+from local.lambda_api import LambdaInvokeApi  # noqa: E402
 from local.runtime import FunctionRuntime  # noqa: E402
 from local.sandboxes.base import Faults, LocalSetup, LocalVendor, local_vendors  # noqa: E402
 from local.sandboxes.base import vendor_option as checked_vendor_option  # noqa: E402
@@ -139,6 +141,11 @@ class LocalStack:
             stage, binary_media_types, routes, self.functions, gateway_responses_from_template(), base_path=base
         )
         self.api_server = BackgroundServer(self.api, port=api_port, request_handler=LocalApi.request_handler).start()
+        # The Lambda Invoke API, as `sam local start-lambda` serves it: direct invokes of any function.
+        self.lambda_server = BackgroundServer(
+            LambdaInvokeApi({name: runtime.invoke for name, runtime in self.functions.items()})
+        ).start()
+        self.lambda_endpoint = self.lambda_server.url
 
         self.events_queue = self._capture_events(environment["EVENT_BUS_NAME"]) if self.capture_events else ""
         stream_arn = self.aws.client("dynamodb").describe_table(TableName=environment["JOBS_TABLE_NAME"])["Table"][
@@ -179,6 +186,8 @@ class LocalStack:
                 try:
                     self.reconciler_runs.append(self.functions["ReconcilerFunction"].invoke({}))
                 except Exception as exc:  # the schedule keeps going, as EventBridge Scheduler would
+                    if self._stop.is_set():
+                        return
                     print(f"[reconciler] run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
         self._reconciler = threading.Thread(target=reconcile, name="reconciler-schedule", daemon=True)
@@ -254,14 +263,15 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stop.set()
-        self.stream.stop()
-        self.worker.stop()
-        self.callback_retry.stop()
-        for runtime in self.functions.values():
-            runtime.stop()
+        # The functions first: an invocation in flight ends now (as Lambda drops a sandbox), so the
+        # pollers waiting on one are free at once and no poller starts another container. Each
+        # group is stopped side by side: Ctrl-C stops the stack in about a second.
+        _all_at_once([runtime.stop for runtime in self.functions.values()])
+        _all_at_once([self.stream.stop, self.worker.stop, self.callback_retry.stop])
         for vendor in self.vendors.values():
             vendor.stop()
         self.api_server.stop()
+        self.lambda_server.stop()
         self.aws.stop()
 
     def describe(self) -> dict[str, Any]:
@@ -275,6 +285,7 @@ class LocalStack:
         }
         urls |= {
             "aws_endpoint": self.aws.endpoint,
+            "lambda_endpoint": self.lambda_endpoint,
             "jobs_table": self.environment["JOBS_TABLE_NAME"],
             "results_bucket": self.environment["RESULTS_BUCKET_NAME"],
             "document_bucket": DOCUMENT_BUCKET,
@@ -285,6 +296,25 @@ class LocalStack:
         }
         urls |= {f"{name}_secret": self.aws.resources[v.secret_logical_id] for name, v in self.vendors.items()}
         return urls
+
+    def outputs(self) -> dict[str, str]:
+        """The stack's outputs as a deployment's CloudFormation has them (same keys), for operator
+        tools: what moto built, each function's local ARN, the API and callback URLs served here."""
+        outputs = dict(self.aws.outputs)
+        outputs["ApiUrl"] = self.api_url
+        for name in self.aws.template_outputs:
+            vendor = name.removesuffix("CallbackUrl").lower()
+            if name.endswith("CallbackUrl") and vendor in self.vendors:
+                outputs[name] = f"{self.callback_base_url}/callbacks/{vendor}"
+        return outputs
+
+
+def _all_at_once(stops: list[Callable[[], None]]) -> None:
+    threads = [threading.Thread(target=stop, daemon=True) for stop in stops]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def rate_limit(text: str) -> tuple[str, float]:
@@ -367,25 +397,54 @@ def main(argv: list[str] | None = None) -> int:
     vendor_options: dict[str, dict[str, str]] = {}
     for vendor, name, value in args.option:
         vendor_options.setdefault(vendor, {})[name] = value
-    stack = LocalStack(
-        faults=Faults.demo() if args.faults else Faults(),
-        log_level=args.log_level,
-        rate_limits=dict(args.rate),
-        vendor_options=vendor_options,
-        worker_concurrency=args.workers,
-        secrets_max_age=args.secrets_max_age,
-        reconcile_after=args.reconcile_after,
-        capture_events=not args.no_event_capture,
-        base_path=args.base_path,
-    ).start()
-    if args.no_vendor_callbacks:
-        for vendor in stack.vendors.values():
-            vendor.silence()
+    # SIGTERM (`kill <pid>`) stops the stack as Ctrl-C does: everything it started goes with it.
+    signal.signal(signal.SIGTERM, _interrupt)
+    stack: LocalStack | None = None
+    state_file = args.state_file or (None if args.ready_json else STATE_FILE)
+    try:
+        stack = LocalStack(
+            faults=Faults.demo() if args.faults else Faults(),
+            log_level=args.log_level,
+            rate_limits=dict(args.rate),
+            vendor_options=vendor_options,
+            worker_concurrency=args.workers,
+            secrets_max_age=args.secrets_max_age,
+            reconcile_after=args.reconcile_after,
+            capture_events=not args.no_event_capture,
+            base_path=args.base_path,
+        ).start()
+        if args.no_vendor_callbacks:
+            for vendor in stack.vendors.values():
+                vendor.silence()
+        announce(stack, args, state_file)
+        if args.until_stdin_closes:
+            sys.stdin.read()
+        else:
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # A second Ctrl-C (or SIGTERM) does not interrupt the stop: it takes a second or two.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if state_file is not None:
+            _forget(state_file)
+        if stack is not None:
+            stack.stop()
+    return 0
+
+
+def announce(stack: LocalStack, args: argparse.Namespace, state_file: Path | None) -> None:
+    """Say where the stack listens: on stdout, and in the state file for operator tools."""
     urls = stack.describe()
     # Each function's environment too: a test or an operator tool can run a function in a process
     # of its own (and stop it), as `make preflight` runs SubmitJob's checks.
-    state = {**urls, "function_environments": stack.function_environments, "pid": os.getpid()}
-    state_file = args.state_file or (None if args.ready_json else STATE_FILE)
+    state = {
+        **urls,
+        "outputs": stack.outputs(),
+        "function_environments": stack.function_environments,
+        "pid": os.getpid(),
+    }
     if state_file is not None:
         state_file.write_text(json.dumps(state))
     if args.ready_json:
@@ -399,21 +458,15 @@ def main(argv: list[str] | None = None) -> int:
             f"Routes under /jobs need SigV4 signed with access key {ACCESS_KEY_ID!r}, secret "
             f"{SECRET_ACCESS_KEY!r}, region {REGION}, service execute-api; see README 'Local stack'."
         )
+        if args.no_vendor_callbacks:
+            print("No vendor sandbox calls back: send the callbacks yourself (README 'Poking at it by hand').")
         if state_file is not None:
-            print(f"Operator tools find this stack through {state_file} (e.g. `make preflight`).")
+            print(f"Operator tools find this stack through {state_file} (make preflight, replay, redrive).")
         print("Function logs follow (JSON, one line per event, reference_id on each). Ctrl-C stops.", flush=True)
-    try:
-        if args.until_stdin_closes:
-            sys.stdin.read()
-        else:
-            threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if state_file is not None:
-            _forget(state_file)
-        stack.stop()
-    return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _forget(state_file: Path) -> None:
