@@ -12,6 +12,7 @@ ends in a wrong state, any vendor holds a reference twice, or a batch has not ex
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from collections import Counter
@@ -73,6 +74,8 @@ def settled(stack: LocalStack, job: dict[str, Any]) -> bool:
 
 
 def main() -> int:
+    # The demo prints its own progress: no access-log line per request between them.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     started = time.monotonic()
     print("Starting the local stack (moto, local API, worker, reconciler, a sandbox per vendor)...")
     stack = LocalStack(faults=Faults.demo()).start()
