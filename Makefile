@@ -58,7 +58,7 @@ local: install
 	  $(foreach o,$(OPTIONS),--option $(o))
 
 demo: install
-	$(PY) -m local.demo
+	$(PY) -m local.demo $(foreach o,$(OPTIONS),--option $(o))
 
 bench: install
 	$(PY) -m bench

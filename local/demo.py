@@ -11,6 +11,7 @@ ends in a wrong state, any vendor holds a reference twice, or a batch has not ex
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -24,7 +25,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
-from local.stack import Faults, LocalStack
+from local.stack import Faults, LocalStack, vendor_option, vendor_options_help
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELED"}
 CREDENTIALS = Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY)  # the local API verifies signatures against these
@@ -73,12 +74,18 @@ def settled(stack: LocalStack, job: dict[str, Any]) -> bool:
     )
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--option", action="append", default=[], type=vendor_option, help=vendor_options_help())
+    args = parser.parse_args(argv)
+    vendor_options: dict[str, dict[str, str]] = {}
+    for vendor, name, value in args.option:
+        vendor_options.setdefault(vendor, {})[name] = value
     # The demo prints its own progress: no access-log line per request between them.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     started = time.monotonic()
     print("Starting the local stack (moto, local API, worker, reconciler, a sandbox per vendor)...")
-    stack = LocalStack(faults=Faults.demo()).start()
+    stack = LocalStack(faults=Faults.demo(), vendor_options=vendor_options).start()
     try:
         for name, value in stack.describe().items():
             print(f"  {name:22} {value}")

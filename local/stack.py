@@ -455,7 +455,7 @@ def announce(stack: LocalStack, args: argparse.Namespace, state_file: Path | Non
         for name, value in urls.items():
             print(f"  {name.ljust(width)}  {value}")
         print(
-            f"Routes under /jobs need SigV4 signed with access key {ACCESS_KEY_ID!r}, secret "
+            f"Routes under /jobs and /batches need SigV4 signed with access key {ACCESS_KEY_ID!r}, secret "
             f"{SECRET_ACCESS_KEY!r}, region {REGION}, service execute-api; see README 'Local stack'."
         )
         if args.no_vendor_callbacks:

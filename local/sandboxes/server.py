@@ -67,7 +67,16 @@ def peak_rate(arrivals: list[float], window: float = 1.0) -> int:
 
 
 # The knobs every vendor sandbox has: its own faults, and its callback sender's.
-SANDBOX_KNOBS = ("rate_limit", "error_rate", "timeout_rate", "lost_rate", "latency", "stall_seconds")
+SANDBOX_KNOBS = (
+    "rate_limit",
+    "error_rate",
+    "timeout_rate",
+    "lost_rate",
+    "latency",
+    "stall_seconds",
+    "failed_rate",
+    "work_seconds",
+)
 CALLBACK_KNOBS = ("drop_rate", "duplicate_rate", "reorder_seconds")
 
 
@@ -84,10 +93,20 @@ def admin_answer(request: Any, sandbox: Any, jobs: Any) -> Any:
     if request.path == "/_sandbox/jobs":
         return Response(json.dumps(jobs()), content_type="application/json")
     if request.path == "/_sandbox/knobs" and request.method == "POST":
-        knobs = request.get_json(silent=True) or {}
-        for target, names in ((sandbox, SANDBOX_KNOBS), (sandbox.callbacks, CALLBACK_KNOBS)):
-            for name in names:
-                if name in knobs:
-                    setattr(target, name, float(knobs[name]))
-        return Response("{}", content_type="application/json")
+        knobs = request.get_json(silent=True)
+        targets = {name: sandbox for name in SANDBOX_KNOBS if hasattr(sandbox, name)}
+        targets |= {name: sandbox.callbacks for name in CALLBACK_KNOBS}
+        # A knob this sandbox does not have, or a value that is no number, is refused whole: a
+        # test that sets a knob must never run on, believing it set.
+        problems = ["the body must be a JSON object of knob: number"] if not isinstance(knobs, dict) else []
+        for name, value in (knobs or {}).items() if isinstance(knobs, dict) else ():
+            if name not in targets:
+                problems.append(f"{name}: not a knob of this sandbox (its knobs: {', '.join(sorted(targets))})")
+            elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                problems.append(f"{name}: must be a number >= 0")
+        if problems:
+            return Response(json.dumps({"error": problems}), status=400, content_type="application/json")
+        for name, value in knobs.items():
+            setattr(targets[name], name, float(value))
+        return Response(json.dumps({"set": knobs}), content_type="application/json")
     return Response("not found", status=404)
