@@ -357,3 +357,41 @@ def test_make_replay_hands_the_key_to_the_tool_as_one_word() -> None:
     said = [ln for ln in done.stderr.splitlines() if not ln.startswith("make:")]
     assert len(said) == 1, done.stderr
     assert said[0].startswith("replay: ")
+
+
+@pytest.mark.usefixtures("vendors")
+def test_a_secret_without_the_key_says_so_not_that_the_vendor_refused_it(httpserver: HTTPServer) -> None:
+    put_secret(os.environ["PLAYMENT_SECRET_NAME"], {"callback_key": "k"})
+    put_secret("handoff/scale", {"callback_auth_key": "c"})
+
+    seen = checks(httpserver)
+
+    for vendor in ("playment", "scale"):
+        assert seen[vendor, "api key"].verdict == FAILED
+        assert "has no api_key" in seen[vendor, "api key"].detail
+        assert "refused" not in seen[vendor, "api key"].detail
+
+
+@pytest.mark.usefixtures("vendors")
+def test_a_wrong_key_is_one_sentence(httpserver: HTTPServer) -> None:
+    put_secret(os.environ["PLAYMENT_SECRET_NAME"], {"api_key": "wrong", "callback_key": "k"})
+
+    detail = checks(httpserver)["playment", "api key"].detail
+
+    assert detail.count("refused the API key") == 1
+    assert detail.count("check") == 0
+
+
+@pytest.mark.usefixtures("vendors")
+def test_a_path_playment_does_not_serve_says_to_fix_the_generation(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYMENT_API_GENERATION", "docs")  # the sandbox speaks readme
+    reset_function_caches()
+
+    seen = checks(httpserver)
+
+    project = seen["playment", "project"].detail
+    assert seen["playment", "project"].verdict == FAILED
+    assert "does not know project" not in project
+    assert "set PlaymentApiGeneration" in project
