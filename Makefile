@@ -53,9 +53,9 @@ integration: install
 # an hour), so the callbacks you send are not duplicates; NO_CALLBACKS=1 and RECONCILE_AFTER=N alone.
 RECONCILE_AFTER ?= $(if $(BY_HAND),3600)
 local: install
-	$(PY) -m local.stack $(if $(FAULTS),--faults) $(if $(BASE_PATH),--base-path $(BASE_PATH)) \
-	  $(if $(or $(BY_HAND),$(NO_CALLBACKS)),--no-vendor-callbacks) $(if $(RECONCILE_AFTER),--reconcile-after $(RECONCILE_AFTER)) \
-	  $(foreach o,$(OPTIONS),--option $(o))
+	$(PY) -m local.stack $(if $(FAULTS),--faults) $(if $(BASE_PATH),--base-path $(call quote,$(BASE_PATH))) \
+	  $(if $(or $(BY_HAND),$(NO_CALLBACKS)),--no-vendor-callbacks) $(if $(RECONCILE_AFTER),--reconcile-after $(call quote,$(RECONCILE_AFTER))) \
+	  $(foreach o,$(OPTIONS),--option $(call quote,$(o)))
 
 demo: install
 	$(PY) -m local.demo $(foreach o,$(OPTIONS),--option $(o))
@@ -86,15 +86,19 @@ openapi: install
 # Operator tools. No STACK (nor ENV) given: the local stack if `make local` is running, else the
 # stack `handoff`; STACK=local is the local stack (an error if none runs).
 OPS_STACK := $(if $(filter-out file,$(origin STACK)),$(STACK),$(if $(filter-out default,$(ENV)),$(STACK)))
+# A value as one shell word, whatever it holds (spaces, !, quotes): the tool judges it, not the shell.
+quote = '$(subst ','\'',$(1))'
+# make ends with its own exit code 2 whenever a recipe fails; the tools' own codes (preflight: 1 a
+# check FAILED, 2 it could not run) are those of `python -m ops.<tool>`, which README documents.
 preflight: install
-	@$(PY) -m ops.preflight $(if $(OPS_STACK),--stack $(OPS_STACK))
+	@$(PY) -m ops.preflight $(if $(OPS_STACK),--stack $(call quote,$(OPS_STACK)))
 
 redrive: install
-	@$(PY) -m ops.redrive $(if $(OPS_STACK),--stack $(OPS_STACK)) $(if $(RATE),--rate $(RATE))
+	@$(PY) -m ops.redrive $(if $(OPS_STACK),--stack $(call quote,$(OPS_STACK))) $(if $(RATE),--rate $(call quote,$(RATE)))
 
 replay: install
-	@test -n "$(KEY)" || { echo "usage: make replay KEY=raw/<vendor>/... [STACK=...|STACK=local]"; exit 2; }
-	@$(PY) -m ops.replay $(if $(OPS_STACK),--stack $(OPS_STACK)) --key '$(KEY)'
+	@test -n $(call quote,$(KEY)) || { echo "usage: make replay KEY=raw/<vendor>/... [STACK=...|STACK=local]"; exit 2; }
+	@$(PY) -m ops.replay $(if $(OPS_STACK),--stack $(call quote,$(OPS_STACK))) --key $(call quote,$(KEY))
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

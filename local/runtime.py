@@ -39,7 +39,10 @@ class InvocationError(RuntimeError):
 
 
 def _container(connection: Connection, module: str, handler: str, environment: dict[str, str], name: str,
-               timeout: float) -> None:  # fmt: skip
+               timeout: float, logs_to_stderr: bool = False) -> None:  # fmt: skip
+    if logs_to_stderr:  # an operator tool's stdout is its report: the function's log lines go to stderr
+        sys.stdout.flush()
+        os.dup2(2, 1)
     # Ctrl-C reaches the whole process group: the stack stops its containers itself (stop()), so a
     # container ignores SIGINT instead of dying mid-invocation with a KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -51,7 +54,14 @@ def _container(connection: Connection, module: str, handler: str, environment: d
             sys.path.insert(0, entry)
     from local.context import LocalContext
 
-    function = getattr(importlib.import_module(module), handler)
+    try:
+        function = getattr(importlib.import_module(module), handler)
+    except Exception as exc:
+        # Lambda answers every invocation of a function whose init raised with that error (its
+        # type and message); the container stays to say so instead of dying with a traceback.
+        failed_init: Exception | None = exc
+    else:
+        failed_init = None
     while True:
         try:
             event = connection.recv()
@@ -60,6 +70,8 @@ def _container(connection: Connection, module: str, handler: str, environment: d
         if event is None:
             return
         try:
+            if failed_init is not None:
+                raise failed_init
             connection.send(("ok", function(event, LocalContext(name, timeout))))
         except Exception as exc:
             error = {
@@ -75,8 +87,17 @@ def _container(connection: Connection, module: str, handler: str, environment: d
 
 class FunctionRuntime:
     def __init__(
-        self, name: str, module: str, handler: str, environment: dict[str, str], *, timeout: float, concurrency: int
+        self,
+        name: str,
+        module: str,
+        handler: str,
+        environment: dict[str, str],
+        *,
+        timeout: float,
+        concurrency: int,
+        logs_to_stderr: bool = False,
     ) -> None:
+        self.logs_to_stderr = logs_to_stderr
         self.name = name
         self.module = module
         self.handler = handler
@@ -152,7 +173,15 @@ class FunctionRuntime:
                 ours, theirs = self._context.Pipe()
                 process = self._context.Process(
                     target=_container,
-                    args=(theirs, self.module, self.handler, self.environment, self.name, self.timeout),
+                    args=(
+                        theirs,
+                        self.module,
+                        self.handler,
+                        self.environment,
+                        self.name,
+                        self.timeout,
+                        self.logs_to_stderr,
+                    ),
                     name=f"{self.name}-container",
                     daemon=True,
                 )

@@ -85,17 +85,37 @@ def run_local(state: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(environments, dict) or not isinstance(environments.get(FUNCTION), dict):
         raise PreflightError(f"the local stack's state names no {FUNCTION}: restart `make local` from this version")
     urls = {name: state[f"{name}_callback_url"] for name in VENDORS if f"{name}_callback_url" in state}
+    # The report is this tool's only stdout: the function's log lines (INFO per check) are left
+    # out, and what it logs at WARNING or above goes to stderr.
+    environment = {**environments[FUNCTION], "POWERTOOLS_LOG_LEVEL": "WARNING"}
     runtime = FunctionRuntime(
-        FUNCTION, FUNCTION_MODULE, FUNCTION_HANDLER, environments[FUNCTION], timeout=FUNCTION_TIMEOUT, concurrency=1
+        FUNCTION,
+        FUNCTION_MODULE,
+        FUNCTION_HANDLER,
+        environment,
+        timeout=FUNCTION_TIMEOUT,
+        concurrency=1,
+        logs_to_stderr=True,
     )
     try:
         answer: dict[str, Any] = runtime.invoke({"action": EVENT_ACTION, "callback_urls": urls})
     except InvocationError as exc:
-        last = str(exc).strip().splitlines()[-1]
-        raise PreflightError(f"{FUNCTION} could not run the checks ({last}): fix its configuration") from None
+        kind, said = str(exc.error.get("errorType", "")), str(exc.error.get("errorMessage", ""))
+        if kind in NOT_THE_FUNCTIONS or kind.startswith(("Runtime.", "Sandbox.")):
+            raise PreflightError(f"{FUNCTION} could not run the checks ({said}): run it again") from None
+        raise failed_before_checking(kind, said, "the local stack's settings, then restart make local") from None
     finally:
         runtime.stop()
     return answer
+
+
+NOT_THE_FUNCTIONS = frozenset({"Stopped"})  # the runtime's own errors, not the function's
+
+
+def failed_before_checking(kind: str, said: str, fix: str) -> PreflightError:
+    """The function raised (at init or in the handler): its error's type and message, one line."""
+    first = said.strip().splitlines()[0] if said.strip() else ""
+    return PreflightError(f"{FUNCTION} failed before it could check ({kind}: {first[:300]}): fix what it says ({fix})")
 
 
 def callback_urls_from_outputs(outputs: dict[str, str]) -> dict[str, str]:
@@ -148,10 +168,7 @@ def run_deployed(session: Any, stack: str) -> dict[str, Any]:
     if response.get("FunctionError"):
         said = answer.get("errorMessage", "") if isinstance(answer, dict) else ""
         kind = answer.get("errorType", "error") if isinstance(answer, dict) else "error"
-        raise PreflightError(
-            f"{FUNCTION} failed before it could check ({kind}: {said[:300]}): fix what it says "
-            "(the stack's parameters or secrets) and deploy"
-        )
+        raise failed_before_checking(kind, said, "the stack's parameters or secrets, and deploy")
     return dict(answer) if isinstance(answer, dict) else {}
 
 

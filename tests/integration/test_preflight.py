@@ -82,6 +82,10 @@ def test_a_good_configuration_passes_every_check(stack: Stack, tmp_path: Path) -
     assert "FAILED" not in "\n".join(lines)
     assert lines[-1].startswith("preflight: ok")
     assert code == 0
+    # and the report is the only stdout: the header, one line per check, the verdict (no log lines)
+    assert len(lines) == 17, "\n".join(lines)
+    assert not [ln for ln in lines if ln.lstrip().startswith("{")]
+    assert '"preflight check"' not in stderr  # INFO log lines are left out on the operator path
     # and the probe job was refused: the sandbox holds no job of the preflight's
     jobs = requests.get(f"{stack.urls['playment_sandbox']}/_sandbox/jobs", timeout=10).json()
     assert not [j for j in jobs if j["reference_id"].startswith("handoff-preflight-")]
@@ -160,3 +164,15 @@ def test_no_running_local_stack_is_one_line_saying_what_to_do(tmp_path: Path) ->
     assert done.stderr.count("\n") == 1
     assert "make local" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_function_configuration_error_is_one_line_naming_it(stack: Stack, tmp_path: Path) -> None:
+    for variable, value in [("PLAYMENT_CREATE_JOB_PATH", "/v0/jobs"), ("PLAYMENT_API_GENERATION", "v2")]:
+        code, _lines, stderr = preflight(stack, tmp_path, **{variable: value})
+
+        assert code == 2
+        assert "Traceback" not in stderr
+        said = stderr.strip().splitlines()
+        assert len(said) == 1, stderr
+        assert said[0].startswith("preflight: SubmitJobFunction failed before it could check (ConfigurationError: ")
+        assert variable in said[0]

@@ -6,7 +6,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -21,7 +24,7 @@ from local.sandboxes.scale import ScaleSandbox
 from local.sandboxes.server import BackgroundServer
 from local.sandboxes.textking import TextkingSandbox
 from ops import preflight as tool
-from tests.conftest import TEXTKING_ACCESS_TOKEN, TEXTKING_SIGNING_KEY, reset_function_caches
+from tests.conftest import ROOT, TEXTKING_ACCESS_TOKEN, TEXTKING_SIGNING_KEY, reset_function_caches
 
 pytestmark = pytest.mark.usefixtures("aws")
 SCALE_API_KEY = "live_0123456789abcdef"
@@ -317,3 +320,78 @@ def test_a_state_file_of_a_stopped_stack_is_not_a_running_stack(tmp_path: Any) -
     assert tool.local_state(state) is None
     state.write_text(json.dumps({"api": "http://127.0.0.1:1/v1", "pid": os.getpid()}))
     assert tool.local_state(state) is not None
+
+
+def make(target: str, *variables: str) -> subprocess.CompletedProcess[str]:
+    """`make <target> VAR=...` as an operator runs it, with this venv, no AWS credentials."""
+    venv = Path(sys.executable).parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE="/nonexistent", AWS_CONFIG_FILE="/nonexistent")
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1")
+    return subprocess.run(
+        ["make", "--no-print-directory", "-o", f"{venv}/.installed", target, f"VENV={venv}", *variables],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_make_preflight_hands_the_stack_name_to_the_tool_as_one_word() -> None:
+    done = make("preflight", "STACK=bad name!'x")
+
+    assert done.returncode == 2  # make's code for a failing recipe (README: the tool's own is in its last line)
+    assert "usage:" not in done.stderr
+    assert "preflight of stack bad name!'x" in done.stdout
+    said = [ln for ln in done.stderr.splitlines() if not ln.startswith("make:")]
+    assert len(said) == 1
+    assert said[0].startswith("preflight: no AWS credentials")
+    assert "Error 2" in done.stderr
+
+
+def test_make_replay_hands_the_key_to_the_tool_as_one_word() -> None:
+    done = make("replay", "STACK=bad name!", "KEY=raw/a b'c")
+
+    assert done.returncode == 2
+    said = [ln for ln in done.stderr.splitlines() if not ln.startswith("make:")]
+    assert len(said) == 1, done.stderr
+    assert said[0].startswith("replay: ")
+
+
+@pytest.mark.usefixtures("vendors")
+def test_a_secret_without_the_key_says_so_not_that_the_vendor_refused_it(httpserver: HTTPServer) -> None:
+    put_secret(os.environ["PLAYMENT_SECRET_NAME"], {"callback_key": "k"})
+    put_secret("handoff/scale", {"callback_auth_key": "c"})
+
+    seen = checks(httpserver)
+
+    for vendor in ("playment", "scale"):
+        assert seen[vendor, "api key"].verdict == FAILED
+        assert "has no api_key" in seen[vendor, "api key"].detail
+        assert "refused" not in seen[vendor, "api key"].detail
+
+
+@pytest.mark.usefixtures("vendors")
+def test_a_wrong_key_is_one_sentence(httpserver: HTTPServer) -> None:
+    put_secret(os.environ["PLAYMENT_SECRET_NAME"], {"api_key": "wrong", "callback_key": "k"})
+
+    detail = checks(httpserver)["playment", "api key"].detail
+
+    assert detail.count("refused the API key") == 1
+    assert detail.count("check") == 0
+
+
+@pytest.mark.usefixtures("vendors")
+def test_a_path_playment_does_not_serve_says_to_fix_the_generation(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYMENT_API_GENERATION", "docs")  # the sandbox speaks readme
+    reset_function_caches()
+
+    seen = checks(httpserver)
+
+    project = seen["playment", "project"].detail
+    assert seen["playment", "project"].verdict == FAILED
+    assert "does not know project" not in project
+    assert "set PlaymentApiGeneration" in project

@@ -67,6 +67,13 @@ class Rejected(VendorError):
         self.auth_failure = auth_failure
 
 
+class MissingCredential(Rejected):
+    """The vendor's secret lacks what the request needs (no key, no token): the vendor was not called."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message, auth_failure=True)
+
+
 class AlreadySubmitted(VendorError):
     """The vendor already holds a job for this reference: an earlier attempt got through."""
 

@@ -134,6 +134,14 @@ def probe_callback(
     )
 
 
+def status_of(exc: Rejected) -> str:
+    """A refusal as status and code only ("HTTP 401 unauthorized_request"), for a verdict that
+    already says what the refusal means (the client's own message would say it again)."""
+    status = f"HTTP {exc.http_status}" if exc.http_status else ""
+    code = "" if exc.code == f"http_{exc.http_status}" else exc.code  # no code of the vendor's
+    return " ".join(part for part in (status, code) if part)
+
+
 def refusal(exc: Rejected) -> str:
     """How a vendor's refusal reads in a verdict: its HTTP status, its code and message (each once)."""
     status = f"HTTP {exc.http_status}" if exc.http_status else ""

@@ -28,6 +28,7 @@ from handoff.vendors.base import (
     Acceptance,
     AlreadySubmitted,
     Checkpoint,
+    MissingCredential,
     Rejected,
     Timeouts,
     Transient,
@@ -475,7 +476,7 @@ def build_client() -> PlaymentClient:
     def api_key() -> str:
         key = secret_json(settings.secret_name).get("api_key")
         if not isinstance(key, str) or not key:
-            raise Rejected("missing_api_key", f"secret {settings.secret_name} has no api_key", auth_failure=True)
+            raise MissingCredential("missing_api_key", f"secret {settings.secret_name} has no api_key")
         return key
 
     return PlaymentClient(settings, api_key, Timeouts(core.vendor_connect_timeout, core.vendor_read_timeout))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from handoff.vendors.base import Rejected, VendorError, send
+from handoff.vendors.base import MissingCredential, Rejected, VendorError, send
 from handoff.vendors.checks import (
     FAILED,
     OK,
@@ -29,6 +29,7 @@ from handoff.vendors.checks import (
     probe_callback,
     refusal,
     retried,
+    status_of,
     unanswered,
 )
 from handoff.vendors.playment.client import NAME, PlaymentClient, build_client
@@ -41,6 +42,7 @@ PRIORITY_REFUSED = "FS_00012"
 JOB_NOT_FOUND = "FS_0006"
 PROBE_PRIORITY = 99
 NO_SUCH_PATH = frozenset({404, 405})
+NO_ERROR_BODY_404 = "http_404"  # the client's code for a 404 without Playment's error: a path it does not serve
 
 
 def preflight(context: PreflightContext) -> list[Check]:
@@ -51,7 +53,7 @@ def preflight(context: PreflightContext) -> list[Check]:
     try:
         details = retried(context, lambda: client._call("GET", settings.project_details_path, project_id=project))
     except Rejected as exc:
-        checks += _refused_details(exc, project, settings.api_key_header)
+        checks += _refused_details(exc, project, settings.api_key_header, settings.api_generation)
         checks.append(Check(NAME, "paths", SKIPPED, "need an accepted API key and an existing project"))
     except VendorError as exc:
         checks.append(unanswered(NAME, "api key", exc, "PlaymentBaseUrl"))
@@ -92,7 +94,30 @@ def preflight(context: PreflightContext) -> list[Check]:
     return checks
 
 
-def _refused_details(exc: Rejected, project: str, header: str) -> list[Check]:
+def _refused_details(exc: Rejected, project: str, header: str, generation: str) -> list[Check]:
+    if isinstance(exc, MissingCredential):
+        return [
+            Check(
+                NAME,
+                "api key",
+                FAILED,
+                f"the PlaymentSecret has no api_key ({exc.message}; Playment was not asked): put the key from "
+                "Playment's dashboard (Settings -> API Keys) in the PlaymentSecret's api_key",
+            ),
+            Check(NAME, "project", SKIPPED, "needs an API key"),
+        ]
+    if exc.code == NO_ERROR_BODY_404:
+        return [
+            Check(NAME, "api key", SKIPPED, "cannot tell: the project details path is not one Playment serves"),
+            Check(
+                NAME,
+                "project",
+                FAILED,
+                f"not checked: Playment answered HTTP 404 without an error of its own, so the path, not the "
+                f"project, is wrong: set PlaymentApiGeneration (now {generation}) to the generation your "
+                "account's API speaks (README 'Configuring Playment'), or PlaymentProjectDetailsPath",
+            ),
+        ]
     if exc.code in NO_ACCESS_CODES:
         return [
             Check(NAME, "api key", OK, "accepted (Playment says it has no access to the project)"),
@@ -110,7 +135,7 @@ def _refused_details(exc: Rejected, project: str, header: str) -> list[Check]:
                 NAME,
                 "api key",
                 FAILED,
-                f"Playment refused the API key ({refusal(exc)}): put the key from "
+                f"Playment refused the API key ({status_of(exc)}): put the key from "
                 f"Playment's dashboard (Settings -> API Keys) in the PlaymentSecret's api_key (sent as {header}, "
                 "PlaymentApiKeyHeader)",
             ),
@@ -225,8 +250,9 @@ def _path_refused(name: str, template: str, exc: VendorError) -> Check:
             NAME,
             name,
             FAILED,
-            f"{template} is not a path Playment serves ({refusal(exc)}): set {name} "
-            "to the path of your Playment API's generation (README 'Configuring Playment')",
+            f"{template} is not a path Playment serves ({status_of(exc)}): set {name} to the path of your "
+            "Playment API's generation, or PlaymentApiGeneration to the generation your account's API speaks "
+            "(README 'Configuring Playment')",
         )
     if isinstance(exc, Rejected):
         return Check(NAME, name, FAILED, f"Playment refused {template} ({refusal(exc)}): check {name}")

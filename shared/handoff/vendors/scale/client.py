@@ -37,6 +37,7 @@ from handoff.vendors.base import (
     Acceptance,
     AlreadySubmitted,
     Checkpoint,
+    MissingCredential,
     Rejected,
     Timeouts,
     Transient,
@@ -352,7 +353,7 @@ def build_client() -> ScaleClient:
     def api_key() -> str:
         key = secret_json(settings.secret_name).get("api_key")
         if not isinstance(key, str) or not key:
-            raise Rejected("missing_api_key", f"secret {settings.secret_name} has no api_key", auth_failure=True)
+            raise MissingCredential("missing_api_key", f"secret {settings.secret_name} has no api_key")
         return key
 
     return ScaleClient(

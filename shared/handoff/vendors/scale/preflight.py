@@ -10,8 +10,18 @@ callback url  the URL every task is created with: a callback without scale-callb
 from __future__ import annotations
 
 from handoff.settings import ConfigurationError
-from handoff.vendors.base import Rejected, VendorError
-from handoff.vendors.checks import FAILED, OK, SKIPPED, Check, PreflightContext, probe_callback, refusal, retried
+from handoff.vendors.base import MissingCredential, Rejected, VendorError
+from handoff.vendors.checks import (
+    FAILED,
+    OK,
+    SKIPPED,
+    Check,
+    PreflightContext,
+    probe_callback,
+    refusal,
+    retried,
+    status_of,
+)
 from handoff.vendors.checks import unanswered as unanswered_check
 from handoff.vendors.scale.client import NAME, ScaleClient, build_client
 from handoff.vendors.scale.settings import scale_callback_url
@@ -56,14 +66,29 @@ def _key(client: ScaleClient, context: PreflightContext) -> Check:
     base = client.settings.base_url
     try:
         retried(context, lambda: client._call("GET", "/tasks", params={"limit": "1"}))
+    except MissingCredential as exc:
+        return Check(
+            NAME,
+            name,
+            FAILED,
+            f"the ScaleSecret has no api_key ({exc.message}; Scale was not asked): put your Scale API key "
+            "(Scale dashboard -> API Keys) in ScaleSecret's api_key",
+        )
     except Rejected as exc:
         if exc.auth_failure:
             return Check(
                 NAME,
                 name,
                 FAILED,
-                f"Scale refused the API key ({refusal(exc)}): put your Scale API key "
+                f"Scale refused the API key ({status_of(exc)}): put your Scale API key "
                 "(Scale dashboard -> API Keys) in ScaleSecret's api_key",
+            )
+        if exc.http_status in (404, 405):
+            return Check(
+                NAME,
+                name,
+                FAILED,
+                f"GET {base}/tasks: no such path ({status_of(exc)}): ScaleBaseUrl is not Scale's API",
             )
         return Check(NAME, name, FAILED, f"GET {base}/tasks was refused ({refusal(exc)}): check ScaleBaseUrl")
     except VendorError as exc:

@@ -29,6 +29,7 @@ from handoff.settings import core_settings, secret_json
 from handoff.vendors.base import (
     Acceptance,
     Checkpoint,
+    MissingCredential,
     Rejected,
     Timeouts,
     Transient,
@@ -577,7 +578,7 @@ class TextkingClient:
     def _call(self, method: str, path: str, *, accept: str = "application/json", **kwargs: Any) -> requests.Response:
         token = self._credentials().get("access_token")
         if not isinstance(token, str) or not token:
-            raise Rejected("missing_access_token", "the TEXTKING secret has no access_token", auth_failure=True)
+            raise MissingCredential("missing_access_token", "the TEXTKING secret has no access_token")
         headers = {"Authorization": f"Bearer {token}", "Accept": accept, **kwargs.pop("headers", {})}
         response = send(self.session, method, self.settings.base_url + path, self.timeouts, headers=headers, **kwargs)
         if response.status_code == 403:

@@ -13,7 +13,17 @@ from urllib.parse import urlencode
 
 from handoff.settings import ConfigurationError
 from handoff.vendors.base import Rejected, VendorError, json_or_none
-from handoff.vendors.checks import FAILED, OK, SKIPPED, Check, PreflightContext, probe_callback, refusal, retried
+from handoff.vendors.checks import (
+    FAILED,
+    OK,
+    SKIPPED,
+    Check,
+    PreflightContext,
+    probe_callback,
+    refusal,
+    retried,
+    status_of,
+)
 from handoff.vendors.checks import unanswered as unanswered_check
 from handoff.vendors.textking.client import NAME, TextkingClient, build_client
 from handoff.vendors.textking.settings import textking_callback_url
@@ -71,8 +81,15 @@ def _token(client: TextkingClient, context: PreflightContext) -> Check:
                 NAME,
                 name,
                 FAILED,
-                f"TEXTKING refused the access token ({refusal(exc)}): put a valid "
+                f"TEXTKING refused the access token ({status_of(exc)}): put a valid "
                 "OAuth token (offline_access works best) in TextkingSecret's access_token",
+            )
+        if exc.http_status in (404, 405):
+            return Check(
+                NAME,
+                name,
+                FAILED,
+                f"GET {base_url}/projects: no such path ({status_of(exc)}): TextkingBaseUrl is not TEXTKING's API",
             )
         return Check(NAME, name, FAILED, f"GET {base_url}/projects was refused ({refusal(exc)}): check TextkingBaseUrl")
     except VendorError as exc:
