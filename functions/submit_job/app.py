@@ -20,21 +20,24 @@ Direct invoke {"action": "preflight", "callback_urls": {vendor: url}} (make pref
 Batches (handoff.batches), for a vendor that has them:
 POST /batches, or direct invoke {"action": "create_batch", "vendor", "name", ...}:
            201 created at the vendor; 200 the same request again (same batch_ref); 409 the
-           batch_ref holds another request; 422 invalid or batches_not_supported; 424 the vendor
+           batch_ref holds another request; 422 invalid (an unregistered vendor too) or
+           batches_not_supported (a registered vendor without batches); 424 the vendor
            refused it; 503 the vendor could not be reached. Nothing is written unless 200/201.
 POST /batches/{batch_ref}/close, or {"action": "close_batch", "batch_ref", "expected_jobs"?}:
-           200 the batch with its size fixed (and, if every job is final, completed).
+           200 the batch with its size fixed (no size, or no body: the jobs it holds; the same
+           size again writes nothing; another: 409), and, if it holds it and every job is final, completed.
 GET /batches/{batch_ref}[?vendor=true], or {"action": "get_batch", "batch_ref", "vendor"?}:
            200 the batch, its jobs counted by status, and (vendor=true) the vendor's own word on it.
 A job names its batch by "batch_ref"; {"batch": {...}, "jobs": [...]} creates a batch (as
-POST /batches) and submits the jobs into it, which closes it with them.
+POST /batches) and submits the jobs into it, which sizes it with them (or removes it if it took none).
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import boto3
 from aws_lambda_powertools.event_handler import Response
@@ -44,12 +47,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handoff import api, preflight
-from handoff.batches import Batches, BatchRefused, batch_view
+from handoff.batches import Batches, BatchRefused
 from handoff.models import (
     BATCH_REF_PATTERN,
     REFERENCE_ID_PATTERN,
     Batch,
     BatchProgress,
+    BatchSize,
     BatchView,
     CreateBatchRequest,
     Job,
@@ -63,7 +67,7 @@ from handoff.submission import (
     Outcome,
     Submitter,
 )
-from handoff.vendors import BulkSubmitRequest, SubmitBody, parse_submit_request, vendor
+from handoff.vendors import VENDOR_NAMES, BulkSubmitRequest, SubmitBody, parse_submit_request, vendor
 
 # A whole body (up to 500 jobs): Lambda's limit for a synchronous invocation's payload.
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -78,7 +82,7 @@ app = api.new_resolver(
     {
         ("POST", "/jobs"): api.json_body(MAX_BODY_BYTES, object_only=True),
         ("POST", "/batches"): api.json_body(MAX_BATCH_BODY_BYTES, object_only=True),
-        ("POST", "/batches/{batch_ref}/close"): api.json_body(MAX_BATCH_BODY_BYTES, object_only=True),
+        ("POST", "/batches/{batch_ref}/close"): api.json_body(MAX_BATCH_BODY_BYTES, object_only=True, optional=True),
     }
 )
 
@@ -158,7 +162,9 @@ def post_job(body: Annotated[SubmitBody, Body()]) -> Response[str]:
         202: api.answer("the FAILED job is QUEUED again", Job),
         403: api.refusal(api.GATEWAY_403),
         404: api.refusal("no such job"),
-        409: api.refusal("not a job that FAILED before a vendor accepted it"),
+        409: api.refusal(
+            "not a job that FAILED before a vendor accepted it; or a job of a completed batch (batch_completed)"
+        ),
         422: api.refusal("not a valid reference_id"),
     },
 )
@@ -166,6 +172,8 @@ def retry_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) 
     for_job(reference_id)
     try:
         job = submitter().resubmit(reference_id)
+    except BatchRefused as exc:
+        return _batch_refusal(exc)
     except NotRetryable as exc:
         if exc.job is None:
             return api.error_response(404, "job_not_found", "no job with that reference_id")
@@ -199,9 +207,10 @@ def _submit_bulk(body: BulkSubmitRequest) -> Response[str]:
             continue
         valid.append((index, request))
     batch: Batch | None = None
+    created = False
     if body.batch is not None and valid:
         try:
-            batch, valid = _into_new_batch(body.batch, valid, rows)
+            created, batch, valid = _into_new_batch(body.batch, valid, rows)
         except BatchRefused as exc:
             return _batch_refusal(exc)
     results = submitter().submit_many([request for _, request in valid]) if valid else []
@@ -228,8 +237,11 @@ def _submit_bulk(body: BulkSubmitRequest) -> Response[str]:
             logger.warning(
                 "the bulk's batch could not be closed", extra={"batch_ref": batch.batch_ref, "code": exc.code}
             )
+    if batch is not None and created and not summary["queued"] and not summary["replayed"]:
+        batches().discard(batch.batch_ref)  # nothing kept: the vendor's empty batch stays (no delete)
+        batch = None
     if batch is not None:
-        extra["batch"] = batch_view(batch)
+        extra["batch"] = batches().view(batch)
     if not summary["queued"] and not summary["replayed"]:
         details = [{"index": r["index"], "reference_id": r["reference_id"], **r["error"]} for r in rows]
         return api.error_response(
@@ -240,13 +252,13 @@ def _submit_bulk(body: BulkSubmitRequest) -> Response[str]:
 
 def _into_new_batch(
     spec: Any, valid: list[tuple[int, Any]], rows: list[dict[str, Any]]
-) -> tuple[Batch, list[tuple[int, Any]]]:
+) -> tuple[bool, Batch, list[tuple[int, Any]]]:
     """Create the bulk's batch (as POST /batches: idempotent on its batch_ref) and put each valid
     job in it; a job of another vendor, or naming another batch, is an invalid row."""
     vendors = sorted({request.vendor for _, request in valid})
     name = spec.vendor or vendors[0]
     request = CreateBatchRequest(vendor=name, name=spec.name, description=spec.description, batch_ref=spec.batch_ref)
-    _, batch = batches().create(request)
+    created, batch = batches().create(request)
     capability = vendor(name).batches
     if capability is None or batch.vendor_batch_id is None:  # create answers neither
         raise BatchRefused(503, "try_again", "the batch is not ready; send the request again")
@@ -258,7 +270,7 @@ def _into_new_batch(
             rows[index].update(outcome="invalid", error=_error("batch_mismatch", "not for the bulk's batch", details))
             continue
         members.append((index, capability.assign(job, batch.batch_ref, batch.vendor_batch_id)))
-    return batch, members
+    return created, batch, members
 
 
 # --- batches ------------------------------------------------------------------------------------
@@ -286,18 +298,24 @@ def _batch_refusal(exc: BatchRefused) -> Response[str]:
     },
 )
 def post_batch(body: Annotated[CreateBatchRequest, Body()]) -> Response[str]:
+    if body.vendor not in VENDOR_NAMES:  # as POST /jobs answers an unknown vendor
+        known = ", ".join(f"'{name}'" for name in sorted(VENDOR_NAMES))
+        details = [{"field": "vendor", "message": f"must be one of: {known}", "type": "union_tag_invalid"}]
+        return api.error_response(422, "invalid_request", "1 invalid field(s)", details)
     try:
         created, batch = batches().create(body)
     except BatchRefused as exc:
         return _batch_refusal(exc)
-    return api.json_response(201 if created else 200, batch_view(batch))
+    return api.json_response(201 if created else 200, batches().view(batch))
 
 
 class CloseBatchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    expected_jobs: int | None = Field(
-        default=None, ge=1, le=100_000, description="The batch's size; default: the jobs it holds now."
+    expected_jobs: BatchSize | None = Field(
+        default=None,
+        description="The batch's size (a JSON integer, at least the jobs it holds); absent, or no body: "
+        "the jobs it holds now.",
     )
 
 
@@ -306,11 +324,18 @@ class CloseBatchBody(BaseModel):
     summary="Close a batch: fix how many jobs it holds, so that it can complete",
     security=api.IAM,
     responses={
-        200: api.answer("the batch, closed (and completed if every job is final)", BatchView),
-        400: api.refusal("the body is not UTF-8 or not JSON"),
+        200: api.answer(
+            "the batch, sized (and completed if it holds its size and every job is final); the same size "
+            "again changes nothing",
+            BatchView,
+        ),
+        400: api.refusal("the body is not UTF-8 or not JSON (no body at all is taken)"),
         403: api.refusal(api.GATEWAY_403),
         404: api.refusal("no such batch"),
-        409: api.refusal("closed before with another size, not created yet, or holding no job"),
+        409: api.refusal(
+            "sized before with another size (no body: the jobs it holds), a size below the jobs it holds, "
+            "not created yet, or holding no job"
+        ),
         413: api.refusal("the body is over 16 KiB"),
         415: api.refusal("not application/json (UTF-8)"),
         422: api.refusal("not a valid batch_ref or expected_jobs"),
@@ -323,7 +348,7 @@ def close_batch(
         batch = batches().close(batch_ref, body.expected_jobs if body else None)
     except BatchRefused as exc:
         return _batch_refusal(exc)
-    return api.json_response(200, batch_view(batch))
+    return api.json_response(200, batches().view(batch))
 
 
 @app.get(
@@ -342,11 +367,12 @@ def close_batch(
 def get_batch(
     batch_ref: Annotated[str, Path(pattern=BATCH_REF_PATTERN)],
     vendor_details: Annotated[
-        bool, Query(alias="vendor", description="true: also the vendor's own word on the batch")
-    ] = False,
+        Literal["true", "false"],
+        Query(alias="vendor", description="true: also the vendor's own word on the batch (only true or false)"),
+    ] = "false",
 ) -> Response[str]:
     try:
-        progress = batches().progress(batch_ref, with_vendor=vendor_details)
+        progress = batches().progress(batch_ref, with_vendor=vendor_details == "true")
     except BatchRefused as exc:
         return _batch_refusal(exc)
     return api.json_response(200, progress)
@@ -389,7 +415,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
         )
     if action == "get_batch":
         ref = str(event.get("batch_ref") or "")
-        query = {"vendor": "true"} if event.get("vendor") is True else None
+        # "vendor": a JSON boolean, as ?vendor= takes only true or false; anything else is answered 422
+        shown = event.get("vendor")
+        flag = None if "vendor" not in event else json.dumps(shown) if not isinstance(shown, str) else repr(shown)
+        query = {"vendor": flag} if flag is not None else None
         return api.handle(
             app,
             None,

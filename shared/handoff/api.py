@@ -138,6 +138,7 @@ class BodyRule:
     # Who may send it, decided from the headers (lower-case names) before the body is looked at:
     # a refusal's reason (answered 401), or None. Unauthenticated callers learn nothing of the parser.
     authenticate: Callable[[Mapping[str, str]], str | None] | None = None
+    optional: bool = False  # no body at all is taken (the route's body parameter is then None)
 
 
 def json_body(
@@ -146,6 +147,7 @@ def json_body(
     strict: bool = True,
     object_only: bool = False,
     authenticate: Callable[[Mapping[str, str]], str | None] | None = None,
+    optional: bool = False,
 ) -> BodyRule:
     # A body without Content-Type is JSON, as API Gateway takes it: a vendor that leaves the header
     # out (and would never resend after a 415) is read like one that sends it.
@@ -156,6 +158,7 @@ def json_body(
         untyped_is="application/json",
         object_only=object_only,
         authenticate=authenticate,
+        optional=optional,
     )
 
 
@@ -235,7 +238,9 @@ class Resolver(APIGatewayRestResolver):
         body = _body_bytes(event)
         if len(body) > rule.max_bytes:
             raise BodyRefused(413, "payload_too_large", f"the body is over {rule.max_bytes} bytes")
-        if not body:  # every route with a body rule needs one: the same answer on each of them
+        if not body and rule.optional:
+            return {**event, "body": None, "isBase64Encoded": False}
+        if not body:  # every other route with a body rule needs one: the same answer on each of them
             raise BodyRefused(400, "missing_body", "the request has no body")
         kind, charset = _content_type(event)
         if not kind and rule.untyped_is:

@@ -8,12 +8,16 @@ cannot be reached, leaves nothing behind (the record is removed), except that a 
 batch_ref whose vendor answer was lost stays pending, and the same request again finds the
 vendor's batch by its name (names are unique per project) instead of creating a second one.
 
-Size: a batch is open until it is closed, by `expected_jobs` at creation or by closing it (with
-a size, or as many jobs as it holds then). A bulk submission that asks for a new batch closes it
-with its own jobs. An open batch never completes; a closed one takes no new job (a repeat of a
-job it holds is still answered).
+Size: a batch is open (no size) until it is sized, by `expected_jobs` at creation or by closing
+it (with a size at least the jobs it holds, or as many jobs as it holds then). A sized batch takes
+jobs until it holds its size (state "sized"), then takes no new job ("closed"; a repeat of a job it
+holds is still answered). Closing again with the same size writes nothing; with another, 409. A
+bulk submission that asks for a new batch sizes it with its own jobs, and removes it when it took
+none (the vendor's batch stays: BatchCapability has no delete). An open batch never completes;
+a completed one runs no job again (no new job, no corrected resubmission, no retry: 409
+batch_completed).
 
-Completion: when a closed batch holds `expected_jobs` jobs and every one is final (COMPLETED,
+Completion: when a sized batch holds `expected_jobs` jobs and every one is final (COMPLETED,
 FAILED, CANCELED), exactly one `Batch Completed` event is published. Whoever sees it first (the
 EventPublisher, from a job's final status on the table stream, or the close itself) claims it
 with ONE conditional write on the batch record (completed_at absent -> set, with the counts);
@@ -62,17 +66,21 @@ class BatchRefused(Exception):
         self.batch = batch
 
 
-def state(batch: Batch) -> str:
-    """open (no size yet), closed (sized, not every job final), completed."""
+def state(batch: Batch, held: int | None = None) -> str:
+    """open (no size yet); sized (a size, and it holds fewer jobs: it takes more); closed (it holds
+    its size: it takes no new job, and completes when every job is final); completed. `held`: the
+    jobs it holds (None: not counted, a sized batch is then "sized")."""
     if batch.completed_at:
         return "completed"
-    return "closed" if batch.expected_jobs is not None else "open"
+    if batch.expected_jobs is None:
+        return "open"
+    return "closed" if held is not None and held >= batch.expected_jobs else "sized"
 
 
-def batch_view(batch: Batch) -> dict[str, Any]:
+def batch_view(batch: Batch, held: int | None = None) -> dict[str, Any]:
     """The batch record as callers see it (its bookkeeping of the publication left out)."""
     shown = batch.model_dump(mode="json", exclude={"claimant", "publishing_until", "request_hash"})
-    return {**shown, "state": state(batch)}
+    return {**shown, "state": state(batch, held)}
 
 
 class Batches:
@@ -220,45 +228,106 @@ class Batches:
             )
         return capability.assign(request, ref, batch.vendor_batch_id)
 
-    def admits(self, request: Any, known: Mapping[str, Batch]) -> None:
-        """Raise BatchRefused (409 batch_closed) when the request would be a new job in a closed
-        batch; a repeat of a job the batch holds (the same request) passes, and is replayed."""
+    def admits(self, request: Any, known: dict[str, Any]) -> None:
+        """Raise BatchRefused when the request would be a new job its batch cannot take: 409
+        batch_completed (a completed batch runs no job again: no new job, no corrected
+        resubmission), 409 batch_closed (a sized batch that holds its size already). A repeat of
+        a job the batch holds (the same request) passes, and is replayed; so does a corrected
+        request in the place of a job the (not completed) batch holds. `known` also counts the
+        jobs admitted in this call, so one bulk cannot overfill a batch."""
         ref = getattr(request, "batch_ref", None)
         batch = known.get(ref) if ref else None
-        if batch is None or batch.expected_jobs is None:
+        if batch is None or (batch.expected_jobs is None and not batch.completed_at):
             return
         existing = self.jobs.get(request.reference_id)
         if existing is not None and existing.request_hash == request_hash(request):
             return
-        raise BatchRefused(
-            409,
-            "batch_closed",
-            f"batch {ref} is closed ({batch.expected_jobs} jobs): it takes no new job",
-            [{"field": "batch_ref", "state": state(batch)}],
-        )
+        if batch.completed_at:
+            raise BatchRefused(
+                409,
+                "batch_completed",
+                f"batch {ref} is completed: none of its jobs runs again, and it takes no new job",
+                [{"field": "batch_ref", "state": "completed"}],
+            )
+        if existing is not None and existing.batch_ref == ref:
+            return  # in the place of a job the batch holds: the count does not change
+        admitted_key = f" admitted {ref}"  # a key no batch_ref can be
+        held = len(self.jobs.batch_jobs(str(ref))) + int(known.get(admitted_key, 0))
+        if held >= batch.expected_jobs:
+            raise BatchRefused(
+                409,
+                "batch_closed",
+                f"batch {ref} holds {held} jobs of its {batch.expected_jobs} (expected_jobs): it takes no new job",
+                [{"field": "batch_ref", "state": "closed", "jobs": held, "expected_jobs": batch.expected_jobs}],
+            )
+        known[admitted_key] = int(known.get(admitted_key, 0)) + 1
+
+    def runs_again(self, batch_ref: str) -> None:
+        """A job of the batch is to run again (an operator's retry): refused (409 batch_completed)
+        once the batch is completed, as a new or corrected job of it is (see admits)."""
+        batch = self.store.get(batch_ref)
+        if batch is not None and batch.completed_at:
+            raise BatchRefused(
+                409,
+                "batch_completed",
+                f"batch {batch_ref} is completed: none of its jobs runs again",
+                [{"field": "batch_ref", "state": "completed"}],
+            )
 
     # -- close ------------------------------------------------------------------------------------------
 
     def close(self, batch_ref: str, expected_jobs: int | None = None, claimant: str | None = None) -> Batch:
         """Fix the batch's size (given, or the jobs it holds now) and see whether it is complete.
-        Raises BatchRefused: 404, 409 (not created yet; closed with another size; no jobs)."""
+        The same size again answers the batch and writes nothing. Raises BatchRefused: 404, 409
+        (not created yet; sized before with another size; fewer than it holds; no jobs)."""
         batch = self._existing(batch_ref)
         if batch.vendor_batch_id is None:
             raise BatchRefused(409, "batch_not_ready", f"batch {batch_ref} is still being created; try again")
-        size = expected_jobs or batch.expected_jobs or len(self.jobs.batch_jobs(batch_ref))
+        held = len(self.jobs.batch_jobs(batch_ref))
+        size = expected_jobs if expected_jobs is not None else held
+        if batch.expected_jobs is not None:
+            if size != batch.expected_jobs:
+                given = "" if expected_jobs is not None else f" (no size given: the {held} jobs it holds)"
+                raise BatchRefused(
+                    409,
+                    "conflict",
+                    f"batch {batch_ref} is already sized with {batch.expected_jobs} jobs, not {size}{given}",
+                    [{"field": "expected_jobs", "message": f"sized with {batch.expected_jobs}", "jobs": held}],
+                )
+            if not batch.completed_at:
+                self.check_completion(batch_ref, claimant=claimant or f"close:{batch_ref}")
+                return self.store.get(batch_ref) or batch
+            return batch  # the same size again: nothing to write
         if size < 1:
             raise BatchRefused(409, "batch_empty", f"batch {batch_ref} holds no job: give expected_jobs to close it")
+        if size < held:
+            raise BatchRefused(
+                409,
+                "conflict",
+                f"batch {batch_ref} holds {held} jobs: its size cannot be {size}",
+                [{"field": "expected_jobs", "message": f"fewer than the {held} jobs it holds", "jobs": held}],
+            )
         written = self.store.close(batch_ref, size)
         if not written.applied:
             found = written.batch or batch
             raise BatchRefused(
                 409,
                 "conflict",
-                f"batch {batch_ref} is already closed with {found.expected_jobs} jobs",
-                [{"field": "expected_jobs", "message": f"closed with {found.expected_jobs}"}],
+                f"batch {batch_ref} is already sized with {found.expected_jobs} jobs",
+                [{"field": "expected_jobs", "message": f"sized with {found.expected_jobs}"}],
             )
         self.check_completion(batch_ref, claimant=claimant or f"close:{batch_ref}")
         return self.store.get(batch_ref) or written.batch or batch
+
+    def view(self, batch: Batch) -> dict[str, Any]:
+        """The batch as the API answers it, its state from the jobs it holds now."""
+        return batch_view(batch, len(self.jobs.batch_jobs(batch.batch_ref)))
+
+    def discard(self, batch_ref: str) -> None:
+        """Forget a batch a bulk created that took no job (never sized): Handoff keeps nothing.
+        The vendor's batch stays, empty, under its name (BatchCapability has no delete)."""
+        self.store.discard(batch_ref)
+        logger.info("an empty new batch was discarded", extra={"batch_ref": batch_ref})
 
     # -- progress ---------------------------------------------------------------------------------------
 
@@ -269,7 +338,7 @@ class Batches:
         members = self.jobs.batch_jobs(batch_ref)
         counts = Counter(status.value for status in members.values())
         answer: dict[str, Any] = {
-            **batch_view(batch),
+            **batch_view(batch, len(members)),
             "jobs": len(members),
             "final": sum(1 for status in members.values() if is_terminal(status)),
             "counts": {status.value: counts.get(status.value, 0) for status in JobStatus},

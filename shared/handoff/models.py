@@ -7,7 +7,7 @@ import json
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 REFERENCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 
@@ -137,23 +137,46 @@ class JobStatusChanged(BaseModel):
 BATCH_COMPLETED = "Batch Completed"
 
 
+def json_integer(value: Any) -> Any:
+    """A JSON integer as the rest of the API takes one: true is not 1, nor "3" the number 3; 3.0
+    is (JSON Schema's integer), 2.5 is not."""
+    if value is None:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a JSON integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+def not_blank(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+BatchSize = Annotated[int, BeforeValidator(json_integer), Field(ge=1, le=100_000)]
+
+
 class CreateBatchRequest(BaseModel):
     """POST /batches: a batch at a vendor that has them, tracked by Handoff under `batch_ref`."""
 
     model_config = ConfigDict(extra="forbid")
 
     vendor: str = Field(min_length=1, max_length=32, description="A registered vendor that has batches.")
-    name: str = Field(min_length=1, max_length=255, description="The vendor's batch name (unique per project).")
+    name: Annotated[str, BeforeValidator(not_blank)] = Field(
+        min_length=1, max_length=255, description="The vendor's batch name (unique per project; not blank)."
+    )
     description: str = Field(default="", max_length=2000)
     batch_ref: BatchRef | None = Field(
         default=None, description="Your id for the batch; the same request again answers the same batch."
     )
-    expected_jobs: int | None = Field(
+    expected_jobs: BatchSize | None = Field(
         default=None,
-        ge=1,
-        le=100_000,
-        description="How many jobs the batch will hold. Set here or by closing it: until then the batch is "
-        "open and never completes.",
+        description="How many jobs the batch will hold (a JSON integer). Set here or by closing it: until "
+        "then the batch is open and never completes. A sized batch takes jobs until it holds this many.",
     )
 
 
@@ -167,7 +190,9 @@ class Batch(BaseModel):
     vendor_batch_id: str | None = Field(default=None, description="The vendor's own id of the batch.")
     request_hash: str
     expected_jobs: int | None = Field(
-        default=None, description="Set when the batch is closed: it completes when this many jobs are final."
+        default=None,
+        description="The batch's size, once known: it takes jobs until it holds this many, and completes "
+        "when it holds this many and every one is final.",
     )
     closed_at: str | None = None
     completed_at: str | None = Field(default=None, description="When every job had reached a final status.")
@@ -196,7 +221,10 @@ class BatchView(BaseModel):
     created_at: str
     updated_at: str
     version: int
-    state: str = Field(description="open (no size yet) | closed (sized) | completed (every job final)")
+    state: str = Field(
+        description="open (no size yet) | sized (a size, holding fewer jobs: takes more) | closed (holds its "
+        "size: takes no new job) | completed (held its size, every job final)"
+    )
 
 
 class BatchProgress(BatchView):

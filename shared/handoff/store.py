@@ -662,6 +662,12 @@ class DynamoBatchStore(_ConditionalTable):
         condition.require_absent("vendor_batch_id")
         self._delete(batch_ref, condition)
 
+    def discard(self, batch_ref: str) -> None:
+        """Remove a batch that was never sized (a bulk's new batch that took no job)."""
+        condition = _Update()
+        condition.require_absent("expected_jobs")
+        self._delete(batch_ref, condition)
+
     def close(self, batch_ref: str, expected_jobs: int) -> BatchWrite:
         """Fix the batch's size: it completes when `expected_jobs` jobs are final. Closing again
         with the same size is applied again; with another size, refused."""

@@ -279,7 +279,12 @@ class Submitter:
         return replaced
 
     def resubmit(self, reference_id: str) -> Job:
-        """Operator: put a job that FAILED before any vendor accepted it back in the queue."""
+        """Operator: put a job that FAILED before any vendor accepted it back in the queue. A job
+        of a completed batch runs no more (BatchRefused 409 batch_completed): its batch's one
+        `Batch Completed` event has told its final counts."""
+        job = self.store.get(reference_id)
+        if job is not None and job.batch_ref and self.batches is not None:
+            self.batches.runs_again(job.batch_ref)
         outcome = self.store.transition(
             reference_id, RESUBMIT, source="operator", detail="resubmitted", require_no_vendor_job=True
         )

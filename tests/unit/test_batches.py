@@ -411,6 +411,13 @@ def test_the_batch_stores_conditional_writes_agree(stores: tuple[Any, Any]) -> N
     store.forget("pending")
     assert store.get("pending") is None
 
+    store.discard(REF)  # a sized batch is never discarded
+    assert store.get(REF) is not None
+    store.create(new_batch("empty"))
+    store.record_vendor_batch("empty", "vb-9")
+    store.discard("empty")  # a bulk's new batch that took no job
+    assert store.get("empty") is None
+
 
 def test_a_batchs_jobs_are_read_from_the_index_on_both_stores(stores: tuple[Any, Any]) -> None:
     _, jobs = stores
@@ -488,3 +495,269 @@ def test_the_sample_stream_record_of_a_batchs_last_job_publishes_its_batch_compl
     completed = bus.of("Batch Completed")
     assert len(completed) == 1
     assert completed[0]["counts"]["COMPLETED"] == 3
+
+
+# --- a batch's size: it takes jobs until it holds that many (tester's finding 1) ---------------------
+
+
+def test_a_batch_sized_at_creation_takes_jobs_until_it_holds_that_many_then_refuses_and_completes(
+    world: World,
+) -> None:
+    # given a batch created with expected_jobs 2
+    _, batch = world.create(expected_jobs=2)
+    assert world.batches.view(batch)["state"] == "sized"
+
+    # when three jobs are submitted into it
+    first = submitter(world).submit(job_request("img-0", batch_ref=REF))
+    second = submitter(world).submit(job_request("img-1", batch_ref=REF))
+    with pytest.raises(BatchRefused) as refused:
+        submitter(world).submit(job_request("img-2", batch_ref=REF))
+
+    # then it takes two, refuses the third with its true count, and completes when both are final
+    assert (first.outcome, second.outcome) == (Outcome.QUEUED, Outcome.QUEUED)
+    assert (refused.value.status, refused.value.code) == (409, "batch_closed")
+    assert "holds 2 jobs of its 2" in refused.value.message
+    assert "img-2" not in world.jobs.items
+    assert world.batches.progress(REF)["state"] == "closed"
+    world.finish("img-0", JobStatus.COMPLETED)
+    world.finish("img-1", JobStatus.FAILED)
+    assert [(e.jobs, e.counts["FAILED"]) for e in world.events] == [(2, 1)]
+
+
+def test_closing_above_what_a_batch_holds_takes_the_missing_jobs_and_no_more(world: World) -> None:
+    # given an open batch holding 5 jobs, closed with 6
+    world.create()
+    submitter(world).submit_many([job_request(f"img-{n}", batch_ref=REF) for n in range(5)])
+    assert world.batches.view(world.batches.close(REF, 6))["state"] == "sized"
+
+    # when a 6th and a 7th job come
+    sixth = submitter(world).submit(job_request("img-5", batch_ref=REF))
+    with pytest.raises(BatchRefused) as refused:
+        submitter(world).submit(job_request("img-6", batch_ref=REF))
+
+    # then the 6th is taken, the 7th refused with the count it holds
+    assert sixth.outcome is Outcome.QUEUED
+    assert refused.value.code == "batch_closed"
+    assert "holds 6 jobs of its 6" in refused.value.message
+
+
+def test_one_bulk_cannot_overfill_a_sized_batch(world: World) -> None:
+    world.create(expected_jobs=2)
+
+    results = submitter(world).submit_many([job_request(f"img-{n}", batch_ref=REF) for n in range(3)])
+
+    assert [getattr(r, "code", "queued") for r in results] == ["queued", "queued", "batch_closed"]
+    assert sorted(world.jobs.batch_jobs(REF)) == ["img-0", "img-1"]
+
+
+# --- closing: one set of rules (finding 2, and an idempotent repeat writes nothing: finding 6) -------
+
+
+def test_close_rules_same_size_again_is_200_another_size_409_no_size_the_count_it_holds(world: World) -> None:
+    # given a batch holding 5 jobs
+    world.create()
+    submitter(world).submit_many([job_request(f"img-{n}", batch_ref=REF) for n in range(5)])
+
+    with pytest.raises(BatchRefused) as too_small:
+        world.batches.close(REF, 4)
+    sized = world.batches.close(REF, 6)
+    again = world.batches.close(REF, 6)
+    with pytest.raises(BatchRefused) as another:
+        world.batches.close(REF, 7)
+    with pytest.raises(BatchRefused) as no_size:
+        world.batches.close(REF)  # the 5 it holds, not its 6
+
+    assert (too_small.value.status, too_small.value.code) == (409, "conflict")
+    assert sized.expected_jobs == again.expected_jobs == 6
+    assert again.version == sized.version  # the same size again writes nothing
+    assert (another.value.status, another.value.code) == (409, "conflict")
+    assert (no_size.value.status, no_size.value.code) == (409, "conflict")
+    assert "the 5 jobs it holds" in no_size.value.message
+
+
+def test_a_repeat_close_with_the_same_size_on_a_completed_batch_writes_nothing(world: World) -> None:
+    refs = batch_of(world, 2)
+    for ref in refs:
+        world.finish(ref, JobStatus.COMPLETED)
+    before = world.store.get(REF)
+    writes = world.store.requests.count("UpdateItem")
+
+    after = world.batches.close(REF, 2)
+    world.batches.close(REF)
+
+    assert (after.version, after.updated_at) == (before.version, before.updated_at)  # type: ignore[union-attr]
+    assert world.store.requests.count("UpdateItem") == writes
+    assert len(world.events) == 1
+
+
+# --- a job of a completed batch runs no more (finding 3) -------------------------------------------------
+
+
+def test_a_failed_job_of_a_completed_batch_is_neither_retried_nor_replaced(world: World) -> None:
+    # given a completed batch whose job img-1 FAILED before the vendor accepted it
+    refs = batch_of(world, 2)
+    world.finish(refs[0], JobStatus.COMPLETED)
+    world.finish(refs[1], JobStatus.FAILED)
+    assert len(world.events) == 1
+
+    # when an operator retries it, or a corrected request is sent in its place
+    with pytest.raises(BatchRefused) as retried:
+        submitter(world).resubmit(refs[1])
+    with pytest.raises(BatchRefused) as corrected:
+        submitter(world).submit(job_request(refs[1], batch_ref=REF, tag="corrected"))
+
+    # then both are refused 409 batch_completed, and the job and the batch stay as they were
+    assert (retried.value.status, retried.value.code) == (409, "batch_completed")
+    assert (corrected.value.status, corrected.value.code) == (409, "batch_completed")
+    assert world.jobs.get(refs[1]).status is JobStatus.FAILED  # type: ignore[union-attr]
+    assert world.batches.progress(REF)["state"] == "completed"
+    assert len(world.events) == 1
+
+
+def test_a_failed_job_of_a_batch_not_yet_completed_is_retried(world: World) -> None:
+    refs = batch_of(world, 2)
+    world.finish(refs[1], JobStatus.FAILED)
+
+    job = submitter(world).resubmit(refs[1])
+
+    assert job.status is JobStatus.QUEUED
+
+
+# --- strict integers and a blank name at the edge (findings 5, 6) -----------------------------------------
+
+
+@pytest.mark.parametrize("size", [True, "3", 2.5, None.__class__.__name__])
+def test_expected_jobs_must_be_a_json_integer(size: Any) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        CreateBatchRequest.model_validate({"vendor": VENDOR, "name": "n", "expected_jobs": size})
+
+
+def test_a_blank_batch_name_is_refused_before_the_vendor_is_asked() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="must not be blank"):
+        CreateBatchRequest.model_validate({"vendor": VENDOR, "name": "   "})
+
+
+# --- the HTTP routes and direct invoke (SubmitJob) on the in-memory batches ---------------------------
+
+
+@pytest.fixture
+def http(world: World, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """(method, resource, body, path parameters, query) -> (status, body), through SubmitJob."""
+    import json
+
+    from functions.submit_job import app as submit_app
+    from handoff import api
+    from tests.conftest import LambdaContext
+
+    monkeypatch.setattr(submit_app, "batches", lambda: world.batches)
+    monkeypatch.setattr(submit_app, "submitter", lambda: submitter(world))
+
+    def call(
+        method: str, resource: str, body: Any = None, params: dict[str, str] | None = None, **query: str
+    ) -> tuple[int, Any]:
+        event = api._direct_event(method, resource, params or {}, None, query or None)
+        event["body"] = body if isinstance(body, str) or body is None else json.dumps(body)
+        response = submit_app.lambda_handler(event, LambdaContext())
+        return response["statusCode"], json.loads(response["body"])
+
+    call.direct = lambda event: submit_app.lambda_handler(event, LambdaContext())  # type: ignore[attr-defined]
+    return call
+
+
+CLOSE = "/batches/{batch_ref}/close"
+
+
+def test_close_with_no_body_sizes_the_batch_with_the_jobs_it_holds(world: World, http: Any) -> None:
+    world.create()
+    submitter(world).submit_many([job_request(f"img-{n}", batch_ref=REF) for n in range(3)])
+
+    status, body = http("POST", CLOSE, None, {"batch_ref": REF})
+
+    assert status == 200
+    assert (body["expected_jobs"], body["state"]) == (3, "closed")
+
+
+@pytest.mark.parametrize(("body", "status"), [("{}", 409), ({"expected_jobs": 6}, 200), ({"expected_jobs": 5}, 409)])
+def test_close_on_a_batch_sized_6_holding_5(world: World, http: Any, body: Any, status: int) -> None:
+    world.create()
+    submitter(world).submit_many([job_request(f"img-{n}", batch_ref=REF) for n in range(5)])
+    world.batches.close(REF, 6)
+
+    answered, answer = http("POST", CLOSE, body, {"batch_ref": REF})
+
+    assert answered == status
+    assert world.store.get(REF).expected_jobs == 6  # type: ignore[union-attr]
+    if status == 409:
+        assert answer["error"]["code"] == "conflict"
+
+
+@pytest.mark.parametrize("size", [True, "3"])
+def test_expected_jobs_that_is_not_a_json_integer_is_422_on_create_and_close(
+    world: World, http: Any, size: Any
+) -> None:
+    world.create()
+    created = http("POST", "/batches", {"vendor": VENDOR, "name": "other", "expected_jobs": size})
+    closed = http("POST", CLOSE, {"expected_jobs": size}, {"batch_ref": REF})
+
+    for status, body in (created, closed):
+        assert status == 422
+        assert body["error"]["details"][0]["field"] == "expected_jobs"
+        assert "must be a JSON integer" in body["error"]["details"][0]["message"]
+    assert world.vendor.created == ["week 47"]
+    assert world.store.get(REF).expected_jobs is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("vendor", ["nope", "Playment"])
+def test_an_unknown_vendor_is_answered_as_post_jobs_answers_it(world: World, http: Any, vendor: str) -> None:
+    status, body = http("POST", "/batches", {"vendor": vendor, "name": "n"})
+
+    assert status == 422
+    assert body["error"]["code"] == "invalid_request"
+    ((detail,),) = [body["error"]["details"]]
+    assert detail["field"] == "vendor"
+    assert detail["message"].startswith("must be one of: ")
+    assert "'playment'" in detail["message"]
+    assert world.store.items == {}
+
+
+def test_a_blank_batch_name_is_422_at_the_edge(world: World, http: Any) -> None:
+    status, body = http("POST", "/batches", {"vendor": VENDOR, "name": "   "})
+
+    assert status == 422
+    assert body["error"]["details"][0]["field"] == "name"
+    assert world.vendor.created == []
+    assert world.store.items == {}
+
+
+@pytest.mark.parametrize("flag", ["yes", "1", "TRUE"])
+def test_vendor_details_take_only_a_boolean_by_http_and_by_direct_invoke(world: World, http: Any, flag: str) -> None:
+    world.create()
+
+    by_http = http("GET", "/batches/{batch_ref}", None, {"batch_ref": REF}, vendor=flag)
+    direct = http.direct({"action": "get_batch", "batch_ref": REF, "vendor": flag})
+    asked = http.direct({"action": "get_batch", "batch_ref": REF, "vendor": True})
+    shown = http("GET", "/batches/{batch_ref}", None, {"batch_ref": REF}, vendor="true")
+
+    assert by_http[0] == 422
+    assert direct["error"]["code"] == "invalid_request"
+    assert asked["vendor_details"]["found"] is True
+    assert shown[1]["vendor_details"]["found"] is True
+
+
+def test_a_bulk_that_accepts_no_job_keeps_no_batch(world: World, http: Any) -> None:
+    # given a job img-0 recorded before with another request
+    world.jobs.create(submitter_job("img-0", "other"))
+    job = job_request("img-0").model_dump(mode="json", exclude_none=True)
+
+    # when a bulk asks for a new batch with that job only
+    status, body = http("POST", "/jobs", {"batch": {"name": "week 48", "batch_ref": "order-2"}, "jobs": [job]})
+
+    # then it is refused, and Handoff keeps no batch (the vendor's empty batch stays: no delete)
+    assert status == 422
+    assert "batch" not in body
+    assert world.store.get("order-2") is None
+    assert world.vendor.created == ["week 48"]

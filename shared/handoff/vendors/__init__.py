@@ -14,10 +14,10 @@ import pkgutil
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 from handoff.callbacks import CallbackApplier, CallbackIntake, CallbackRetryQueue
-from handoff.models import BatchRef
+from handoff.models import BatchRef, not_blank
 from handoff.settings import callback_retry_settings
 from handoff.vendors.base import Vendor, VendorClient
 
@@ -116,7 +116,9 @@ class NewBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=255, description="The vendor's batch name (unique per project).")
+    name: Annotated[str, BeforeValidator(not_blank)] = Field(
+        min_length=1, max_length=255, description="The vendor's batch name (unique per project; not blank)."
+    )
     description: str = Field(default="", max_length=2000)
     batch_ref: BatchRef | None = Field(
         default=None, description="Your id for the batch: give one to make the whole bulk safe to send again."
