@@ -36,9 +36,10 @@ $(VENV)/.installed: requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# Test files run side by side (pytest-xdist, one file per worker at a time: a file's stack is its own).
+# Test files run side by side (pytest-xdist): each file a group of its own (its stack started once),
+# the heaviest files one group run one after another (tests/conftest.py HEAVY_FILES).
 WORKERS ?= 2
-PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadfile
+PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadgroup
 
 test: lint
 	$(PYTEST)

@@ -393,3 +393,21 @@ def table_items() -> list[dict[str, Any]]:
 
     items = aws_client("dynamodb").scan(TableName=os.environ["JOBS_TABLE_NAME"])["Items"]
     return [item_to_job(i).model_dump(mode="json") for i in items]
+
+
+# --- running side by side (make test: pytest-xdist, --dist loadgroup) ----------------------------------
+
+# Files that load the machine for a minute or more (callback storms, the OpenAPI fuzzer, hundreds of
+# submissions under faults): one after another on one worker, never two at once, so none of them
+# meets a gateway timeout only because the other took the cores. Every other file is a group of
+# its own (its module-scoped stack started once), spread over the workers.
+HEAVY_FILES = frozenset(
+    {"test_callback_storm.py", "test_scale_reliability.py", "test_schemathesis.py", "test_vendor_faults.py"}
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            group = "heavy" if item.path.name in HEAVY_FILES else str(item.path.relative_to(ROOT))
+            item.add_marker(pytest.mark.xdist_group(group))
