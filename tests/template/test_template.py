@@ -153,7 +153,7 @@ def test_events_come_from_the_stream_with_partial_failures_and_nothing_dropped()
     # a batch that keeps failing ends in a queue, not in the void
     assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {"!GetAtt": "EventsDLQ.Arn"}
     assert resources["JobsTable"]["Properties"]["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
-    assert resources["JobsEventBus"]["Properties"]["Name"] == {"!Ref": "EventBusName"}
+    assert resources["JobsEventBus"]["Properties"]["Name"] == {"!Ref": "AWS::StackName"}
 
 
 def test_the_dashboard_shows_the_metrics_the_code_emits_and_the_queues() -> None:
