@@ -230,6 +230,13 @@ def test_the_lookup_refused_alarm_counts_the_line_the_reconciler_writes() -> Non
         resources["ReconcileLookupRefusedAlarm"]["Properties"]["MetricName"]
         == (resources["ReconcileLookupRefusedMetricFilter"]["Properties"]["MetricTransformations"][0]["MetricName"])
     )
+    # a namespace of the stack's own: a second stack's refused lookups do not raise this stack's alarm
+    namespace = resources["ReconcileLookupRefusedAlarm"]["Properties"]["Namespace"]
+    assert (
+        namespace
+        == resources["ReconcileLookupRefusedMetricFilter"]["Properties"]["MetricTransformations"][0]["MetricNamespace"]
+    )
+    assert "${AWS::StackName}" in namespace["!Sub"]
 
 
 # What holds jobs, results or keys: a `sam delete` (or a replacing update) must leave it in place.
