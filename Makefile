@@ -20,7 +20,7 @@ help:
 	@echo "make bench     print the benchmark figures (never part of make test)"
 	@echo "make install   create $(VENV) from the pinned requirements.txt"
 	@echo "make test      lint + template checks + all tests (what CI runs)"
-	@echo "make lint      ruff, mypy, cfn-lint, sam validate --lint"
+	@echo "make lint      ruff, mypy, cfn-lint, sam validate --lint, checkov, bandit"
 	@echo "make build     sam build (layer for python3.13/arm64)"
 	@echo "make deploy    sam deploy (ENV=prod for the prod environment in samconfig.toml)"
 	@echo "make preflight check every vendor's configuration against the vendor (STACK=..., STACK=local)"
@@ -64,12 +64,23 @@ demo: install
 bench: install
 	$(PY) -m bench
 
-lint: install
+# checkov pins boto3 (and packaging) to versions this project cannot run with: it gets a venv of its
+# own, from its own lock (requirements-checkov.txt). Its skipped checks, each with its reason: .checkov.yaml.
+# bandit (medium severity and up) ignores `# nosec` and ruff's `# noqa`: it has no skips.
+SCAN_VENV ?= .venv-checkov
+$(SCAN_VENV)/.installed: requirements-checkov.txt
+	python3 -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+lint: install $(SCAN_VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint --region $(AWS_DEFAULT_REGION)
+	$(abspath $(SCAN_VENV))/bin/checkov --config-file .checkov.yaml
+	$(BIN)/bandit --quiet --recursive shared/handoff functions --severity-level medium --ignore-nosec
 
 build: install
 	$(BIN)/sam build --config-env $(ENV)
@@ -80,6 +91,9 @@ deploy: build
 lock:
 	python3 -m venv .lock-venv && .lock-venv/bin/pip install --quiet -r requirements.in && \
 	  .lock-venv/bin/pip freeze > requirements.txt && rm -rf .lock-venv
+	python3 -m venv .lock-venv && .lock-venv/bin/pip install --quiet checkov && \
+	  { sed -n '1,2p' requirements-checkov.txt; .lock-venv/bin/pip freeze; } > requirements-checkov.txt.new && \
+	  mv requirements-checkov.txt.new requirements-checkov.txt && rm -rf .lock-venv
 
 openapi: install
 	$(PY) -m ops.openapi

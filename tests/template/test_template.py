@@ -153,7 +153,7 @@ def test_events_come_from_the_stream_with_partial_failures_and_nothing_dropped()
     # a batch that keeps failing ends in a queue, not in the void
     assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {"!GetAtt": "EventsDLQ.Arn"}
     assert resources["JobsTable"]["Properties"]["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
-    assert resources["JobsEventBus"]["Properties"]["Name"] == {"!Ref": "EventBusName"}
+    assert resources["JobsEventBus"]["Properties"]["Name"] == {"!Ref": "AWS::StackName"}
 
 
 def test_the_dashboard_shows_the_metrics_the_code_emits_and_the_queues() -> None:
@@ -230,3 +230,39 @@ def test_the_lookup_refused_alarm_counts_the_line_the_reconciler_writes() -> Non
         resources["ReconcileLookupRefusedAlarm"]["Properties"]["MetricName"]
         == (resources["ReconcileLookupRefusedMetricFilter"]["Properties"]["MetricTransformations"][0]["MetricName"])
     )
+    # a namespace of the stack's own: a second stack's refused lookups do not raise this stack's alarm
+    namespace = resources["ReconcileLookupRefusedAlarm"]["Properties"]["Namespace"]
+    assert (
+        namespace
+        == resources["ReconcileLookupRefusedMetricFilter"]["Properties"]["MetricTransformations"][0]["MetricNamespace"]
+    )
+    assert "${AWS::StackName}" in namespace["!Sub"]
+
+
+# What holds jobs, results or keys: a `sam delete` (or a replacing update) must leave it in place.
+MUST_SURVIVE = {
+    "JobsTable",
+    "BatchesTable",
+    "ResultsBucket",
+    "PlaymentSecret",
+    "TextkingSecret",
+    "ScaleSecret",
+    "SubmissionDLQ",
+    "CallbackRetryDLQ",
+    "EventsDLQ",
+}
+
+
+def test_what_holds_jobs_or_keys_survives_a_delete_and_readme_says_what_is_left() -> None:
+    resources = load_template()["Resources"]
+    for name in MUST_SURVIVE:
+        assert resources[name].get("DeletionPolicy") == "Retain", f"{name} is deleted with the stack"
+        assert resources[name].get("UpdateReplacePolicy") == "Retain", f"{name} is deleted when replaced"
+    secrets = {name for name, r in resources.items() if r["Type"] == "AWS::SecretsManager::Secret"}
+    assert secrets <= MUST_SURVIVE, "a vendor secret that is not kept"
+    kept = {name for name, r in resources.items() if r.get("DeletionPolicy") == "Retain"}
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Removing the stack", 1)[1].split("\n#", 1)[0]
+    named = {name for name in resources if f"`{name}`" in section.split("A stack deployed again", 1)[0]}
+    assert named == kept, f"README lists as kept {sorted(named)}, the template keeps {sorted(kept)}"
+    assert all(name in section.split("```bash", 1)[1] for name in kept), "a kept resource README does not remove"
