@@ -7,6 +7,8 @@ secret, an API key or a whole vendor payload.
 
 from __future__ import annotations
 
+import threading
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -15,11 +17,23 @@ metrics = Metrics(namespace="Handoff", service="handoff")
 tracer = Tracer(service="handoff")
 
 
+_threads = threading.local()
+
+
+def record_thread() -> None:
+    """Mark the calling thread as one that handles one record of a batch (see queue.process_batch):
+    for_job then keys only this thread's log lines, not those of the records beside it."""
+    _threads.own_keys = True
+
+
 def for_job(reference_id: str) -> None:
-    """From here on, this invocation is about one job: its reference_id is the correlation id and
-    on every log line, and annotates the trace."""
-    logger.append_keys(reference_id=reference_id)
-    logger.set_correlation_id(reference_id)
+    """From here on, this invocation (or this record's thread) is about one job: its reference_id
+    is the correlation id and on every log line, and annotates the trace."""
+    if getattr(_threads, "own_keys", False):
+        logger.thread_safe_append_keys(reference_id=reference_id, correlation_id=reference_id)
+    else:
+        logger.append_keys(reference_id=reference_id)
+        logger.set_correlation_id(reference_id)
     tracer.put_annotation(key="reference_id", value=reference_id)
 
 
