@@ -8,6 +8,7 @@ secret, an API key or a whole vendor payload.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -20,10 +21,25 @@ tracer = Tracer(service="handoff")
 _threads = threading.local()
 
 
-def record_thread() -> None:
-    """Mark the calling thread as one that handles one record of a batch (see queue.process_batch):
-    for_job then keys only this thread's log lines, not those of the records beside it."""
-    _threads.own_keys = True
+def record_threads() -> Callable[[], None]:
+    """Called in an invocation's thread: the initializer of the threads that handle its batch's
+    records one each (queue.process_batch). In such a thread for_job keys only that thread's log
+    lines, not those of the records beside it, and the thread's trace segments and annotations go
+    under the invocation's (without it the X-Ray SDK would refuse them in a new thread)."""
+    entity = None
+    if not tracer.disabled:
+        from aws_xray_sdk.core import xray_recorder
+
+        entity = xray_recorder.get_trace_entity()
+
+    def initializer() -> None:
+        _threads.own_keys = True
+        if entity is not None:
+            from aws_xray_sdk.core import xray_recorder
+
+            xray_recorder.set_trace_entity(entity)
+
+    return initializer
 
 
 def for_job(reference_id: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from handoff.backoff import MAX_DELAY_SECONDS
 from handoff.models import SubmissionMessage
-from handoff.observability import logger, record_thread
+from handoff.observability import logger, record_threads
 
 BATCH_LIMIT = 10  # SendMessageBatch takes at most 10 entries
 
@@ -68,7 +68,7 @@ def process_batch(
             workers = max(1, min(concurrency, len(self.records)))
             if workers == 1:
                 return super().process()
-            with ThreadPoolExecutor(max_workers=workers, initializer=record_thread) as pool:
+            with ThreadPoolExecutor(max_workers=workers, initializer=record_threads()) as pool:
                 return list(pool.map(self._one_record, self.records))
 
         def _one_record(self, record: dict[str, Any]) -> Any:
