@@ -73,7 +73,8 @@ class SharedRateLimiter:
                 )
                 if started is not None:
                     self._running[vendor] = False
-                    return 0.0
+                    # The slot is `now`: negative when the write itself took us past it
+                    return now - self.clock()
             try_running_first = False
             # The schedule is running: take the next slot if it is close enough.
             taken, found = self._update(
@@ -86,8 +87,10 @@ class SharedRateLimiter:
             slot = taken.get("Attributes", {}).get("next_slot") if taken is not None else None
             if slot is not None:
                 self._running[vendor] = True
-                # Measured after the write: the time the write itself took is not waited twice.
-                return max(0.0, float(slot["N"]) - self.clock())
+                # Measured after the write: the time the write itself took is not waited twice, and
+                # a slot the write took us past comes back negative (the caller takes another: sent
+                # now, it would crowd the requests after it into one second).
+                return float(slot["N"]) - self.clock()
             if found is not None and float(found["next_slot"]["N"]) > now + max_wait:
                 self._running[vendor] = True
                 return None  # busy: the next free slot is further away than the caller can wait

@@ -164,3 +164,17 @@ def test_a_request_that_stalls_after_the_slot_check_is_not_sent_late() -> None:
     on_time.check_start()
     send(session, "POST", "https://vendor.example/jobs", timeouts, json={"a": 1})
     assert sent[-1] == "https://vendor.example/jobs"
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_slot_the_reservations_own_write_took_us_past_comes_back_in_the_past() -> None:
+    # given a schedule started at t=100 (20/s: the next slot is 100.055)
+    readings = iter([100.0, 100.0, 100.0, 100.5])
+    limiter = SharedRateLimiter(TABLE, boto3.client("dynamodb"), {"playment": 20}, clock=lambda: next(readings))
+    assert limiter.reserve("playment", max_wait=10) == 0
+
+    # when the next reservation's write lands half a second after it looked at the clock
+    wait = limiter.reserve("playment", max_wait=10)
+
+    # then its slot is reported 0.445 s in the past, not "now": sent now, it would crowd the next ones
+    assert wait == pytest.approx(100.055 - 100.5, abs=1e-5)
