@@ -73,8 +73,9 @@ class SharedRateLimiter:
                 )
                 if started is not None:
                     self._running[vendor] = False
-                    # The slot is `now`: negative when the write itself took us past it
-                    return now - self.clock()
+                    # The schedule was idle: nobody's request is near ours, so it goes at once
+                    # however long the write took (the next slot is `now` + one interval).
+                    return 0.0
             try_running_first = False
             # The schedule is running: take the next slot if it is close enough.
             taken, found = self._update(
