@@ -29,6 +29,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         build = Path(scratch) / "build"
         env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "SAM_CLI_TELEMETRY": "0"}
+        from bench.cold_start import RUNTIME_PYTHON, runtime_python
+
+        bytecode = runtime_python()[1].startswith(RUNTIME_PYTHON + ".")
+        if not bytecode:  # the build refuses without a python3.13; the sizes are then without .pyc files
+            env["HANDOFF_NO_BYTECODE"] = "1"
         subprocess.run(
             [str(BIN / "sam"), "build", "--build-dir", str(build), "--cache-dir", str(Path(scratch) / "cache")],
             cwd=ROOT,
@@ -36,7 +41,10 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        print("Package size, as sam build makes it (Lambda's limits: 50 MB zipped, 250 MB unzipped with layers)")
+        print(
+            "Package size, as sam build makes it (Lambda's limits: 50 MB zipped, 250 MB unzipped with layers)"
+            + ("" if bytecode else f"; no python{RUNTIME_PYTHON} here: the layer WITHOUT its bytecode")
+        )
         for folder in sorted(p for p in build.iterdir() if p.is_dir()):
             raw, zipped = sizes(folder)
             scale, unit = (1024, "KB") if raw < 1024 * 1024 else (1024 * 1024, "MB")

@@ -63,6 +63,20 @@ def stream_mapping(template: Path, function: str, queue_url: Callable[[str], str
     return EventSourceMapping.from_sam_event(properties, queue_url)
 
 
+def worker_settings(template: Path) -> tuple[int, int]:
+    """(BatchSize, MaximumConcurrency) of SubmissionWorkerFunction's queue event, as deployed with
+    the template's defaults: the local stack's worker runs as the deployed one would."""
+    from samcli.yamlhelper import yaml_parse
+
+    sam = yaml_parse(template.read_text())
+    events = sam["Resources"]["SubmissionWorkerFunction"]["Properties"]["Events"]
+    (properties,) = [event["Properties"] for event in events.values() if event["Type"] == "SQS"]
+    concurrency = properties["ScalingConfig"]["MaximumConcurrency"]
+    if isinstance(concurrency, dict):  # !Ref WorkerMaxConcurrency
+        concurrency = sam["Parameters"][concurrency["Ref"]]["Default"]
+    return int(properties["BatchSize"]), int(concurrency)
+
+
 @dataclass
 class LocalStack:
     faults: Faults = field(default_factory=Faults)
@@ -72,7 +86,8 @@ class LocalStack:
     work_seconds: float = 3.0  # how long the sandboxes' vendors take over a job
     reconcile_every: float = 5.0
     reconcile_after: int = 8  # seconds of silence before the reconciler looks a job up
-    worker_concurrency: int = 2
+    worker_concurrency: int | None = None  # None: the template's WorkerMaxConcurrency
+    worker_batch_size: int | None = None  # None: the template's BatchSize
     api_concurrency: int = 4  # containers per HTTP function
     secrets_max_age: int = 300  # the template's default; 0 makes a rotated key count at once
     log_level: str = "WARNING"
@@ -82,6 +97,9 @@ class LocalStack:
     base_path: str = ""
 
     def start(self) -> LocalStack:
+        batch_size, concurrency = worker_settings(ROOT / "template.yaml")
+        self.worker_batch_size = self.worker_batch_size or batch_size
+        self.worker_concurrency = self.worker_concurrency or concurrency
         setup = LocalSetup(
             faults=self.faults,
             work_seconds=self.work_seconds,
@@ -166,6 +184,7 @@ class LocalStack:
             self.functions["SubmissionWorkerFunction"],
             function_name="SubmissionWorkerFunction",
             concurrency=self.worker_concurrency,
+            batch_size=self.worker_batch_size,
             wait_seconds=1,
         )
         self.worker.start()
@@ -219,7 +238,7 @@ class LocalStack:
         sam = yaml_parse((ROOT / "template.yaml").read_text())
         default_timeout = sam.get("Globals", {}).get("Function", {}).get("Timeout", 3)
         concurrency = {
-            "SubmissionWorkerFunction": self.worker_concurrency,
+            "SubmissionWorkerFunction": self.worker_concurrency or worker_settings(ROOT / "template.yaml")[1],
             "ReconcilerFunction": 1,
             "CallbackRetryFunction": 1,
         }
@@ -367,7 +386,12 @@ def main(argv: list[str] | None = None) -> int:
         type=vendor_option,
         help=vendor_options_help(),
     )
-    parser.add_argument("--workers", type=int, default=2, help="concurrent SubmissionWorker invocations")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="concurrent SubmissionWorker invocations (default: the template's WorkerMaxConcurrency)",
+    )
     parser.add_argument(
         "--no-vendor-callbacks", action="store_true", help="no vendor sandbox calls back (jobs still move on)"
     )

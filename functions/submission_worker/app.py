@@ -10,7 +10,10 @@ and tell SQS what to do with the message:
     poison    not a submission message, or no such job                    -> visible at once;
               after maxReceiveCount quick receives it is in the dead-letter queue
 
-A failed record never holds up the others in its batch.
+A batch's records are handled at once, each in a thread of its own (up to RECORD_CONCURRENCY):
+a record mostly waits, for its rate slot and then for the vendor's answer, so the vendor requests
+in flight are BatchSize x the queue's MaximumConcurrency, not one per invocation. A failed record
+never holds up the others in its batch.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from handoff.observability import logger, metrics, tracer
 from handoff.queue import process_batch, settle
 from handoff.settings import submission_settings
 from handoff.submission import RetryQueue, Submitter
+
+# The event source's BatchSize is at most this (template.yaml): every record of a batch at once.
+RECORD_CONCURRENCY = 10
 
 dynamodb = boto3.client("dynamodb")
 sqs = boto3.client("sqs")
@@ -54,4 +60,4 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    return process_batch(event, context, handle_record)
+    return process_batch(event, context, handle_record, concurrency=RECORD_CONCURRENCY)

@@ -7,6 +7,9 @@ secret, an API key or a whole vendor payload.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -15,11 +18,38 @@ metrics = Metrics(namespace="Handoff", service="handoff")
 tracer = Tracer(service="handoff")
 
 
+_threads = threading.local()
+
+
+def record_threads() -> Callable[[], None]:
+    """Called in an invocation's thread: the initializer of the threads that handle its batch's
+    records one each (queue.process_batch). In such a thread for_job keys only that thread's log
+    lines, not those of the records beside it, and the thread's trace segments and annotations go
+    under the invocation's (without it the X-Ray SDK would refuse them in a new thread)."""
+    entity = None
+    if not tracer.disabled:
+        from aws_xray_sdk.core import xray_recorder
+
+        entity = xray_recorder.get_trace_entity()
+
+    def initializer() -> None:
+        _threads.own_keys = True
+        if entity is not None:
+            from aws_xray_sdk.core import xray_recorder
+
+            xray_recorder.set_trace_entity(entity)
+
+    return initializer
+
+
 def for_job(reference_id: str) -> None:
-    """From here on, this invocation is about one job: its reference_id is the correlation id and
-    on every log line, and annotates the trace."""
-    logger.append_keys(reference_id=reference_id)
-    logger.set_correlation_id(reference_id)
+    """From here on, this invocation (or this record's thread) is about one job: its reference_id
+    is the correlation id and on every log line, and annotates the trace."""
+    if getattr(_threads, "own_keys", False):
+        logger.thread_safe_append_keys(reference_id=reference_id, correlation_id=reference_id)
+    else:
+        logger.append_keys(reference_id=reference_id)
+        logger.set_correlation_id(reference_id)
     tracer.put_annotation(key="reference_id", value=reference_id)
 
 

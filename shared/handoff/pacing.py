@@ -6,8 +6,12 @@ so the pace is kept in one place: a RateLimitTable item per vendor holding `next
 request may start. `reserve` takes that slot and moves it on by one interval with ONE conditional
 UpdateItem, then the caller sleeps until its slot. Every request therefore starts at least one
 interval after the one before it, whichever function sends it, and no one-second window can hold
-more than the limit. The interval is stretched by HEADROOM so that a request that starts a few
-milliseconds late (scheduling, clock skew between functions) cannot push a window over the limit.
+more than the limit. The interval is stretched by HEADROOM (10%), and a request may start at most
+LATENESS_ALLOWANCE after its slot (checked at the moment it is sent: vendors/base.send), so the
+requests of any one-second window are those whose slots lie in a 1 + LATENESS_ALLOWANCE second
+span: at most limit x (1 + LATENESS_ALLOWANCE) / (1 + HEADROOM). What is left, HEADROOM -
+LATENESS_ALLOWANCE = 0.08 s, absorbs what happens after the check and before the vendor counts the
+request (a CPU stall, the network, clock skew between functions).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from botocore.exceptions import ClientError
 
 from handoff.ports import RateLimiter
 
-__all__ = ["LATENESS_ALLOWANCE", "RateLimiter", "SharedRateLimiter", "Unlimited"]
+__all__ = ["HEADROOM", "LATENESS_ALLOWANCE", "RateLimiter", "SharedRateLimiter", "Unlimited"]
 
-LATENESS_ALLOWANCE = 0.1  # seconds; the pace is limit / 1.1 per second
+HEADROOM = 0.1  # the pace is limit / 1.1 per second
+LATENESS_ALLOWANCE = 0.02  # seconds a request may start after its slot; the rest of HEADROOM is margin
 
 
 class Unlimited:
@@ -49,7 +54,7 @@ class SharedRateLimiter:
 
     def interval(self, vendor: str) -> float | None:
         rate = self.rates.get(vendor)
-        return (1.0 + LATENESS_ALLOWANCE) / rate if rate else None
+        return (1.0 + HEADROOM) / rate if rate else None
 
     def reserve(self, vendor: str, max_wait: float) -> float | None:
         interval = self.interval(vendor)
@@ -68,6 +73,8 @@ class SharedRateLimiter:
                 )
                 if started is not None:
                     self._running[vendor] = False
+                    # The schedule was idle: nobody's request is near ours, so it goes at once
+                    # however long the write took (the next slot is `now` + one interval).
                     return 0.0
             try_running_first = False
             # The schedule is running: take the next slot if it is close enough.
@@ -81,8 +88,10 @@ class SharedRateLimiter:
             slot = taken.get("Attributes", {}).get("next_slot") if taken is not None else None
             if slot is not None:
                 self._running[vendor] = True
-                # Measured after the write: the time the write itself took is not waited twice.
-                return max(0.0, float(slot["N"]) - self.clock())
+                # Measured after the write: the time the write itself took is not waited twice, and
+                # a slot the write took us past comes back negative (the caller takes another: sent
+                # now, it would crowd the requests after it into one second).
+                return float(slot["N"]) - self.clock()
             if found is not None and float(found["next_slot"]["N"]) > now + max_wait:
                 self._running[vendor] = True
                 return None  # busy: the next free slot is further away than the caller can wait

@@ -141,7 +141,9 @@ class RetryQueue(Protocol):
 
 class RateLimiter(Protocol):
     def reserve(self, vendor: str, max_wait: float) -> float | None:
-        """Seconds to wait before sending to `vendor`, or None when no slot is free within `max_wait`."""
+        """Seconds to wait before sending to `vendor` (negative: the slot taken is already that far
+        in the past, e.g. the reservation's own write was slow), or None when no slot is free
+        within `max_wait`."""
         ...
 
 

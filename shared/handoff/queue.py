@@ -17,7 +17,7 @@ from typing import Any
 
 from handoff.backoff import MAX_DELAY_SECONDS
 from handoff.models import SubmissionMessage
-from handoff.observability import logger
+from handoff.observability import logger, record_threads
 
 BATCH_LIMIT = 10  # SendMessageBatch takes at most 10 entries
 
@@ -51,15 +51,31 @@ def settle(outcome: MessageOutcome, receipt_handle: str, queue: Any) -> None:
     raise NotDone(outcome.reason or outcome.disposition.value)
 
 
-def process_batch(event: dict[str, Any], context: Any, handle_record: Callable[..., None]) -> dict[str, Any]:
+def process_batch(
+    event: dict[str, Any], context: Any, handle_record: Callable[..., None], *, concurrency: int = 1
+) -> dict[str, Any]:
     """An SQS batch through Powertools' BatchProcessor with partial batch responses.
 
-    One processor per invocation: it holds the batch's results, and the local stack runs several
-    invocations of a module at once in threads. A batch whose every record failed is a normal
-    answer (a vendor outage), not a crash."""
+    `concurrency` > 1: up to that many of the batch's records are handled at once, each in a
+    thread of its own (records that mostly wait on a vendor or a rate slot: see
+    functions/submission_worker). One processor per invocation: it holds the batch's results, and
+    the local stack runs several invocations of a module at once in threads. A batch whose every
+    record failed is a normal answer (a vendor outage), not a crash."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    class ConcurrentBatchProcessor(BatchProcessor):
+        def process(self) -> list[tuple[Any, ...]]:
+            workers = max(1, min(concurrency, len(self.records)))
+            if workers == 1:
+                return super().process()
+            with ThreadPoolExecutor(max_workers=workers, initializer=record_threads()) as pool:
+                return list(pool.map(self._one_record, self.records))
+
+        def _one_record(self, record: dict[str, Any]) -> Any:
+            logger.thread_safe_clear_keys()  # this thread's keys were the previous record's
+            return self._process_record(record)
+
+    processor = ConcurrentBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return dict(
         process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
     )

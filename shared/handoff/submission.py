@@ -40,7 +40,15 @@ from handoff.ports import JobStore, RateLimiter, RetryQueue
 from handoff.queue import Disposition, MessageOutcome
 from handoff.store import CreateOutcome, DynamoJobStore, utc_now
 from handoff.vendors import SubmitRequest, parse_submit_request
-from handoff.vendors.base import AlreadySubmitted, Checkpoint, MissedSlot, Rejected, Transient, VendorClient
+from handoff.vendors.base import (
+    AlreadySubmitted,
+    Checkpoint,
+    MissedSlot,
+    Rejected,
+    Transient,
+    VendorClient,
+    disarm,
+)
 
 RETRIES_EXHAUSTED = "retries_exhausted"
 # After a busy rate limiter (no slot within the caller's patience), look again this soon.
@@ -379,6 +387,10 @@ class Submitter:
         )
         try:
             accepted = self._send(client, job, request, checkpoint, max_wait)
+        except MissedSlot:
+            # Stalled past slot after slot: no request went out, so this was no attempt.
+            logger.info("no rate slot could be kept; the job waits in the queue", extra=log)
+            return SubmitResult(Outcome.QUEUED, job, retry_in=BUSY_RETRY_SECONDS, attempted=False)
         except Transient as exc:
             found = self._last_look(client, job, request) if final else None
             if found is None:
@@ -460,6 +472,7 @@ class Submitter:
         try:
             return client.submit(request, checkpoint)
         except AlreadySubmitted as exc:
+            disarm()
             # An earlier attempt got through but its answer was lost: the vendor holds the job.
             # Find it and record it; never a second vendor job, never FAILED.
             logger.info(
@@ -472,6 +485,8 @@ class Submitter:
                     f"{exc.code}: the vendor holds the reference_id but its job was not found (yet)",
                 ) from exc
             return found
+        finally:
+            disarm()  # a paced request that was never sent (the submission failed before it) is forgotten
 
     def _last_look(self, client: Any, job: Job, request: SubmitRequest) -> Any:
         """Before the last failed attempt makes the job FAILED: does the vendor hold it anyway?

@@ -104,18 +104,55 @@ def test_routes_under_jobs_require_iam() -> None:
                 assert "Auth" not in event["Properties"], "a /jobs or /batches route must not override IAM auth"
 
 
-@pytest.mark.build
-def test_sam_build_builds_the_layer_for_arm64_and_every_function(tmp_path: Path) -> None:
-    build_dir = tmp_path / "build"
-    result = subprocess.run(
-        [BIN / "sam", "build", "--build-dir", str(build_dir), "--cache-dir", str(tmp_path / "cache")],
+LAYER_PYTHON = "3.13"  # the functions' runtime (template.yaml), for which the layer is compiled
+
+
+def layer_python() -> str | None:
+    """The python3.13 the layer's build compiles bytecode with (shared/Makefile), if one runs here."""
+    found = shutil.which(f"python{LAYER_PYTHON}", path=tool_env()["PATH"])
+    if found is None:
+        return None
+    probe = subprocess.run(
+        [found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True, check=False
+    )
+    return found if probe.returncode == 0 and probe.stdout.strip() == LAYER_PYTHON else None
+
+
+def sam_build(build_dir: Path, cache_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BIN / "sam", "build", "--build-dir", str(build_dir), "--cache-dir", str(cache_dir)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=tool_env(),
+        env={**tool_env(), **env},
         timeout=900,
         check=False,
     )
+
+
+def assert_ships_bytecode(layer: Path) -> None:
+    """Every module of the layer has a .pyc for python3.13 whose hash is never checked, so no cold
+    start compiles it nor stats its source."""
+    sources = list(layer.rglob("*.py"))
+    assert len(sources) > 100
+    missing = [p for p in sources if not (p.parent / "__pycache__" / f"{p.stem}.cpython-313.pyc").exists()]
+    assert missing == [], f"{len(missing)} modules without bytecode, e.g. {missing[:3]}"
+    for source in (layer / "handoff" / "store.py", layer / "botocore" / "session.py"):
+        pyc = (source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc").read_bytes()
+        assert int.from_bytes(pyc[4:8], "little") == 0b01, f"{source}: not an unchecked-hash .pyc"
+
+
+@pytest.mark.build
+def test_sam_build_builds_the_layer_for_arm64_with_bytecode_and_every_function(tmp_path: Path) -> None:
+    build_dir = tmp_path / "build"
+    result = sam_build(build_dir, tmp_path / "cache")
+    if layer_python() is None:
+        # No python3.13 here: the build refuses loudly, and says what to do, rather than ship a
+        # layer whose every cold start compiles it. Then the rest is checked without bytecode.
+        assert result.returncode != 0
+        assert "must be compiled by Python 3.13" in result.stdout + result.stderr
+        assert "HANDOFF_NO_BYTECODE=1" in result.stdout + result.stderr
+        result = sam_build(build_dir, tmp_path / "cache", HANDOFF_NO_BYTECODE="1")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     layer = build_dir / "SharedLayer" / "python"
     assert (layer / "handoff" / "store.py").exists()
@@ -123,6 +160,10 @@ def test_sam_build_builds_the_layer_for_arm64_and_every_function(tmp_path: Path)
     assert (layer / "aws_lambda_powertools").is_dir()
     # botocore comes in with the tracer; boto3 must come with it, not from the runtime beside it
     assert (layer / "botocore").is_dir() == (layer / "boto3").is_dir()
+    if layer_python() is not None:
+        assert_ships_bytecode(layer)
+    else:
+        assert not list(layer.rglob("*.pyc")), "HANDOFF_NO_BYTECODE=1 ships no bytecode (none of the host's)"
     for name, _props in functions().items():
         assert (build_dir / name / "app.py").exists(), name
     shutil.rmtree(build_dir, ignore_errors=True)

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from handoff.backoff import Backoff
-from handoff.pacing import LATENESS_ALLOWANCE, SharedRateLimiter
+from handoff.pacing import HEADROOM, SharedRateLimiter
 from local.sandboxes.server import peak_rate
 
 TABLE = "handoff-rate-limits"
@@ -30,7 +30,7 @@ def test_slots_taken_at_one_instant_are_spaced_one_interval_apart() -> None:
     # given a limit of 20/s and a clock that does not move
     clock = FrozenClock()
     limiter = SharedRateLimiter(TABLE, boto3.client("dynamodb"), {"playment": 20}, clock=clock)
-    interval = (1 + LATENESS_ALLOWANCE) / 20
+    interval = (1 + HEADROOM) / 20
 
     # when five submissions ask for a slot at the same moment
     waits = [limiter.reserve("playment", max_wait=10) for _ in range(5)]
@@ -82,10 +82,10 @@ def test_concurrent_reservations_never_put_more_than_the_limit_in_any_second() -
     # then every slot is distinct, spaced at least one interval, and no second holds more than 20
     ordered = sorted(slots)
     gaps = [b - a for a, b in itertools.pairwise(ordered)]
-    assert min(gaps) >= (1 + LATENESS_ALLOWANCE) / 20 - 1e-5
+    assert min(gaps) >= (1 + HEADROOM) / 20 - 1e-5
     assert peak_rate(slots) <= 20
     # and the whole pace stays close to the limit (no slot wasted)
-    assert ordered[-1] - ordered[0] == pytest.approx(199 * (1 + LATENESS_ALLOWANCE) / 20, rel=1e-3)
+    assert ordered[-1] - ordered[0] == pytest.approx(199 * (1 + HEADROOM) / 20, rel=1e-3)
 
 
 @pytest.mark.parametrize(("failed", "ceiling"), [(1, 2), (2, 4), (3, 8), (8, 256), (9, 300), (40, 300)])
@@ -121,3 +121,60 @@ def test_a_submission_that_would_start_after_its_rate_slot_is_stopped_before_it_
 
     on_time = Checkpoint({}, lambda refs: None, start_by=time.time() + 5)
     on_time.check_start()  # nothing raised: inside its slot
+
+
+def test_a_request_that_stalls_after_the_slot_check_is_not_sent_late() -> None:
+    import time
+
+    import requests
+
+    from handoff.vendors.base import Checkpoint, MissedSlot, Timeouts, send
+
+    sent: list[str] = []
+
+    class Recording(requests.adapters.BaseAdapter):
+        def send(self, request: requests.PreparedRequest, *args: object, **kwargs: object) -> requests.Response:
+            sent.append(request.url or "")
+            response = requests.Response()
+            response.status_code = 200
+            return response
+
+        def close(self) -> None:
+            pass
+
+    session = requests.Session()
+    session.mount("https://", Recording())
+    timeouts = Timeouts(connect=1, read=1)
+
+    # given a submission that passed its slot check in time
+    stalled = Checkpoint({}, lambda refs: None, start_by=time.time() + 0.5)
+    stalled.check_start()
+    # when its sender stalls past the slot before the request goes out
+    time.sleep(0.6)
+    # then the request is stopped at the moment of sending, and nothing reaches the vendor
+    with pytest.raises(MissedSlot):
+        send(session, "POST", "https://vendor.example/jobs", timeouts, json={"a": 1})
+    assert sent == []
+    # and the submission's later requests go out unpaced
+    send(session, "GET", "https://vendor.example/jobs/1", timeouts)
+    assert sent == ["https://vendor.example/jobs/1"]
+
+    # and a submission that sends inside its slot goes out
+    on_time = Checkpoint({}, lambda refs: None, start_by=time.time() + 5)
+    on_time.check_start()
+    send(session, "POST", "https://vendor.example/jobs", timeouts, json={"a": 1})
+    assert sent[-1] == "https://vendor.example/jobs"
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_slot_the_reservations_own_write_took_us_past_comes_back_in_the_past() -> None:
+    # given a schedule started at t=100 (20/s: the next slot is 100.055)
+    readings = iter([100.0, 100.0, 100.5])
+    limiter = SharedRateLimiter(TABLE, boto3.client("dynamodb"), {"playment": 20}, clock=lambda: next(readings))
+    assert limiter.reserve("playment", max_wait=10) == 0
+
+    # when the next reservation's write lands half a second after it looked at the clock
+    wait = limiter.reserve("playment", max_wait=10)
+
+    # then its slot is reported 0.445 s in the past, not "now": sent now, it would crowd the next ones
+    assert wait == pytest.approx(100.055 - 100.5, abs=1e-5)

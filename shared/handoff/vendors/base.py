@@ -14,6 +14,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -54,9 +55,21 @@ class MissedSlot(Transient):
     """The request would have started too long after its rate slot (see handoff.pacing)."""
 
 
-# The latest moment the next request may start (set by the submitter after it waited for a rate
-# slot). Checked at the last moment before the request goes out, then cleared: only the first
-# request of a submission is paced.
+# The latest moment the next request may start (armed by Checkpoint.check_start, after the
+# submitter waited for a rate slot). Checked by `send` once the request is built, right before it
+# goes out, then cleared: only the first request of a submission is paced. A context variable:
+# each record of a batch runs in a thread of its own (queue.process_batch).
+_start_by: ContextVar[float | None] = ContextVar("handoff_start_by", default=None)
+
+
+def _check_slot(start_by: float | None) -> None:
+    if start_by is not None and time.time() > start_by:
+        raise MissedSlot("missed_rate_slot", "the request would have started too late for its rate slot")
+
+
+def disarm() -> None:
+    """Forget a slot armed by check_start whose request was never sent (the submission failed first)."""
+    _start_by.set(None)
 
 
 class Rejected(VendorError):
@@ -101,12 +114,14 @@ class Checkpoint:
         self.start_by = start_by
 
     def check_start(self) -> None:
-        """Call right before the submission's first vendor request. Raises MissedSlot when it would
-        start too late for its rate slot (sent later, it could crowd the requests after it into one
-        second; the submitter takes a new slot). Later requests of the submission are not paced."""
+        """Call before the submission's first vendor request. Raises MissedSlot when it would start
+        too late for its rate slot (sent later, it could crowd the requests after it into one
+        second; the submitter takes a new slot): now, and again in `send` at the moment the request
+        goes out, so that a stall while it is being built cannot send it late. Later requests of
+        the submission are not paced."""
         start_by, self.start_by = self.start_by, None
-        if start_by is not None and time.time() > start_by:
-            raise MissedSlot("missed_rate_slot", "the request would have started too late for its rate slot")
+        _check_slot(start_by)
+        _start_by.set(start_by)
 
     def record(self, **refs: str) -> None:
         self.refs.update(refs)
@@ -150,13 +165,37 @@ class Timeouts:
         return (self.connect, self.read)
 
 
+# Connections kept per vendor host: more than a batch's records in flight at once (the submission
+# worker's RECORD_CONCURRENCY), and the local stack runs several invocations in one process.
+POOL_SIZE = 32
+
+
+def new_session() -> requests.Session:
+    """A session for a vendor client, whose connection pool holds every request in flight (with
+    requests' default of 10, the 11th concurrent request would open and throw away a connection)."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 @tracer.capture_method(capture_response=False)
 def send(session: requests.Session, method: str, url: str, timeouts: Timeouts, **kwargs: Any) -> requests.Response:
     """One HTTP request with a timeout; network failures come back as Transient. A request that
     cannot even be built (a header value with a line break, a URL that is not one) is Rejected
     (`request_not_built`): sending it again can never succeed."""
     try:
-        return session.request(method, url, timeout=timeouts.as_tuple(), allow_redirects=False, **kwargs)
+        # session.request, in its two halves: build the request, then send it, so that a rate slot
+        # (Checkpoint.check_start) is checked after the building, at the moment it goes out.
+        stream = kwargs.pop("stream", None)
+        prepared = session.prepare_request(requests.Request(method, url, **kwargs))
+        settings = session.merge_environment_settings(prepared.url, {}, stream, None, None)
+        start_by = _start_by.get()
+        if start_by is not None:
+            _start_by.set(None)
+            _check_slot(start_by)
+        return session.send(prepared, timeout=timeouts.as_tuple(), allow_redirects=False, **settings)
     except requests.Timeout as exc:
         raise Transient("timeout", f"{method} {_path(url)} timed out: {type(exc).__name__}") from exc
     except requests.ConnectionError as exc:

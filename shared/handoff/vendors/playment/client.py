@@ -34,6 +34,7 @@ from handoff.vendors.base import (
     Transient,
     VendorError,
     json_or_none,
+    new_session,
     path_segment,
     raise_for_status,
     send,
@@ -217,7 +218,7 @@ class PlaymentClient:
         self.settings = settings
         self._api_key = api_key  # called per request so a rotated key is picked up from the cache
         self.timeouts = timeouts
-        self.session = session or requests.Session()
+        self.session = session or new_session()
 
     # -- requests ---------------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from handoff.vendors.base import (
     Timeouts,
     Transient,
     json_or_none,
+    new_session,
     path_segment,
     raise_for_status,
     send,
@@ -188,7 +189,7 @@ class ScaleClient:
         self._api_key = api_key  # called per request so a rotated key is picked up from the cache
         self._callback_url = callback_url
         self.timeouts = timeouts
-        self.session = session or requests.Session()
+        self.session = session or new_session()
 
     # -- the VendorClient protocol ------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from handoff.vendors.base import (
     Transient,
     VendorError,
     json_or_none,
+    new_session,
     path_segment,
     raise_for_status,
     send,
@@ -227,7 +228,7 @@ class TextkingClient:
         self._read_document = read_document  # raises DocumentUnavailable when it never will be readable
         self._check_document = check_document  # the same, without reading it (HeadObject)
         self.timeouts = timeouts
-        self.session = session or requests.Session()
+        self.session = session or new_session()
 
     def signing_keys(self) -> list[str]:
         secret = self._credentials()
