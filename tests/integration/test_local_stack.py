@@ -125,9 +125,10 @@ def wait_for_events(stack: Stack, jobs: dict[str, dict[str, Any]], timeout: floa
     received: list[dict[str, Any]] = []
     want = sum(len(j["history"]) for j in jobs.values())
     deadline = time.monotonic() + timeout
+    # The stack is shared: other tests' jobs publish on the same bus, so only our jobs' events count.
     while len(received) < want and time.monotonic() < deadline:
         batch = sqs.receive_message(QueueUrl=stack.urls["events_queue"], MaxNumberOfMessages=10).get("Messages", [])
-        received += [json.loads(m["Body"]) for m in batch]
+        received += [e for e in (json.loads(m["Body"]) for m in batch) if e["detail"]["reference_id"] in jobs]
         for m in batch:
             sqs.delete_message(QueueUrl=stack.urls["events_queue"], ReceiptHandle=m["ReceiptHandle"])
     events: dict[str, list[str]] = {}
