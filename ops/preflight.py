@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+
+from ops.stacks import DEFAULT_STACK, LOCAL, STATE_FILE, local_state
 
 if TYPE_CHECKING:
     from handoff.vendors.checks import Check
@@ -37,9 +38,6 @@ for _entry in (str(ROOT / "shared"), str(ROOT)):
 # imports this module as its main, before it takes the function's environment, and the layer
 # reads its settings from the environment once.
 
-LOCAL = "local"
-DEFAULT_STACK = "handoff"
-STATE_FILE = ROOT / ".local-stack.json"  # written by `make local` (local/stack.py) while it runs
 FUNCTION = "SubmitJobFunction"
 FUNCTION_MODULE, FUNCTION_HANDLER = "functions.submit_job.app", "lambda_handler"
 FUNCTION_TIMEOUT = 29.0  # SubmitJob's timeout in template.yaml
@@ -51,28 +49,6 @@ class PreflightError(RuntimeError):
 
 
 # --- where the checks run ----------------------------------------------------------------------
-
-
-def local_state(path: Path = STATE_FILE) -> dict[str, Any] | None:
-    """The running local stack's state (its URLs and functions' environments), or None."""
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    pid = state.get("pid") if isinstance(state, dict) else None
-    if not isinstance(pid, int) or not _alive(pid):
-        return None
-    return state
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_local(state: dict[str, Any]) -> dict[str, Any]:
