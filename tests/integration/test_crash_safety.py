@@ -104,19 +104,23 @@ def wait_for_status(stack: Stack, reference_id: str, status: str, seconds: float
 
 def events_equal_history(stack: Watched, reference_id: str, seconds: float = 30) -> list[str]:
     """Wait until the bus has announced every change in the job's history; then check none came twice."""
+    # The job may move on meanwhile (the reconciler looks it up): compare with the history as it is
+    # then, and only once bus and history have agreed for 1.5 s (a doubled event has had time to arrive).
     deadline = time.monotonic() + seconds
+    agreed_since: float | None = None
     while True:
         history = stored(stack, reference_id)["history"]
         announced = stack.subscriber.statuses_by_job().get(reference_id, [])
-        if announced == history or time.monotonic() > deadline:
+        now = time.monotonic()
+        agreed_since = (agreed_since or now) if announced == history else None
+        if (agreed_since is not None and now - agreed_since >= 1.5) or now > deadline:
             break
         time.sleep(0.5)
-    time.sleep(1.5)  # a doubled event has had time to arrive
     versions = Counter(
         e["detail"]["version"] for e in stack.subscriber.events if e["detail"]["reference_id"] == reference_id
     )
     assert all(n == 1 for n in versions.values()), versions
-    assert stack.subscriber.statuses_by_job().get(reference_id, []) == history
+    assert announced == history
     return history
 
 
