@@ -67,7 +67,7 @@ from werkzeug import Request, Response
 
 from local.sandboxes.base import LocalSetup, LocalVendor
 from local.sandboxes.callbacks import CallbackSender
-from local.sandboxes.server import Received, admin_answer, peak_rate
+from local.sandboxes.server import Received, admin_answer, draw_creation_fault, faulted, peak_rate, stalled
 
 PAGE_SIZE = 100
 DEFAULT_BATCH_NAME = "Default batch"
@@ -343,9 +343,9 @@ class PlaymentSandbox:
                 return _error(429, "rate_limited", f"more than {self.rate_limit:g} requests per second")
             fault = self._fault()
         if fault == "error":
-            return _faulted(_error(503, "FS_0000", "internal error, try again after some time"), fault)
+            return faulted(_error(503, "FS_0000", "internal error, try again after some time"), fault)
         if fault == "timeout":
-            return _faulted(_stalled(_error(504, "api_error", "gateway timeout"), self.stall_seconds), fault)
+            return faulted(stalled(_error(504, "api_error", "gateway timeout"), self.stall_seconds), fault)
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return _error(400, "GE_0001", "Malformed JSON/Invalid UUID passed")
@@ -382,7 +382,7 @@ class PlaymentSandbox:
             self._work_on(job)
         answer = _ok({"job_id": job.id, "reference_id": job.reference_id, routing_field: job.tag})
         # lost: created, but the answer comes after the client has given up waiting
-        return _faulted(_stalled(answer, self.stall_seconds), fault) if fault == "lost" else answer
+        return faulted(stalled(answer, self.stall_seconds), fault) if fault == "lost" else answer
 
     def _create_batch(self, request: Request, arrived: float, project_id: str) -> Response:
         body = request.get_json(silent=True)
@@ -441,18 +441,7 @@ class PlaymentSandbox:
                 job.result = result
 
     def _fault(self) -> str | None:
-        if self.fail_next:
-            self.fail_next.popleft()
-            return "error"
-        if self.lose_next > 0:
-            self.lose_next -= 1
-            return "lost"
-        draw = self._random.random()
-        for name, rate in (("error", self.error_rate), ("timeout", self.timeout_rate), ("lost", self.lost_rate)):
-            if draw < rate:
-                return name
-            draw -= rate
-        return None
+        return draw_creation_fault(self)
 
     def _details(self, request: Request, arrived: float, project_id: str) -> Response:
         return _ok({"name": "sandbox", "base": "IMAGE", "batches": self.batch_rows()})
@@ -656,16 +645,6 @@ def main() -> None:
     print(server.url, flush=True)
     sys.stdin.read()  # serve until the parent closes our stdin
     server.stop()
-
-
-def _stalled(response: Response, seconds: float) -> Response:
-    response.stall = seconds  # type: ignore[attr-defined]
-    return response
-
-
-def _faulted(response: Response, fault: str) -> Response:
-    response.fault = fault  # type: ignore[attr-defined]
-    return response
 
 
 def _is_uuid(value: Any) -> bool:

@@ -44,7 +44,7 @@ from werkzeug import Request, Response
 
 from local.sandboxes.base import LocalSetup, LocalVendor
 from local.sandboxes.callbacks import CallbackSender, Scheduled
-from local.sandboxes.server import Received, admin_answer, peak_rate
+from local.sandboxes.server import Received, admin_answer, draw_creation_fault, faulted, peak_rate, stalled
 
 MAX_METADATA_BYTES = 10_000
 PAGE_LIMIT = 100
@@ -242,9 +242,9 @@ class ScaleSandbox:
                 return _error(429, f"Too many requests: more than {self.rate_limit:g} per second")
             fault = self._fault()
         if fault == "error":
-            return _faulted(_error(503, "Server timeout from request queueing, try again later"), fault)
+            return faulted(_error(503, "Server timeout from request queueing, try again later"), fault)
         if fault == "timeout":
-            return _faulted(_stalled(_error(504, "Server timeout, try again later"), self.stall_seconds), fault)
+            return faulted(stalled(_error(504, "Server timeout, try again later"), self.stall_seconds), fault)
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return _error(400, "The request body must be a JSON object")
@@ -276,9 +276,9 @@ class ScaleSandbox:
         self._work_on(task)
         answer = Response(json.dumps(task.as_json()), content_type="application/json")
         if fault == "lost":  # created, but the answer comes after the client has given up waiting
-            return _faulted(_stalled(answer, self.stall_seconds), fault)
+            return faulted(stalled(answer, self.stall_seconds), fault)
         if fault == "created_then_503":
-            return _faulted(_error(503, "Server timeout from request queueing, try again later"), fault)
+            return faulted(_error(503, "Server timeout from request queueing, try again later"), fault)
         return answer
 
     def _work_on(self, task: SandboxTask) -> None:
@@ -323,21 +323,10 @@ class ScaleSandbox:
             return json.dumps(body).encode()
 
     def _fault(self) -> str | None:
-        if self.fail_next:
-            self.fail_next.popleft()
-            return "error"
-        if self.lose_next > 0:
-            self.lose_next -= 1
-            return "lost"
-        if self.created_then_503_next > 0:
+        if self.created_then_503_next > 0 and not self.fail_next and self.lose_next <= 0:
             self.created_then_503_next -= 1
             return "created_then_503"
-        draw = self._random.random()
-        for name, rate in (("error", self.error_rate), ("timeout", self.timeout_rate), ("lost", self.lost_rate)):
-            if draw < rate:
-                return name
-            draw -= rate
-        return None
+        return draw_creation_fault(self)
 
     def _get_task(self, request: Request, arrived: float, task_id: str) -> Response:
         with self._lock:
@@ -501,16 +490,6 @@ def main() -> None:
 
 def _iso(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _stalled(response: Response, seconds: float) -> Response:
-    response.stall = seconds  # type: ignore[attr-defined]
-    return response
-
-
-def _faulted(response: Response, fault: str) -> Response:
-    response.fault = fault  # type: ignore[attr-defined]
-    return response
 
 
 def _error(status: int, message: str) -> Response:

@@ -66,6 +66,35 @@ def peak_rate(arrivals: list[float], window: float = 1.0) -> int:
     return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
 
 
+def draw_creation_fault(sandbox: Any) -> str | None:
+    """The fault for one job creation (SANDBOX_KNOBS): a test's `fail_next` / `lose_next` first, then
+    one draw over `error_rate`, `timeout_rate` and `lost_rate` (None: no fault)."""
+    if sandbox.fail_next:
+        sandbox.fail_next.popleft()
+        return "error"
+    if sandbox.lose_next > 0:
+        sandbox.lose_next -= 1
+        return "lost"
+    draw = sandbox._random.random()
+    for name, rate in (("error", sandbox.error_rate), ("timeout", sandbox.timeout_rate), ("lost", sandbox.lost_rate)):
+        if draw < rate:
+            return name
+        draw -= rate
+    return None
+
+
+def stalled(response: Any, seconds: float) -> Any:
+    """The answer, held back `seconds` after the work is done (the WSGI call sleeps on it)."""
+    response.stall = seconds
+    return response
+
+
+def faulted(response: Any, fault: str) -> Any:
+    """The answer, marked with the fault drawn for it (what `Received.fault` records)."""
+    response.fault = fault
+    return response
+
+
 # The knobs every vendor sandbox has: its own faults, and its callback sender's.
 SANDBOX_KNOBS = (
     "rate_limit",

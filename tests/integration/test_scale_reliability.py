@@ -24,16 +24,14 @@ import boto3
 import pytest
 import requests
 
-from functions.submission_worker import app as worker_app
-from functions.submit_job import app as submit_app
 from local import seed
 from local.process import StackProcess
 from local.sandboxes.scale import ScaleSandbox
 from local.sandboxes.server import BackgroundServer
-from local.sqs_poller import SqsPoller
 from local.subscriber import EventSubscriber
-from tests.conftest import LambdaContext, load_event, queue_depth, queued_messages, reset_function_caches, table_items
+from tests.conftest import LambdaContext, queued_messages, reset_function_caches, table_items
 from tests.integration.conftest import Stack
+from tests.integration.faults import drain_under_faults
 
 API_KEY = "live_0123456789abcdef0123456789"
 JOBS = 300
@@ -74,39 +72,12 @@ def faulty_scale(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScaleSa
     reset_function_caches()
 
 
-def request(n: int) -> dict[str, Any]:
-    body: dict[str, Any] = load_event("submit_job/direct_invoke_scale.json")
-    return {**body, "reference_id": f"fault-{n:03d}"}
-
-
 def test_300_scale_submissions_under_5xx_timeouts_and_lost_answers_are_each_submitted_exactly_once(
     faulty_scale: ScaleSandbox, context: LambdaContext
 ) -> None:
-    # given 300 jobs recorded and queued in one bulk request
-    answer = submit_app.lambda_handler({"jobs": [request(n) for n in range(JOBS)]}, context)
-    assert answer["totals"]["queued"] == JOBS
-
-    # when eight concurrent workers drain the queue against the faulty vendor
-    workers = SqsPoller(
-        boto3.client("sqs"),
-        submit_app.submitter().queue.url,
-        worker_app.lambda_handler,
-        concurrency=8,
-        batch_size=5,
-        wait_seconds=0,
-    )
-    deadline = time.monotonic() + 240
-    with workers:
-        while queue_depth() > 0:
-            assert time.monotonic() < deadline, f"{queue_depth()} messages still queued"
-            time.sleep(0.1)
-
-    # then the faults really happened, each kind many times
-    creations = faulty_scale.creations()
-    faults = Counter(c.fault for c in creations)
-    assert faults["error"] >= 50, faults
-    assert faults["timeout"] >= 10, faults
-    assert faults["lost"] >= 5, faults
+    # given 300 jobs queued in one bulk, when eight workers drain them, then each fault happened many times
+    sample = "submit_job/direct_invoke_scale.json"
+    creations, faults, crashed = drain_under_faults(context, sample, JOBS, faulty_scale.creations)
     # and Scale holds exactly one task per reference_id: none missing, none doubled
     held = Counter(task.unique_id for task in faulty_scale.tasks.values())
     assert sorted(str(u) for u in held) == [f"fault-{n:03d}" for n in range(JOBS)]
@@ -120,7 +91,7 @@ def test_300_scale_submissions_under_5xx_timeouts_and_lost_answers_are_each_subm
     assert sum(job["attempts"] for job in jobs.values()) == len(creations)
     assert Counter(c.status for c in creations)[409] >= faults["lost"]
     assert queued_messages("handoff-submissions-dlq") == []
-    assert workers.errors == 0
+    assert crashed == 0
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,15 @@ Lambda-like poller over moto's SQS) submit them to the Playment sandbox over rea
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
-from typing import Any
 
 import boto3
 import pytest
 
-from functions.submission_worker import app as worker_app
 from functions.submit_job import app as submit_app
 from local.sandboxes.playment import PlaymentSandbox
-from local.sqs_poller import SqsPoller
-from tests.conftest import LambdaContext, load_event, queue_depth, queued_messages, reset_function_caches, table_items
+from tests.conftest import LambdaContext, queued_messages, reset_function_caches, table_items
+from tests.integration.faults import drain_under_faults
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -46,39 +43,12 @@ def faulty_playment(sandbox: PlaymentSandbox, monkeypatch: pytest.MonkeyPatch) -
     return sandbox
 
 
-def request(n: int) -> dict[str, Any]:
-    body: dict[str, Any] = load_event("submit_job/direct_invoke_playment.json")
-    return {**body, "reference_id": f"fault-{n:03d}"}
-
-
 def test_300_submissions_under_5xx_timeouts_and_lost_answers_are_each_submitted_exactly_once(
     faulty_playment: PlaymentSandbox, context: LambdaContext
 ) -> None:
-    # given 300 jobs recorded and queued in one bulk request
-    answer = submit_app.lambda_handler({"jobs": [request(n) for n in range(JOBS)]}, context)
-    assert answer["totals"]["queued"] == JOBS
-
-    # when eight concurrent workers drain the queue against the faulty vendor
-    workers = SqsPoller(
-        boto3.client("sqs"),
-        submit_app.submitter().queue.url,
-        worker_app.lambda_handler,
-        concurrency=8,
-        batch_size=5,
-        wait_seconds=0,
-    )
-    deadline = time.monotonic() + 240
-    with workers:
-        while queue_depth() > 0:
-            assert time.monotonic() < deadline, f"{queue_depth()} messages still queued"
-            time.sleep(0.1)
-
-    # then the faults really happened, each kind many times
-    creations = faulty_playment.creations()
-    faults = Counter(c.fault for c in creations)
-    assert faults["error"] >= 50, faults
-    assert faults["timeout"] >= 10, faults
-    assert faults["lost"] >= 5, faults
+    # given 300 jobs queued in one bulk, when eight workers drain them, then each fault happened many times
+    sample = "submit_job/direct_invoke_playment.json"
+    creations, _, crashed = drain_under_faults(context, sample, JOBS, faulty_playment.creations)
 
     # and Playment holds exactly one job per reference_id: none missing, none doubled
     held = Counter(job.reference_id for job in faulty_playment.jobs.values())
@@ -94,4 +64,4 @@ def test_300_submissions_under_5xx_timeouts_and_lost_answers_are_each_submitted_
     assert sum(job["attempts"] for job in jobs.values()) == len(creations)
     # and nothing is left over or dead-lettered; no invocation crashed
     assert queued_messages("handoff-submissions-dlq") == []
-    assert workers.errors == 0
+    assert crashed == 0
