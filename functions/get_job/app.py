@@ -1,4 +1,6 @@
-"""GetJob: GET /jobs/{reference_id} (IAM) -> 200 the job with its history, or 404."""
+"""GetJob: GET /jobs/{reference_id} (IAM) -> 200 the job with its history, or 404;
+GET /jobs?status=&vendor=&batch=&updated_after=&limit=&cursor= (IAM) -> 200 a page of jobs, newest
+first, from the table's indexes (handoff.listing), or 422 for a filter or cursor that is not one."""
 
 from __future__ import annotations
 
@@ -7,15 +9,17 @@ from typing import Annotated, Any
 
 import boto3
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import AwareDatetime
 
-from handoff import api
-from handoff.models import REFERENCE_ID_PATTERN, Job
+from handoff import api, listing
+from handoff.models import BATCH_REF_PATTERN, REFERENCE_ID_PATTERN, Job, JobList, JobStatus
 from handoff.observability import for_job, logger, metrics, tracer
 from handoff.settings import core_settings
 from handoff.store import DynamoJobStore
+from handoff.vendors import VENDOR_NAMES
 
 dynamodb = boto3.client("dynamodb")
 app = api.new_resolver()
@@ -43,6 +47,59 @@ def get_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) ->
     if job is None:
         return api.error_response(404, "job_not_found", "no job with that reference_id")
     return api.json_response(200, job.model_dump(mode="json"))
+
+
+@app.get(
+    "/jobs",
+    summary="Jobs, newest first, filtered by status, vendor, batch and time",
+    security=api.IAM,
+    responses={
+        200: api.answer("a page of jobs, newest first, and the cursor of the next page", JobList),
+        403: api.refusal(api.GATEWAY_403),
+        422: api.refusal("a filter that is not one, or a cursor given for other filters (invalid_cursor)"),
+    },
+)
+def list_jobs(
+    status: Annotated[JobStatus | None, Query(description="only jobs in this status")] = None,
+    vendor: Annotated[
+        str | None, Query(description="only this vendor's jobs", pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    ] = None,
+    batch: Annotated[
+        str | None, Query(description="only the jobs of this batch_ref", pattern=BATCH_REF_PATTERN)
+    ] = None,
+    updated_after: Annotated[
+        AwareDatetime | None,
+        Query(description="only jobs last written after this time (ISO-8601 with a time zone)"),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=listing.MAX_LIMIT, description="jobs per page (a page may hold fewer)")
+    ] = listing.DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(description="next_cursor of the previous page", pattern=r"^[A-Za-z0-9_-]{1,2048}$"),
+    ] = None,
+) -> Response[str]:
+    if vendor is not None and vendor not in VENDOR_NAMES:
+        known = ", ".join(sorted(VENDOR_NAMES))
+        return api.error_response(
+            422,
+            "invalid_request",
+            "1 invalid field(s)",
+            [{"field": "vendor", "message": f"must be one of: {known}", "type": "literal_error"}],
+        )
+    wanted = listing.JobFilter(
+        status=status,
+        vendor=vendor,
+        batch_ref=batch,
+        updated_after=listing.table_time(updated_after) if updated_after is not None else None,
+    )
+    try:
+        page = listing.list_jobs(store(), wanted, limit, cursor)
+    except listing.ListingRefused as exc:
+        return api.error_response(
+            422, exc.code, exc.message, [{"field": exc.field, "message": exc.message, "type": exc.code}]
+        )
+    return api.json_response(200, page.model_dump(mode="json"))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

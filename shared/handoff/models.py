@@ -112,6 +112,28 @@ class Job(BaseModel):
     version: int = 1
 
 
+class JobSummary(BaseModel):
+    """A job as GET /jobs lists it: what the table's indexes hold (no request, result or history:
+    GET /jobs/{reference_id} gives those)."""
+
+    reference_id: str
+    vendor: str
+    status: JobStatus
+    vendor_job_id: str | None = None
+    batch_ref: str | None = None
+    created_at: str | None = None
+    updated_at: str = Field(description="When the job was last written, ISO-8601 UTC: the list's order, newest first.")
+
+
+class JobList(BaseModel):
+    """One page of GET /jobs, newest first (by updated_at)."""
+
+    jobs: list[JobSummary]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= (with the same filters) for the next page; null: this was the last."
+    )
+
+
 # --- Events --------------------------------------------------------------------------------------
 
 EVENT_SOURCE = "handoff"

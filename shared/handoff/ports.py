@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from handoff.lifecycle import Transition
 from handoff.models import Batch, Job, JobError, JobStatus
-from handoff.store import BatchWrite, ClaimOutcome, CreateOutcome, StaleJob, TransitionOutcome
+from handoff.store import BatchWrite, ClaimOutcome, CreateOutcome, IndexPage, StaleJob, TransitionOutcome
 
 
 class JobStore(Protocol):
@@ -100,6 +100,21 @@ class JobStore(Protocol):
 
     def batch_jobs(self, batch_ref: str) -> dict[str, JobStatus]:
         """Every job of a batch and its status, from an index (eventually consistent)."""
+        ...
+
+    def list_index(
+        self,
+        key: str,
+        value: str,
+        *,
+        upto: str | None,
+        after: str | None,
+        where: dict[str, str],
+        limit: int,
+        start: dict[str, Any] | None = None,
+    ) -> IndexPage:
+        """One Query of the listing index partitioned on `key` ("status", "vendor", "batch_ref"),
+        newest first (handoff.listing merges them into GET /jobs's pages)."""
         ...
 
 

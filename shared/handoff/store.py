@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from handoff.itemsize import item_size
 from handoff.lifecycle import Transition
-from handoff.models import Batch, HistoryEntry, Job, JobError, JobStatus
+from handoff.models import Batch, HistoryEntry, Job, JobError, JobStatus, JobSummary
 
 # The history keeps the latest entries; older ones are dropped after a transition pushes past it.
 HISTORY_LIMIT = 50
@@ -152,6 +152,28 @@ class StaleJob:
 
 
 BATCH_INDEX = "batch_ref-index"
+STATUS_INDEX = "status-updated_at-index"
+VENDOR_INDEX = "vendor-updated_at-index"
+
+# The indexes GET /jobs reads, by the attribute each is partitioned on. Every one is sorted by
+# updated_at and projects every field of a JobSummary (template.yaml; a template test checks it).
+LISTING_INDEXES = {"status": STATUS_INDEX, "vendor": VENDOR_INDEX, "batch_ref": BATCH_INDEX}
+SUMMARY_FIELDS = tuple(JobSummary.model_fields)
+
+
+@dataclass(frozen=True)
+class IndexPage:
+    """One Query of a listing index, newest first.
+
+    `jobs` are the items that passed the filters. `frontier` is the updated_at of the last item
+    the Query evaluated (filtered out or not): every item of the partition written after it has
+    been seen, but items written at that very instant may still follow. None: the partition is
+    exhausted. `start` continues the Query (DynamoDB's LastEvaluatedKey, never shown to callers).
+    """
+
+    jobs: list[JobSummary]
+    frontier: str | None
+    start: dict[str, Any] | None
 
 
 class _ConditionalTable:
@@ -389,6 +411,26 @@ class DynamoJobStore(_ConditionalTable):
         eventually consistent: a write of the last second may not be in it yet."""
         return {i["reference_id"]["S"]: JobStatus(i["status"]["S"]) for i in self._query_batch(batch_ref)}
 
+    def list_index(
+        self,
+        key: str,
+        value: str,
+        *,
+        upto: str | None,
+        after: str | None,
+        where: dict[str, str],
+        limit: int,
+        start: dict[str, Any] | None = None,
+    ) -> IndexPage:
+        """Up to `limit` items evaluated in one Query of the listing index partitioned on `key`
+        (LISTING_INDEXES), in the partition `value`, newest first: updated_at <= `upto` and
+        > `after` where given, keeping those whose attributes equal `where` (a filter: DynamoDB
+        applies it after the limit, so a page may hold fewer jobs than evaluated)."""
+        items, last = self._query_page(key, value, upto, after, where, limit, start)
+        jobs = [JobSummary.model_validate(_plain_summary(i)) for i in items]
+        frontier = last["updated_at"]["S"] if last else None
+        return IndexPage(jobs, frontier, last)
+
     def _trim_history(self, reference_id: str, drop: int) -> Job | None:
         # Rare (a job with more than HISTORY_LIMIT status changes): one extra write drops the oldest.
         update = _Update()
@@ -428,6 +470,59 @@ class DynamoJobStore(_ConditionalTable):
                 return found
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def _query_page(
+        self,
+        key: str,
+        value: str,
+        upto: str | None,
+        after: str | None,
+        where: dict[str, str],
+        limit: int,
+        start: dict[str, Any] | None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One Query of a listing index, newest first: the items (SUMMARY_FIELDS) and LastEvaluatedKey."""
+        names = {"#key": key}
+        if upto is not None or after is not None:
+            names["#updated_at"] = "updated_at"
+        values: dict[str, Any] = {":key": {"S": value}}
+        condition = "#key = :key"
+        filters = []
+        if upto is not None and after is not None:
+            if after >= upto:  # DynamoDB refuses a BETWEEN whose bounds are the wrong way round
+                return [], None
+            # one condition on the sort key: BETWEEN includes `after`, the filter drops it
+            condition += " AND #updated_at BETWEEN :after AND :upto"
+            filters.append("#updated_at > :after")
+        elif upto is not None:
+            condition += " AND #updated_at <= :upto"
+        elif after is not None:
+            condition += " AND #updated_at > :after"
+        if upto is not None:
+            values[":upto"] = {"S": upto}
+        if after is not None:
+            values[":after"] = {"S": after}
+        for i, (name, wanted) in enumerate(sorted(where.items())):
+            names[f"#w{i}"] = name
+            values[f":w{i}"] = {"S": wanted}
+            filters.append(f"#w{i} = :w{i}")
+        names.update({f"#p{i}": field for i, field in enumerate(SUMMARY_FIELDS)})
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": LISTING_INDEXES[key],
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ProjectionExpression": ", ".join(f"#p{i}" for i in range(len(SUMMARY_FIELDS))),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if filters:
+            request["FilterExpression"] = " AND ".join(filters)
+        if start:
+            request["ExclusiveStartKey"] = start
+        response = self.client.query(**request)
+        return response.get("Items", []), response.get("LastEvaluatedKey")
+
     def _query(
         self, status: JobStatus, updated_before: str, limit: int, vendor: str | None, other_than: tuple[str, ...]
     ) -> list[dict[str, Any]]:
@@ -458,6 +553,10 @@ class DynamoJobStore(_ConditionalTable):
                 break
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return found
+
+
+def _plain_summary(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items() if k in SUMMARY_FIELDS}
 
 
 def job_item(job: Job) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from handoff.itemsize import MAX_ITEM_BYTES, item_size
 from handoff.models import Job, JobStatus
-from handoff.store import DynamoBatchStore, DynamoJobStore, _Update, item_to_job, job_item
+from handoff.store import SUMMARY_FIELDS, DynamoBatchStore, DynamoJobStore, _Update, item_to_job, job_item
 
 Item = dict[str, Any]
 
@@ -110,6 +110,38 @@ class FakeJobStore(DynamoJobStore):
             {k: copy.deepcopy(i[k]) for k in ("reference_id", "status", "updated_at", "vendor") if k in i}
             for i in indexed[:limit]
         ]
+
+    def _query_page(
+        self,
+        key: str,
+        value: str,
+        upto: str | None,
+        after: str | None,
+        where: dict[str, str],
+        limit: int,
+        start: Item | None,
+    ) -> tuple[list[Item], Item | None]:
+        """A listing index (sparse: items with `key` and updated_at), newest first; `limit` items
+        evaluated, then the filter, as DynamoDB applies Limit before FilterExpression."""
+        with self._lock:
+            self.requests.append("Query")
+            indexed = [
+                copy.deepcopy(i)
+                for i in self.items.values()
+                if _string(i, key) == value
+                and _string(i, "updated_at") is not None
+                and (upto is None or i["updated_at"]["S"] <= upto)
+                and (after is None or i["updated_at"]["S"] > after)
+            ]
+        # DynamoDB leaves the order of equal sort keys open: newest first, then by reference_id
+        order = lambda i: (i["updated_at"]["S"], i["reference_id"]["S"])  # noqa: E731
+        indexed.sort(key=order, reverse=True)
+        if start is not None:
+            indexed = [i for i in indexed if order(i) < (start["updated_at"]["S"], start["reference_id"]["S"])]
+        evaluated, rest = indexed[:limit], indexed[limit:]
+        last = {k: evaluated[-1][k] for k in ("reference_id", key, "updated_at")} if rest else None
+        kept = [i for i in evaluated if all(_string(i, name) == wanted for name, wanted in where.items())]
+        return [{k: v for k, v in i.items() if k in SUMMARY_FIELDS} for i in kept], last
 
     def _query_batch(self, batch_ref: str) -> list[Item]:
         """batch_ref-index: the items that have a batch_ref (a sparse index), keys and status."""

@@ -263,3 +263,43 @@ def wait_for_batch_completed(stack: Stack, batch_ref: str, timeout: float = 30) 
         if not batch:
             time.sleep(0.2)
     return found
+
+
+def test_jobs_are_found_by_status_vendor_and_batch_newest_first_page_by_page(stack: Stack) -> None:
+    # given jobs of two vendors, some of them in a batch, driven to their ends by the sandboxes
+    jobs = [playment_job(n) | {"reference_id": f"it-list-p{n}"} for n in range(6)]
+    jobs += [textking_job(n) | {"reference_id": f"it-list-t{n}"} for n in range(3)]
+    assert stack.call("POST", "/jobs", {"jobs": jobs}).status_code == 202
+    # (TEXTKING's sandbox stops at DELIVERED: accepting is the customer's)
+    finished = wait_for_terminal(stack, [j["reference_id"] for j in jobs], settled=frozenset(TERMINAL | {"DELIVERED"}))
+    mine = set(finished)
+
+    # when an operator walks GET /jobs?vendor=playment two jobs a page (signed, as every /jobs route)
+    seen: list[dict[str, Any]] = []
+    cursor = ""
+    while True:
+        page = stack.call("GET", f"/jobs?vendor=playment&limit=2{cursor}")
+        assert page.status_code == 200, page.text
+        seen += page.json()["jobs"]
+        if page.json()["next_cursor"] is None:
+            break
+        cursor = f"&cursor={page.json()['next_cursor']}"
+    completed = stack.call("GET", "/jobs?status=COMPLETED&limit=100").json()["jobs"]
+
+    # then every Playment job of ours is there once, newest first, as GET /jobs/{id} shows it
+    ours = [j for j in seen if j["reference_id"] in mine]
+    assert sorted(j["reference_id"] for j in ours) == sorted(r for r in mine if r.startswith("it-list-p"))
+    assert len({j["reference_id"] for j in seen}) == len(seen)
+    assert [(j["updated_at"], j["reference_id"]) for j in seen] == sorted(
+        ((j["updated_at"], j["reference_id"]) for j in seen), reverse=True
+    )
+    for summary in ours:
+        assert summary["status"] == finished[summary["reference_id"]]["status"]
+        assert summary["vendor"] == "playment"
+    # and the status filter gives exactly those of ours that completed
+    assert {j["reference_id"] for j in completed} & mine == {
+        r for r, j in finished.items() if j["status"] == "COMPLETED"
+    }
+    # and a filter that is not one is refused with the error body
+    refused = stack.call("GET", "/jobs?status=DONE")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "invalid_request")

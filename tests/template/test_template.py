@@ -104,6 +104,33 @@ def test_routes_under_jobs_require_iam() -> None:
                 assert "Auth" not in event["Properties"], "a /jobs or /batches route must not override IAM auth"
 
 
+def test_every_listing_index_is_sorted_by_updated_at_holds_a_summary_and_get_job_may_query_only_them() -> None:
+    from handoff.store import LISTING_INDEXES, SUMMARY_FIELDS
+
+    # given the table's indexes and GetJob's policy as template.yaml declares them
+    resources = load_template()["Resources"]
+    indexes = {i["IndexName"]: i for i in resources["JobsTable"]["Properties"]["GlobalSecondaryIndexes"]}
+    statements = [s for p in functions()["GetJobFunction"]["Policies"] for s in p["Statement"]]
+
+    # then each index GET /jobs reads is partitioned on its key, sorted by updated_at and holds
+    # every field of a JobSummary (a missing one would come back empty, not as an error)
+    for key, name in LISTING_INDEXES.items():
+        index = indexes[name]
+        keys = {k["KeyType"]: k["AttributeName"] for k in index["KeySchema"]}
+        assert keys == {"HASH": key, "RANGE": "updated_at"}, name
+        held = set(index["Projection"].get("NonKeyAttributes", [])) | set(keys.values()) | {"reference_id"}
+        assert set(SUMMARY_FIELDS) <= held, f"{name} lacks {set(SUMMARY_FIELDS) - held}"
+    # and GetJob reads the table's items and queries those indexes, nothing else
+    allowed = {
+        (s["Action"], str(r))
+        for s in statements
+        for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    }
+    assert {a for a, _ in allowed} == {"dynamodb:GetItem", "dynamodb:Query"}
+    queried = sorted(r for a, r in allowed if a == "dynamodb:Query")
+    assert queried == sorted(f"{{'!Sub': '${{JobsTable.Arn}}/index/{n}'}}" for n in LISTING_INDEXES.values())
+
+
 LAYER_PYTHON = "3.13"  # the functions' runtime (template.yaml), for which the layer is compiled
 
 

@@ -504,6 +504,86 @@ def test_stale_jobs_of_one_vendor_or_of_all_but_some(table: Table) -> None:
     assert stale(vendor="nobody") == []
 
 
+def _listing_given(table: Table) -> None:
+    given(
+        table,
+        *(
+            new_job(
+                f"j-{n}",
+                vendor=vendor,
+                status=status,
+                at=f"2026-01-01T00:00:0{n}.000Z",
+                batch_ref="b-1" if n % 2 else None,
+                vendor_job_id=f"v-{n}",
+            )
+            for n, (vendor, status) in enumerate(
+                [
+                    ("playment", JobStatus.SUBMITTED),
+                    ("scale", JobStatus.SUBMITTED),
+                    ("playment", JobStatus.COMPLETED),
+                    ("playment", JobStatus.SUBMITTED),
+                    ("textking", JobStatus.SUBMITTED),
+                    ("playment", JobStatus.SUBMITTED),
+                ]
+            )
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "where", "expected"),
+    [
+        ("status", "SUBMITTED", {}, ["j-5", "j-4", "j-3", "j-1", "j-0"]),
+        ("status", "SUBMITTED", {"vendor": "playment"}, ["j-5", "j-3", "j-0"]),
+        ("vendor", "playment", {}, ["j-5", "j-3", "j-2", "j-0"]),
+        ("batch_ref", "b-1", {}, ["j-5", "j-3", "j-1"]),
+        ("batch_ref", "b-1", {"status": "SUBMITTED", "vendor": "scale"}, ["j-1"]),
+        ("vendor", "nobody", {}, []),
+    ],
+)
+def test_a_listing_index_gives_its_partition_newest_first_with_the_summary_fields(
+    table: Table, key: str, value: str, where: dict[str, str], expected: list[str]
+) -> None:
+    _listing_given(table)
+
+    page = table.store.list_index(key, value, upto=None, after=None, where=where, limit=10)
+
+    assert [j.reference_id for j in page.jobs] == expected
+    assert (page.frontier, page.start) == (None, None)
+    for summary in page.jobs:
+        job = table.store.get(summary.reference_id)
+        assert job is not None
+        assert summary.model_dump() == job.model_dump(include=set(summary.model_dump()))
+    assert table.requests[:1] == ["Query"]
+
+
+def test_a_listing_index_pages_with_limits_applied_before_the_filter_and_bounds_on_updated_at(table: Table) -> None:
+    _listing_given(table)
+
+    # Limit counts items evaluated, then the filter: the page may hold fewer, and says how far it read
+    first = table.store.list_index("status", "SUBMITTED", upto=None, after=None, where={"vendor": "playment"}, limit=2)
+    rest = table.store.list_index(
+        "status", "SUBMITTED", upto=None, after=None, where={"vendor": "playment"}, limit=10, start=first.start
+    )
+    bounded = table.store.list_index(
+        "status", "SUBMITTED", upto="2026-01-01T00:00:04.000Z", after="2026-01-01T00:00:01.000Z", where={}, limit=10
+    )
+    after_only = table.store.list_index(
+        "status", "SUBMITTED", upto=None, after="2026-01-01T00:00:03.000Z", where={}, limit=10
+    )
+    upside_down = table.store.list_index(
+        "status", "SUBMITTED", upto="2026-01-01T00:00:01.000Z", after="2026-01-01T00:00:03.000Z", where={}, limit=10
+    )
+
+    assert [j.reference_id for j in first.jobs] == ["j-5"]
+    assert first.frontier == "2026-01-01T00:00:04.000Z"
+    assert first.start is not None
+    assert [j.reference_id for j in rest.jobs] == ["j-3", "j-0"]
+    assert [j.reference_id for j in bounded.jobs] == ["j-4", "j-3"]  # upto inclusive, after exclusive
+    assert [j.reference_id for j in after_only.jobs] == ["j-5", "j-4"]
+    assert upside_down.jobs == []
+
+
 def test_a_job_marked_checked_goes_to_the_back_of_the_line_without_a_status_change(table: Table) -> None:
     given(table, new_job("a", status=JobStatus.SUBMITTED), new_job("b", status=JobStatus.SUBMITTED))
     table.set_updated_at("a", "2020-01-01T00:00:01.000Z")
