@@ -13,6 +13,14 @@ One job:   201 SUBMITTED (vendor accepted)     202 QUEUED (the retry path owns i
            reference_id given twice: the first entry decides, later ones are replayed/conflict.
 POST /jobs/{reference_id}/retry, or direct invoke {"action": "retry", "reference_id": ...}:
            202 a job that FAILED before any vendor accepted it is QUEUED again; 404; 409.
+POST /jobs/{reference_id}/cancel, or direct invoke {"action": "cancel", "reference_id": ...}:
+           200 the job CANCELED (a QUEUED job without contacting the vendor; a submitted one at
+           the vendor where it allows; already CANCELED: as it is); 404 job_not_found; 409
+           not_cancellable / submission_in_progress; 502 vendor_auth_failed; 503 vendor_unavailable
+           (handoff.cancel_order).
+POST /jobs/{reference_id}/order, or direct invoke {"action": "order", "reference_id": ...}:
+           200 the job with its vendor order placed (already ordered: as it is); 404; 409
+           not_orderable; 422 order_not_supported; 502; 503 (handoff.cancel_order).
 Direct invoke {"action": "preflight", "callback_urls": {vendor: url}} (make preflight): every
            vendor's configuration checked against the vendor with this function's settings, role
            and secrets: {"ok", "checks": [{vendor, name, verdict, detail}]}. No HTTP route.
@@ -48,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handoff import api, preflight
 from handoff.batches import Batches, BatchRefused
+from handoff.cancel_order import JobControl, JobRefused
 from handoff.models import (
     BATCH_REF_PATTERN,
     REFERENCE_ID_PATTERN,
@@ -93,6 +102,11 @@ def submitter() -> Submitter:
 
 
 @lru_cache(maxsize=1)
+def job_control() -> JobControl:
+    return JobControl.for_stack(dynamodb)
+
+
+@lru_cache(maxsize=1)
 def batches() -> Batches:
     from handoff.events import EventPublisher
     from handoff.settings import core_settings
@@ -102,6 +116,8 @@ def batches() -> Batches:
 
 
 JOB_OR_BATCH = Job | api.BulkAnswer
+# Direct-invoke actions on one job {"action", "reference_id"}: answered as POST /jobs/{reference_id}/<action>.
+JOB_ACTIONS = frozenset({"retry", "cancel", "order"})
 
 
 @app.post(
@@ -185,6 +201,59 @@ def retry_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) 
         )
     logger.info("job resubmitted by an operator")
     return api.json_response(202, job.model_dump(mode="json"))
+
+
+@app.post(
+    "/jobs/<reference_id>/cancel",
+    summary="Cancel a job: a QUEUED one without the vendor, a submitted one at the vendor where it allows",
+    security=api.IAM,
+    responses={
+        200: api.answer("the job, CANCELED (already CANCELED: as it was)", Job),
+        403: api.refusal(api.GATEWAY_403),
+        404: api.refusal("no such job (job_not_found)"),
+        409: api.refusal(
+            "not_cancellable: the job is COMPLETED or FAILED, its vendor has no cancel, or the vendor refuses "
+            "(e.g. work has begun, or the order is placed), details say why; "
+            "submission_in_progress: a submission attempt holds the QUEUED job now, send the cancel again shortly"
+        ),
+        422: api.refusal("not a valid reference_id"),
+        502: api.refusal("the vendor refused Handoff's credentials (vendor_auth_failed); nothing changed"),
+        503: api.refusal("the vendor could not be reached (vendor_unavailable); nothing changed, safe to send again"),
+    },
+)
+def cancel_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) -> Response[str]:
+    for_job(reference_id)
+    try:
+        job = job_control().cancel(reference_id)
+    except JobRefused as exc:
+        return api.error_response(exc.status, exc.code, exc.message, exc.details)
+    return api.json_response(200, job.model_dump(mode="json"))
+
+
+@app.post(
+    "/jobs/<reference_id>/order",
+    summary="Place the vendor's order of a job submitted without it (a vendor with an order step)",
+    security=api.IAM,
+    responses={
+        200: api.answer("the job, vendor_refs.ordered = true (already ordered: as it was)", Job),
+        403: api.refusal(api.GATEWAY_403),
+        404: api.refusal("no such job (job_not_found)"),
+        409: api.refusal(
+            "not_orderable: the job is not SUBMITTED-and-unordered, or the vendor refuses (e.g. its project "
+            "is no longer prepared), details say why"
+        ),
+        422: api.refusal("not a valid reference_id; or its vendor has no order step (order_not_supported)"),
+        502: api.refusal("the vendor refused Handoff's credentials (vendor_auth_failed); nothing changed"),
+        503: api.refusal("the vendor could not be reached (vendor_unavailable); nothing changed, safe to send again"),
+    },
+)
+def order_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) -> Response[str]:
+    for_job(reference_id)
+    try:
+        job = job_control().order(reference_id)
+    except JobRefused as exc:
+        return api.error_response(exc.status, exc.code, exc.message, exc.details)
+    return api.json_response(200, job.model_dump(mode="json"))
 
 
 def _submit_bulk(body: BulkSubmitRequest) -> Response[str]:
@@ -428,14 +497,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
             path_parameters={"batch_ref": ref},
             query=query,
         )
-    if isinstance(event, dict) and not api.is_api_event(event) and event.get("action") == "retry":
+    if isinstance(action, str) and action in JOB_ACTIONS:
         reference_id = str(event.get("reference_id") or "")
         return api.handle(
             app,
             None,
             context,
             method="POST",
-            resource="/jobs/{reference_id}/retry",
+            resource=f"/jobs/{{reference_id}}/{action}",
             path_parameters={"reference_id": reference_id},
         )
     return api.handle(app, event, context, method="POST", resource="/jobs")

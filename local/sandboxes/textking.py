@@ -9,7 +9,10 @@ summarised in REFERENCE.md §2. What it refuses, call by call (README "TEXTKING 
     any {projectId}/{jobId}            400 when not a UUID, 404 when unknown
     POST /projects                     400 without a non-empty string name; 201 + Content-Location
     PUT /project                       403 unless prepared; state only running or canceled (else
-                                       400); running needs an active job, each with a document (400)
+                                       400); running needs an active job, each with a document (400);
+                                       canceled cancels its jobs (each calls back `canceled`)
+    GET .../job/{jobId}                the job with words, net_price, currency (its quote) once its
+                                       document is uploaded
     DELETE /project, /job, /callback   204; 403 unless the project is prepared
     POST /jobs                         403 unless prepared; 400 for a missing or bad name, language,
                                        quality, topic (not a topic id), briefing or is_active
@@ -51,6 +54,7 @@ from local.sandboxes.callbacks import CallbackSender
 
 TRIGGER_STATES = ("translation-pending", "translation-delivered", "revision-requested", "completed", "canceled")
 QUALITIES = ("translation", "translation-and-correction")  # POST-Jobs
+PRICE_PER_WORD = {"translation": 0.09, "translation-and-correction": 0.12}  # EUR, the sandbox's own prices
 # The topics TEXTKING's wiki shows (Using-the-service, POST-price-info): General, Construction and
 # real estate, Technology / Engineering.
 TOPICS = {
@@ -362,7 +366,13 @@ class TextkingSandbox:
         return _json(self._job_body(job), 201, **{"Location": location, "Content-Location": location})
 
     def _job_body(self, job: SandboxJob) -> dict[str, Any]:
-        return {"id": job.id, "state": job.state, "is_active": True, **job.body}
+        """GET-Job's fields (REFERENCE.md §2.3): words, net_price and currency are TEXTKING's count
+        and price, filled in once the document is uploaded (0 before), at the per-word prices
+        POST /price-info quotes for the job's quality."""
+        words = len(job.document[1].decode("utf-8", "replace").split()) if job.document else 0
+        price = round(words * PRICE_PER_WORD.get(str(job.body.get("quality")), 0.0), 2)
+        quote = {"words": words, "net_price": price, "currency": "EUR"}
+        return {"id": job.id, "state": job.state, "is_active": True, **job.body, **quote}
 
     def _list_jobs(self, request: Request, project_id: str) -> Response:
         self._project(project_id)
@@ -476,7 +486,7 @@ class TextkingSandbox:
         words = len(request.get_data().decode("utf-8", "replace").split())
         prices = [
             {"quality": q, "price_per_word": p, "total_price": round(words * p, 2), "currency": "EUR"}
-            for q, p in (("translation", 0.09), ("translation-and-correction", 0.12))
+            for q, p in PRICE_PER_WORD.items()
         ]
         body = {"source_language": source, "target_language": target, "topic": topic, "words": words}
         return _json({**body, "prices": prices})

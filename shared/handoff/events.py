@@ -1,4 +1,6 @@
-"""Job events: one `Job Status Changed` event on the bus per status change, from the table stream.
+"""Job events: one `Job Status Changed` event on the bus per status change, and one `Job Ordered`
+event when a job's vendor order is placed after submission (vendor_refs.ordered "false" -> "true",
+POST /jobs/{reference_id}/order), from the table stream.
 
 Deriving events from the stream (NEW_AND_OLD_IMAGES) rather than publishing beside each write
 means a function that stops between its state write and its answer loses nothing: the write is
@@ -27,12 +29,24 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
 from handoff.lifecycle import is_terminal
-from handoff.models import BATCH_COMPLETED, EVENT_SOURCE, STATUS_CHANGED, BatchCompleted, JobStatus, JobStatusChanged
+from handoff.models import (
+    BATCH_COMPLETED,
+    EVENT_SOURCE,
+    JOB_ORDERED,
+    ORDERED_REF,
+    STATUS_CHANGED,
+    BatchCompleted,
+    JobOrdered,
+    JobStatus,
+    JobStatusChanged,
+    Quote,
+)
 from handoff.observability import count, logger
 
 PUT_EVENTS_LIMIT = 10
@@ -68,6 +82,34 @@ def status_change(record: Mapping[str, Any]) -> JobStatusChanged | None:
     )
 
 
+def job_ordered(record: Mapping[str, Any]) -> JobOrdered | None:
+    """The `Job Ordered` event a stream record stands for: vendor_refs.ordered went from "false" to
+    "true" (an order placed after submission; a job ordered as it is submitted has no "false"
+    before, and its SUBMITTED event says it). None otherwise."""
+    if record.get("eventName") != "MODIFY":
+        return None
+    images = record.get("dynamodb", {})
+    new, old = _plain(images.get("NewImage")), _plain(images.get("OldImage"))
+    if _ordered(old) != "false" or _ordered(new) != "true" or not new.get("reference_id") or not new.get("status"):
+        return None
+    quote = new.get("quote")
+    return JobOrdered(
+        reference_id=str(new["reference_id"]),
+        vendor=str(new.get("vendor", "")),
+        status=JobStatus(new["status"]),
+        vendor_job_id=new.get("vendor_job_id"),
+        quote=Quote.model_validate(quote) if isinstance(quote, dict) else None,
+        batch_ref=new.get("batch_ref"),
+        at=str(new.get("updated_at", "")),
+        version=int(new.get("version", 0)),
+    )
+
+
+def _ordered(image: Mapping[str, Any]) -> Any:
+    refs = image.get("vendor_refs")
+    return refs.get(ORDERED_REF) if isinstance(refs, Mapping) else None
+
+
 def _report_removal(record: Mapping[str, Any]) -> None:
     """A job left the table: by its TTL (expires_at: nothing to publish), or deleted by someone,
     which is logged as a warning and counted, so a job never disappears unnoticed."""
@@ -81,9 +123,31 @@ def _report_removal(record: Mapping[str, Any]) -> None:
     count("JobDeleted", str(_plain(record.get("dynamodb", {}).get("OldImage")).get("vendor") or "unknown"))
 
 
+_WANTED = (
+    "reference_id",
+    "vendor",
+    "status",
+    "vendor_job_id",
+    "result_ref",
+    "batch_ref",
+    "updated_at",
+    "version",
+    "vendor_refs",
+    "quote",
+)
+
+
 def _plain(image: Mapping[str, Any] | None) -> dict[str, Any]:
-    wanted = ("reference_id", "vendor", "status", "vendor_job_id", "result_ref", "batch_ref", "updated_at", "version")
-    return {k: _deserializer.deserialize(image[k]) for k in wanted if image and k in image}
+    return {k: _numbers(_deserializer.deserialize(image[k])) for k in _WANTED if image and k in image}
+
+
+def _numbers(value: Any) -> Any:
+    """DynamoDB numbers (Decimal) as JSON numbers."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    return value
 
 
 def _sequence(record: Mapping[str, Any]) -> str:
@@ -150,8 +214,16 @@ class EventPublisher:
                 if not self._isolate(record, f"{type(exc).__name__}: {str(exc)[:200]}"):
                     unquarantined.append(_sequence(record))
                 continue
+            try:
+                ordered = job_ordered(record) if change is None else None
+            except Exception as exc:
+                if not self._isolate(record, f"{type(exc).__name__}: {str(exc)[:200]}"):
+                    unquarantined.append(_sequence(record))
+                continue
             if change is not None:
                 pending.append(Pending(_sequence(record), self._entry(change), change))
+            elif ordered is not None:
+                pending.append(Pending(_sequence(record), self._entry(ordered, JOB_ORDERED)))
             elif record.get("eventName") == "REMOVE":
                 _report_removal(record)
         if unquarantined:
@@ -220,10 +292,10 @@ class EventPublisher:
                 self.sleep(0.1 * 2**round_)
         return chunk
 
-    def _entry(self, change: JobStatusChanged) -> dict[str, Any]:
+    def _entry(self, change: JobStatusChanged | JobOrdered, detail_type: str = STATUS_CHANGED) -> dict[str, Any]:
         return {
             "Source": EVENT_SOURCE,
-            "DetailType": STATUS_CHANGED,
+            "DetailType": detail_type,
             "Detail": json.dumps(change.model_dump(mode="json")),
             "EventBusName": self.bus_name,
             "Resources": [],

@@ -92,6 +92,20 @@ class HistoryEntry(BaseModel):
     detail: str | None = None
 
 
+# vendor_refs["ordered"]: "true" once the vendor's billed order is placed, "false" while a job the
+# vendor accepted waits for it (a vendor with an order step: handoff.vendors.base.OrderCapability).
+ORDERED_REF = "ordered"
+
+
+class Quote(BaseModel):
+    """What the vendor asks for a job it holds unordered, as the vendor gives it (words, net price,
+    currency: e.g. read back once the job's document is uploaded; the vendor's package says how)."""
+
+    words: int = Field(ge=0, description="Words the vendor counted in the document.")
+    net_price: float = Field(ge=0, description="The vendor's net price for the job, in `currency`.")
+    currency: str = Field(min_length=1, max_length=8, examples=["EUR"])
+
+
 class Job(BaseModel):
     reference_id: str
     vendor: str
@@ -106,6 +120,13 @@ class Job(BaseModel):
     result: Any = None
     result_ref: str | None = None
     batch_ref: str | None = None
+    quote: Quote | None = Field(
+        default=None,
+        description="The vendor's quote for a job submitted without its order (a vendor with an order step).",
+    )
+    ordered_at: str | None = Field(
+        default=None, description="When POST /jobs/{reference_id}/order placed the vendor's order."
+    )
     history: list[HistoryEntry] = Field(default_factory=list)
     created_at: str
     updated_at: str
@@ -152,6 +173,24 @@ class JobStatusChanged(BaseModel):
     batch_ref: str | None = Field(default=None, description="The Handoff batch the job belongs to, if any.")
     at: str = Field(description="When the status changed (the job's updated_at), ISO-8601 UTC.")
     version: int = Field(description="The job item's version after the change: increases with every write.")
+
+
+JOB_ORDERED = "Job Ordered"
+
+
+class JobOrdered(BaseModel):
+    """The detail of a `Job Ordered` event on the bus (source "handoff"): a job the vendor held
+    unordered had its order placed later (POST /jobs/{reference_id}/order); vendor_refs.ordered
+    went from "false" to "true". One per job (at-least-once downstream: `version` tells a repeat)."""
+
+    reference_id: str
+    vendor: str
+    status: JobStatus = Field(description="The job's status when the order was recorded.")
+    vendor_job_id: str | None = None
+    quote: Quote | None = Field(default=None, description="The quote the order accepted, if the job had one.")
+    batch_ref: str | None = None
+    at: str = Field(description="When the order was recorded (the job's updated_at), ISO-8601 UTC.")
+    version: int = Field(description="The job item's version after the order was recorded.")
 
 
 # --- Batches -------------------------------------------------------------------------------------

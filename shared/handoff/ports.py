@@ -30,11 +30,12 @@ class JobStore(Protocol):
     """Every read and write of a job. Each write is one conditional write: applied whole, or
     refused with the job as it stands (nothing written)."""
 
-    def create(self, job: Job) -> CreateOutcome:
-        """Write a new job, unless its reference_id is taken (then: the job that holds it)."""
+    def create(self, job: Job, *, lease_seconds: int | None = None) -> CreateOutcome:
+        """Write a new job, unless its reference_id is taken (then: the job that holds it);
+        `lease_seconds`: written claimed, as `claim` would (the caller attempts it at once)."""
         ...
 
-    def replace(self, job: Job, existing: Job) -> CreateOutcome:
+    def replace(self, job: Job, existing: Job, *, lease_seconds: int | None = None) -> CreateOutcome:
         """Put `job` in place of `existing` if that is still as read (FAILED, same version, no vendor job)."""
         ...
 
@@ -52,6 +53,7 @@ class JobStore(Protocol):
         remove_fields: tuple[str, ...] = (),
         count_attempt: bool = False,
         require_no_vendor_job: bool = False,
+        require_unleased: bool = False,
         vendor: str | None = None,
         vendor_job_id: str | None = None,
     ) -> TransitionOutcome:
@@ -79,6 +81,10 @@ class JobStore(Protocol):
 
     def record_vendor_refs(self, reference_id: str, refs: dict[str, str]) -> None:
         """Checkpoint a multi-step submission's vendor ids."""
+        ...
+
+    def record_order(self, reference_id: str, refs: dict[str, str]) -> TransitionOutcome:
+        """Record the vendor's order placed later (vendor_refs, ordered_at), unless already recorded."""
         ...
 
     def stale(

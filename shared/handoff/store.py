@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from handoff.itemsize import item_size
 from handoff.lifecycle import Transition
-from handoff.models import Batch, HistoryEntry, Job, JobError, JobStatus, JobSummary
+from handoff.models import ORDERED_REF, Batch, HistoryEntry, Job, JobError, JobStatus, JobSummary
 
 # The history keeps the latest entries; older ones are dropped after a transition pushes past it.
 HISTORY_LIMIT = 50
@@ -226,14 +226,18 @@ class DynamoJobStore(_ConditionalTable):
 
     key_name = "reference_id"
 
-    def create(self, job: Job) -> CreateOutcome:
+    def create(self, job: Job, *, lease_seconds: int | None = None) -> CreateOutcome:
+        """Put the new job unless its reference_id is taken. `lease_seconds`: the job is written
+        claimed (as `claim` would), for a caller that attempts it at once (SubmitJob inline), so
+        that nothing else (a worker, a cancel) acts on it while the attempt may create a vendor job."""
         condition = _Update()
         condition.require_absent("reference_id")
-        return self._create_or_found(job, condition)
+        return self._create_or_found(job, condition, lease_seconds)
 
-    def replace(self, job: Job, existing: Job) -> CreateOutcome:
+    def replace(self, job: Job, existing: Job, *, lease_seconds: int | None = None) -> CreateOutcome:
         """Put `job` in place of `existing`, only if that is still exactly as read (same version,
-        FAILED, no vendor job). The history carries on; `job` takes the next version."""
+        FAILED, no vendor job). The history carries on; `job` takes the next version.
+        `lease_seconds` as in `create`."""
         history = [*existing.history, *job.history][-HISTORY_LIMIT:]
         replacement = job.model_copy(
             update={"history": history, "version": existing.version + 1, "created_at": existing.created_at}
@@ -242,11 +246,14 @@ class DynamoJobStore(_ConditionalTable):
         condition.require_equal("status", JobStatus.FAILED.value)
         condition.require_equal("version", existing.version)
         condition.require_absent("vendor_job_id")
-        return self._create_or_found(replacement, condition)
+        return self._create_or_found(replacement, condition, lease_seconds)
 
-    def _create_or_found(self, job: Job, condition: _Update) -> CreateOutcome:
+    def _create_or_found(self, job: Job, condition: _Update, lease_seconds: int | None = None) -> CreateOutcome:
         """One conditional put of the whole job: created, or the item as it stands."""
-        written, current = self._put(job_item(job), condition)
+        item = job_item(job)
+        if lease_seconds is not None:
+            item["lease_until"] = to_dynamo(round(time.time() + lease_seconds, 3))
+        written, current = self._put(item, condition)
         if not written:  # refused: what holds the reference_id now (or the job, if nothing does)
             return CreateOutcome(created=False, job=item_to_job(current) if current else job)
         return CreateOutcome(created=True, job=job)
@@ -267,6 +274,7 @@ class DynamoJobStore(_ConditionalTable):
         remove_fields: tuple[str, ...] = (),
         count_attempt: bool = False,
         require_no_vendor_job: bool = False,
+        require_unleased: bool = False,
         vendor: str | None = None,
         vendor_job_id: str | None = None,
     ) -> TransitionOutcome:
@@ -275,7 +283,8 @@ class DynamoJobStore(_ConditionalTable):
         One UpdateItem: the status, updated_at, version, a history entry, and any extra fields
         change together or not at all. A failed condition writes nothing and reports the job as
         it stands. `vendor` requires the job to belong to that vendor; `vendor_job_id` requires
-        the stored vendor job id to be absent (it is then recorded) or equal.
+        the stored vendor job id to be absent (it is then recorded) or equal; `require_unleased`
+        requires that no submission attempt holds the job (no lease, or one run out: `claim`).
         """
         now = utc_now()
         if detail is not None and len(detail) > HISTORY_DETAIL_LIMIT:
@@ -299,6 +308,8 @@ class DynamoJobStore(_ConditionalTable):
         update.require_in("status", sorted(s.value for s in transition.allowed_from))
         if require_no_vendor_job:
             update.require_absent("vendor_job_id")
+        if require_unleased:
+            update.require_absent_or_below("lease_until", round(time.time(), 3))
         if vendor is not None:
             update.require_equal("vendor", vendor)
         if vendor_job_id is not None:
@@ -370,6 +381,24 @@ class DynamoJobStore(_ConditionalTable):
         update.set("updated_at", utc_now())
         update.require_exists()
         self._update(reference_id, update)
+
+    def record_order(self, reference_id: str, refs: dict[str, str]) -> TransitionOutcome:
+        """Record that the vendor's order is placed: `refs` into vendor_refs (ORDERED_REF "true"
+        among them) and ordered_at, unless vendor_refs already says ordered (then: not applied,
+        the job as found). No status change; updated_at and version move. The stream record
+        where vendor_refs.ordered goes "false" -> "true" is the job's `Job Ordered` event."""
+        now = utc_now()
+        update = _Update()
+        update.set_map_entries("vendor_refs", refs)
+        update.set("ordered_at", now)
+        update.set("updated_at", now)
+        update.increment("version")
+        update.require_exists()
+        update.require_map_entry_not("vendor_refs", ORDERED_REF, "true")
+        new, old = self._update(reference_id, update)
+        if new is None:
+            return TransitionOutcome(applied=False, job=item_to_job(old) if old else None)
+        return TransitionOutcome(applied=True, job=item_to_job(new))
 
     def stale(
         self,
@@ -683,6 +712,12 @@ class _Update:
         placeholder, value_key = self.name(name), self.value(value)
         self.conditions.append(f"(attribute_not_exists({placeholder}) OR {placeholder} = {value_key})")
         self.checks.append(("absent_or_equal", name, self.values[value_key]))
+
+    def require_map_entry_not(self, name: str, key: str, value: Any) -> None:
+        """Map `name` has no entry `key`, or one other than `value`."""
+        path, value_key = f"{self.name(name)}.{self.name(key)}", self.value(value)
+        self.conditions.append(f"(attribute_not_exists({path}) OR {path} <> {value_key})")
+        self.checks.append(("map_entry_not", name, key, self.values[value_key]))
 
     def require_absent_or_below(self, name: str, value: float) -> None:
         placeholder, value_key = self.name(name), self.value(value)

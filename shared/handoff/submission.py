@@ -167,11 +167,15 @@ class Submitter:
         """Raises InvalidForVendor, BatchRefused (nothing written) and ConflictError."""
         request = self.into_batch(request, {})
         self._check(request)
-        created = self._record(request)
+        # Written claimed: until this attempt's verdict, no worker attempts it and no cancel marks
+        # it CANCELED while the vendor job may be being created.
+        created = self._record(request, lease_seconds=self.lease_seconds)
         if not created.created:
             return _replay(created.job, request)
         result = self.attempt(created.job, request, max_wait=self.inline_max_wait)
         if result.outcome is Outcome.QUEUED:
+            if not result.attempted:
+                self.store.release(request.reference_id)
             self._enqueue(result.job, result.retry_in or 0)
         return result
 
@@ -271,15 +275,18 @@ class Submitter:
         if problems:
             raise InvalidForVendor(problems)
 
-    def _record(self, request: SubmitRequest) -> CreateOutcome:
+    def _record(self, request: SubmitRequest, lease_seconds: int | None = None) -> CreateOutcome:
         """Write the new QUEUED job; or, when its reference_id belongs to a job the vendor refused
         before ever accepting it and this is a different (corrected) request, put it in that
-        job's place. Anything else holding the reference_id comes back as found."""
-        created = self.store.create(_new_job(request))
+        job's place. Anything else holding the reference_id comes back as found. `lease_seconds`:
+        written claimed (store.create)."""
+        created = self.store.create(_new_job(request), lease_seconds=lease_seconds)
         existing = created.job
         if created.created or not replaceable(existing) or existing.request_hash == request_hash(request):
             return created
-        replaced = self.store.replace(_new_job(request, detail="replaced: a corrected request"), existing)
+        replaced = self.store.replace(
+            _new_job(request, detail="replaced: a corrected request"), existing, lease_seconds=lease_seconds
+        )
         if replaced.created:
             logger.info(
                 "a refused job was replaced by a corrected request", extra={"reference_id": request.reference_id}
@@ -419,7 +426,10 @@ class Submitter:
             job.reference_id,
             transition_to(JobStatus.SUBMITTED),
             source="submit",
-            set_fields={"vendor_refs": {**job.vendor_refs, **accepted.vendor_refs}},
+            set_fields={
+                "vendor_refs": {**job.vendor_refs, **accepted.vendor_refs},
+                **({"quote": accepted.quote.model_dump(mode="json")} if accepted.quote else {}),
+            },
             set_if_absent={"vendor_job_id": accepted.vendor_job_id},
             remove_fields=("last_error", "lease_until", "next_attempt_at"),
             count_attempt=True,

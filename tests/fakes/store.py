@@ -231,6 +231,9 @@ def _holds(checks: list[tuple[Any, ...]], item: Item | None) -> bool:
             ok = not present or _same(found[name], check[2])
         elif kind == "absent_or_below":
             ok = not present or ("N" in found[name] and Decimal(found[name]["N"]) < Decimal(check[2]["N"]))
+        elif kind == "map_entry_not":
+            entry = found.get(name, {}).get("M", {}).get(check[2]) if present else None
+            ok = entry is None or not _same(entry, check[3])
         elif kind == "equal_or_below":
             other = found.get(check[3])
             ok = (present and _same(found[name], check[2])) or (

@@ -131,6 +131,31 @@ def test_every_listing_index_is_sorted_by_updated_at_holds_a_summary_and_get_job
     assert queried == sorted(f"{{'!Sub': '${{JobsTable.Arn}}/index/{n}'}}" for n in LISTING_INDEXES.values())
 
 
+def test_cancel_and_order_are_iam_routes_of_submit_job_with_no_new_permission() -> None:
+    # given the template's SubmitJobFunction
+    props = functions()["SubmitJobFunction"]
+    routes = {
+        (e["Properties"]["Method"], e["Properties"]["Path"]): e["Properties"]
+        for e in props["Events"].values()
+        if e["Type"] == "Api"
+    }
+    # then both routes are its own, under the API's default authorizer (AWS_IAM), none overridden
+    for action in ("cancel", "order"):
+        route = routes[("POST", f"/jobs/{{reference_id}}/{action}")]
+        assert route["RestApiId"] == {"!Ref": "HandoffApi"}
+        assert "Auth" not in route
+    # and its role writes only the JobsTable items it already wrote (one conditional UpdateItem each)
+    statements = [s for policy in props["Policies"] for s in policy["Statement"] if isinstance(s, dict)]
+    table = [s for s in statements if s.get("Resource") == {"!GetAtt": "JobsTable.Arn"}]
+    assert table == [
+        {
+            "Effect": "Allow",
+            "Action": ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"],
+            "Resource": {"!GetAtt": "JobsTable.Arn"},
+        }
+    ]
+
+
 LAYER_PYTHON = "3.13"  # the functions' runtime (template.yaml), for which the layer is compiled
 
 

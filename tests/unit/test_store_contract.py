@@ -627,3 +627,50 @@ def test_the_fake_keeps_the_real_history_limit() -> None:
     assert len(job.history) == HISTORY_LIMIT
     assert job.history[-1].status is JobStatus.IN_PROGRESS
     assert job.version == 2 * HISTORY_LIMIT + 1
+
+
+# --- cancel and order ------------------------------------------------------------------------------
+
+
+def test_a_cancel_that_requires_no_lease_is_refused_while_an_attempt_holds_the_job(table: Table) -> None:
+    # given a QUEUED job written claimed, as SubmitJob writes the job it attempts at once
+    assert table.store.create(new_job(), lease_seconds=60).created
+    before = table.item("ref-1")
+    cancel = transition_to(JobStatus.CANCELED)
+
+    # when it is canceled on condition that no attempt holds it
+    held = table.store.transition("ref-1", cancel, source="operator", require_unleased=True)
+
+    # then nothing is written while the lease holds
+    assert not held.applied
+    assert held.job is not None
+    assert held.job.status is JobStatus.QUEUED
+    assert table.item("ref-1") == before
+    # and once it is released, the same cancel applies
+    table.store.release("ref-1")
+    freed = table.store.transition("ref-1", cancel, source="operator", require_unleased=True)
+    assert freed.applied
+    assert freed.job is not None
+    assert freed.job.status is JobStatus.CANCELED
+
+
+def test_an_order_is_recorded_once_with_its_refs_and_time(table: Table) -> None:
+    given(table, new_job(status=JobStatus.SUBMITTED, vendor_refs={"project_id": "p-1", "ordered": "false"}))
+
+    first = table.store.record_order("ref-1", {"ordered": "true"})
+    again = table.store.record_order("ref-1", {"ordered": "true"})
+
+    assert first.applied
+    assert first.job is not None
+    assert first.job.vendor_refs == {"project_id": "p-1", "ordered": "true"}
+    assert first.job.ordered_at is not None
+    assert first.job.status is JobStatus.SUBMITTED  # no status change
+    assert first.job.version == 2
+    item = table.item("ref-1")
+    assert item is not None
+    assert item["vendor_refs"]["M"]["ordered"] == {"S": "true"}
+    # the second write is refused: the job as found, unchanged
+    assert not again.applied
+    assert again.job == first.job
+    assert table.store.record_order("nope", {"ordered": "true"}).job is None
+    assert table.item("nope") is None

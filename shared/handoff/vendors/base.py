@@ -22,7 +22,7 @@ from urllib.parse import quote
 import requests
 
 from handoff.lifecycle import Observation
-from handoff.models import Job, JobError
+from handoff.models import Job, JobError, Quote
 from handoff.observability import tracer
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
@@ -95,6 +95,7 @@ class AlreadySubmitted(VendorError):
 class Acceptance:
     vendor_job_id: str
     vendor_refs: dict[str, str] = field(default_factory=dict)
+    quote: Quote | None = None  # what the vendor asks for a job it holds unordered (recorded on the job)
 
 
 class Checkpoint:
@@ -296,6 +297,29 @@ class BatchCapability:
 
 
 @dataclass(frozen=True)
+class CancelCapability:
+    """A vendor's cancel of a job it accepted, for the core's cancel use case (handoff.cancel_order).
+    A vendor without it answers 409 `not_cancellable` for a job it holds (a QUEUED job is canceled
+    without the vendor whatever the vendor)."""
+
+    # job -> None once the vendor canceled it (or had already). Raises Rejected when the vendor
+    # refuses (e.g. work has begun: the job is not cancellable), Transient when it cannot be asked now.
+    cancel: Callable[[Job], None]
+
+
+@dataclass(frozen=True)
+class OrderCapability:
+    """A vendor whose accepted jobs may wait for a billed order placed later (POST
+    /jobs/{reference_id}/order, handoff.cancel_order). The job records the order as
+    vendor_refs["ordered"] ("true" / "false", handoff.models.ORDERED_REF). A vendor without it
+    answers 422 `order_not_supported`."""
+
+    # job -> the vendor_refs to record once the order is placed (or was already placed). Raises
+    # Rejected when the vendor refuses (the job is not orderable), Transient when it cannot be asked now.
+    place: Callable[[Job], dict[str, str]]
+
+
+@dataclass(frozen=True)
 class Vendor:
     """A vendor as the registry (handoff.vendors) knows it: everything the core needs, nothing named.
 
@@ -322,3 +346,7 @@ class Vendor:
     preflight: Callable[[Any], list[Any]] | None = None
     # Its batches (POST /batches, jobs submitted into one, Batch Completed); None: it has none.
     batches: BatchCapability | None = None
+    # Its cancel of a job it accepted (POST /jobs/{reference_id}/cancel); None: it has none.
+    cancel: CancelCapability | None = None
+    # Its order placed after submission (POST /jobs/{reference_id}/order); None: it has none.
+    order: OrderCapability | None = None

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from handoff.vendors.base import ReplayFrame, Vendor
+from handoff.models import Job
+from handoff.vendors.base import CancelCapability, ReplayFrame, Vendor
 from handoff.vendors.scale.client import (
     CALLBACK_AUTH_HEADER,
     CALLBACK_CONTENT_TYPE,
@@ -63,6 +64,13 @@ def _replay_headers(secret: dict[str, Any]) -> dict[str, str]:
     return {CALLBACK_AUTH_HEADER: key}
 
 
+def _cancel(job: Job) -> None:
+    from handoff.vendors import client_for  # the registry, which imports this package
+
+    client: ScaleClient = client_for(NAME)  # type: ignore[assignment]
+    client.cancel_task(job)
+
+
 VENDOR = Vendor(
     name=NAME,
     request_model=ScaleSubmitRequest,
@@ -80,4 +88,5 @@ VENDOR = Vendor(
     callback_security={"type": "apiKey", "in": "header", "name": "scale-callback-auth"},
     settings=scale_settings,
     preflight=preflight,
+    cancel=CancelCapability(cancel=_cancel),  # only before work starts (REFERENCE.md §6)
 )

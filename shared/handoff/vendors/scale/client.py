@@ -310,6 +310,20 @@ class ScaleClient:
             detail=f"{seen.detail} (cancel)",
         )
 
+    def cancel_task(self, job: Job) -> None:
+        """Cancel the job's task at Scale (REFERENCE.md §6: only before work starts), for
+        POST /jobs/{reference_id}/cancel. The unique_id is kept: the reference_id stays Handoff's
+        CANCELED job. Raises Rejected `not_cancellable` when Scale refuses (work has begun, the
+        task is done); a task already canceled (an earlier cancel whose answer was lost) is done."""
+        try:
+            self.cancel(job)
+        except Rejected as exc:
+            if exc.code != "not_cancellable" or not job.vendor_job_id:
+                raise
+            if self.get_task(job.vendor_job_id).status in {"canceled", "cancelled"}:
+                return
+            raise
+
     # -- plumbing -----------------------------------------------------------------------------------
 
     def _task_type(self, request: ScaleSubmitRequest) -> str:

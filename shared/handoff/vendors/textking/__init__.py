@@ -1,13 +1,15 @@
 """TEXTKING (human translation) as a Handoff vendor.
 
-client.py    projects, jobs, documents, callbacks and their tokens, the order (REFERENCE.md §2)
+client.py    projects, jobs, documents, callbacks and their tokens, the order, the quote,
+             cancel and a later order (REFERENCE.md §2)
 models.py    its submit request
 settings.py  TEXTKING_* variables
 """
 
 from __future__ import annotations
 
-from handoff.vendors.base import ReplayFrame, Vendor
+from handoff.models import Job
+from handoff.vendors.base import CancelCapability, OrderCapability, ReplayFrame, Vendor
 from handoff.vendors.textking.client import (
     CALLBACK_CONTENT_TYPE,
     NAME,
@@ -53,6 +55,21 @@ __all__ = [
 ]
 
 
+def _client() -> TextkingClient:
+    from handoff.vendors import client_for  # the registry, which imports this package
+
+    client: TextkingClient = client_for(NAME)  # type: ignore[assignment]
+    return client
+
+
+def _cancel(job: Job) -> None:
+    _client().cancel(job)
+
+
+def _order(job: Job) -> dict[str, str]:
+    return _client().place_order(job)
+
+
 def _reset() -> None:
     textking_settings.cache_clear()
 
@@ -69,4 +86,6 @@ VENDOR = Vendor(
     callback_body=TextkingCallbackForm,  # authenticated by the signed token inside it: no scheme
     settings=textking_settings,
     preflight=preflight,
+    cancel=CancelCapability(cancel=_cancel),  # while its project is prepared (REFERENCE.md §2.2)
+    order=OrderCapability(place=_order),  # PUT state=running on a prepared project
 )

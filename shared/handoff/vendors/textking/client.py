@@ -20,10 +20,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import requests
+from pydantic import ValidationError
 
 from handoff.callbacks import CallbackApplier, Tally, Verdict
 from handoff.lifecycle import Document, Observation, VendorUpdate, is_terminal
-from handoff.models import DocumentUnavailable, Job, JobStatus
+from handoff.models import ORDERED_REF, DocumentUnavailable, Job, JobStatus, Quote
 from handoff.observability import count, for_job, logger
 from handoff.settings import core_settings, secret_json
 from handoff.vendors.base import (
@@ -342,7 +343,8 @@ class TextkingClient:
         self.register_callbacks(project_id, job_id, request.reference_id, skip_existing=resumed)
         if order:
             self.start_project(project_id)
-        return _acceptance(project_id, job_id, ordered=order)
+            return _acceptance(project_id, job_id, ordered=True)
+        return _acceptance(project_id, job_id, ordered=False, quote=self.quote(project_id, job_id))
 
     def project_name(self, request: TextkingSubmitRequest) -> str:
         """The name a new project is created with: it carries the reference_id, so that a project
@@ -513,7 +515,81 @@ class TextkingClient:
             )
             return None
         order = request.order if request.order is not None else self.settings.ordering_enabled
-        return None if order else _acceptance(project_id, job_id, ordered=False)
+        return None if order else _acceptance(project_id, job_id, ordered=False, quote=self.quote(project_id, job_id))
+
+    def quote(self, project_id: str, job_id: str) -> Quote | None:
+        """The job's quote as TEXTKING gives it once its document is uploaded: GET the job, its
+        `words`, `net_price` and `currency` (REFERENCE.md §2.3). None when TEXTKING does not say
+        (yet), or cannot be read now: the job is accepted all the same, without a quote."""
+        try:
+            body = json_or_none(self._call("GET", f"/project/{_seg(project_id)}/job/{_seg(job_id)}"))
+        except VendorError as exc:
+            logger.warning("the TEXTKING job's quote could not be read", extra={"error_code": exc.code})
+            return None
+        if not isinstance(body, dict):
+            return None
+        try:
+            return Quote.model_validate({name: body.get(name) for name in ("words", "net_price", "currency")})
+        except ValidationError:
+            logger.warning("TEXTKING answered the job without a usable quote")
+            return None
+
+    # -- after submission: cancel, order -----------------------------------------------------------
+
+    def cancel(self, job: Job) -> None:
+        """Cancel the job at TEXTKING, which allows it only while its project is `prepared` (not
+        ordered; REFERENCE.md §2.2, gotcha 28): the project Handoff created for it is canceled
+        (PUT /project/{id} state=canceled); in a caller's own project (the request's project_id)
+        only this job is deleted (DELETE .../job/{id}, prepared only), the project's other jobs
+        stay. Raises Rejected `not_cancellable` once the project is running or finished (the
+        order is placed); Transient when TEXTKING cannot be asked now. A project already canceled,
+        or a job already deleted (an earlier cancel whose answer was lost), is done."""
+        project_id, job_id = job.vendor_refs.get("project_id"), job.vendor_job_id or job.vendor_refs.get("job_id")
+        if not project_id or not job_id:
+            raise Rejected("not_cancellable", "the job has no TEXTKING project and job to cancel")
+        ours = not job.request.get("project_id")
+        try:
+            if ours:
+                self._call("PUT", f"/project/{_seg(project_id)}", json={"state": "canceled"})
+            else:
+                self._call("DELETE", f"/project/{_seg(project_id)}/job/{_seg(job_id)}")
+        except Rejected as exc:
+            if exc.code == "project_not_prepared":
+                state = self.project_state(project_id)
+                if ours and state == "canceled":
+                    return
+                raise Rejected(
+                    "not_cancellable",
+                    f"TEXTKING cancels only while the project is prepared; project {project_id} is {state}",
+                    http_status=exc.http_status,
+                ) from exc
+            if exc.http_status == 404 and not ours:
+                return
+            raise
+
+    def place_order(self, job: Job) -> dict[str, str]:
+        """Place the billed order of a job submitted without it: PUT /project/{id} state=running on
+        its project, which TEXTKING allows only while it is `prepared` (REFERENCE.md §2.2, gotcha
+        27: billed, one-way; it orders every active job of the project). Returns the vendor_refs
+        to record ({"ordered": "true"}). A project already running or finished (an earlier order
+        whose answer was lost) is ordered: the same. Raises Rejected `not_orderable` for a project
+        canceled (or otherwise not prepared); Transient when TEXTKING cannot be asked now."""
+        project_id = job.vendor_refs.get("project_id")
+        if not project_id:
+            raise Rejected("not_orderable", "the job has no TEXTKING project to order")
+        try:
+            self.start_project(project_id)
+        except Rejected as exc:
+            if exc.code != "project_not_prepared":
+                raise
+            state = self.project_state(project_id)
+            if state not in PLACED:
+                raise Rejected(
+                    "not_orderable",
+                    f"TEXTKING orders only a prepared project; project {project_id} is {state}",
+                    http_status=exc.http_status,
+                ) from exc
+        return {ORDERED_REF: "true"}
 
     def has_document(self, project_id: str, job_id: str) -> bool:
         """GET .../document: 200 when the job has its source document, 404 when not (§2.4)."""
@@ -630,10 +706,11 @@ class TextkingClient:
         raise Transient("ambiguous_response", f"TEXTKING created a {what} without telling its id")
 
 
-def _acceptance(project_id: str, job_id: str, *, ordered: bool) -> Acceptance:
+def _acceptance(project_id: str, job_id: str, *, ordered: bool, quote: Quote | None = None) -> Acceptance:
     return Acceptance(
         vendor_job_id=job_id,
-        vendor_refs={"project_id": project_id, "job_id": job_id, "ordered": "true" if ordered else "false"},
+        vendor_refs={"project_id": project_id, "job_id": job_id, ORDERED_REF: "true" if ordered else "false"},
+        quote=quote,
     )
 
 
