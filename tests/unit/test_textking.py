@@ -658,8 +658,23 @@ def test_a_last_attempt_after_a_lost_start_is_submitted_never_failed(
         ({"source_language": "pt-BR"}, "source_language", "pattern"),
         ({"target_language": "xx"}, "target_language", "ISO 639-1"),
         ({"target_language": "deu"}, "target_language", "pattern"),
+        # an HTTP header value at TEXTKING (the upload's Content-Type): a line break could never be sent
+        (
+            {"document": {"filename": "a.txt", "content_type": "text/plain\n", "text": "x"}},
+            "document.content_type",
+            "pattern",
+        ),
     ],
-    ids=["pdf", "no-extension", "type-mismatch", "topic-not-an-id", "region-subtag", "not-a-code", "three-letters"],
+    ids=[
+        "pdf",
+        "no-extension",
+        "type-mismatch",
+        "topic-not-an-id",
+        "region-subtag",
+        "not-a-code",
+        "three-letters",
+        "header-with-a-line-break",
+    ],
 )
 def test_what_textking_takes_not_is_422_before_any_vendor_call(
     change: dict[str, Any], field: str, says: str, textking: TextkingFake, context: LambdaContext
