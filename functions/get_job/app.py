@@ -62,7 +62,12 @@ def get_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) ->
 def list_jobs(
     status: Annotated[JobStatus | None, Query(description="only jobs in this status")] = None,
     vendor: Annotated[
-        str | None, Query(description="only this vendor's jobs", pattern=r"^[a-z][a-z0-9_]{0,31}$")
+        str | None,
+        Query(
+            description="only this vendor's jobs",
+            pattern=r"^[a-z][a-z0-9_]{0,31}$",
+            json_schema_extra={"enum": sorted(VENDOR_NAMES)},
+        ),
     ] = None,
     batch: Annotated[
         str | None, Query(description="only the jobs of this batch_ref", pattern=BATCH_REF_PATTERN)

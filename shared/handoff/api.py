@@ -50,6 +50,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
+from handoff import vendor_json
 from handoff.models import Job, JobError
 from handoff.observability import logger
 from handoff.vendors import BODY_TAGS, VENDOR_NAMES
@@ -92,11 +93,13 @@ def _finite(text: str) -> float:
 def parse_json(text: str | bytes, *, strict: bool = True) -> Any:
     """JSON as RFC 8259 has it, at most MAX_JSON_DEPTH deep. Raises BodyRefused (400).
 
-    strict=False also takes NaN, Infinity and numbers beyond a double (as infinities), as a
-    vendor's JSON encoder may write them: vendor data is kept, never refused for its values.
+    strict=False reads vendor JSON (handoff.vendor_json): NaN, Infinity, and numbers no double or
+    int holds exactly, kept as their text: vendor data is kept as sent, never refused for its values.
     """
     try:
-        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite) if strict else json.loads(text)
+        value = (
+            json.loads(text, parse_constant=_no_constant, parse_float=_finite) if strict else vendor_json.loads(text)
+        )
     except RecursionError:
         raise BodyRefused(400, "malformed_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:

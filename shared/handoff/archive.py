@@ -95,15 +95,16 @@ def read_s3_uri(uri: str, client: Any = None) -> bytes:
     return bytes(obj["Body"].read())
 
 
-def check_s3_uri(uri: str, client: Any = None) -> None:
-    """Raise DocumentUnavailable unless s3://bucket/key exists and is readable (one HeadObject,
-    authorised by s3:GetObject). Other failures (throttling, 5xx) raise ClientError."""
+def check_s3_uri(uri: str, client: Any = None) -> int:
+    """The size in bytes of s3://bucket/key (one HeadObject, authorised by s3:GetObject). Raises
+    DocumentUnavailable when it is missing or forbidden; other failures (throttling, 5xx) ClientError."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     try:
-        (client or boto3.client("s3")).head_object(Bucket=bucket, Key=key)
+        head = (client or boto3.client("s3")).head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         _raise_if_permanent(exc, uri)
         raise
+    return int(head.get("ContentLength", 0))
 
 
 def _raise_if_permanent(exc: ClientError, uri: str) -> None:

@@ -15,7 +15,6 @@ applied after every attempt is in the queue's dead-letter queue (an alarm; `make
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from handoff import vendor_json
 from handoff.archive import Archive
 from handoff.backoff import MAX_DELAY_SECONDS, Backoff
 from handoff.lifecycle import Observation
@@ -227,7 +227,7 @@ class CallbackApplier:
     def _bounded_error(self, reference_id: str, error: JobError) -> dict[str, Any]:
         """The error as the item keeps it: whole when it fits its budget, else code and message
         (cut to fit) and a pointer to the whole error in S3."""
-        whole = error.model_dump(mode="json")
+        whole = error.model_dump()  # not mode="json": it writes NaN as null
         if fits("last_error", whole):
             return whole
         ref = self.archive.put_result(self.vendor, reference_id, _lenient_json(whole))
@@ -272,5 +272,5 @@ def reapply_message(
 
 
 def _lenient_json(value: Any) -> bytes:
-    # What the vendor sent, NaN and infinities included (as Python's json, and most vendors, write them).
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    # What the vendor sent: NaN, infinities and numbers beyond a double as their text (vendor_json).
+    return vendor_json.dumps(value)

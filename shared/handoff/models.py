@@ -212,13 +212,29 @@ def json_integer(value: Any) -> Any:
     return value
 
 
+# A string with a character that is not whitespace (JSON Schema patterns search, as pydantic's do):
+# the schema says "not blank" as not_blank does.
+NOT_BLANK = r"\S"
+
+
 def not_blank(value: Any) -> Any:
     if isinstance(value, str) and not value.strip():
         raise ValueError("must not be blank")
     return value
 
 
-BatchSize = Annotated[int, BeforeValidator(json_integer), Field(ge=1, le=100_000)]
+# Field before the validator: after it, pydantic writes its bounds as "ge"/"le", not JSON Schema
+BatchSize = Annotated[int, Field(ge=1, le=100_000), BeforeValidator(json_integer)]
+
+
+# The registered vendors' names, filled by the registry (handoff.vendors) as it loads: models cannot
+# import it (it imports them). Only the OpenAPI document reads it, as the `vendor` fields' enum.
+REGISTERED_VENDORS: list[str] = []
+
+
+def _registered_vendor_enum(schema: dict[str, Any]) -> None:
+    if REGISTERED_VENDORS:
+        schema["enum"] = sorted(REGISTERED_VENDORS)
 
 
 class CreateBatchRequest(BaseModel):
@@ -226,9 +242,17 @@ class CreateBatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    vendor: str = Field(min_length=1, max_length=32, description="A registered vendor that has batches.")
+    vendor: str = Field(
+        min_length=1,
+        max_length=32,
+        description="A registered vendor that has batches.",
+        json_schema_extra=_registered_vendor_enum,
+    )
     name: Annotated[str, BeforeValidator(not_blank)] = Field(
-        min_length=1, max_length=255, description="The vendor's batch name (unique per project; not blank)."
+        min_length=1,
+        max_length=255,
+        pattern=NOT_BLANK,
+        description="The vendor's batch name (unique per project; not blank).",
     )
     description: str = Field(default="", max_length=2000)
     batch_ref: BatchRef | None = Field(

@@ -19,6 +19,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from handoff import vendor_json
 from handoff.itemsize import item_size
 from handoff.lifecycle import Transition
 from handoff.models import ORDERED_REF, Batch, HistoryEntry, Job, JobError, JobStatus, JobSummary
@@ -56,7 +57,10 @@ def stored_size(name: str, value: Any) -> int:
 
 
 def fits(name: str, value: Any) -> bool:
-    """Whether `value` may be stored inline as `name` (strict JSON, within STORED_BUDGETS)."""
+    """Whether `value` may be stored inline as `name`: strict JSON of Unicode text (no NaN, no
+    vendor_json.RawNumber, no lone surrogate), within STORED_BUDGETS."""
+    if not vendor_json.holds_only_unicode(value):
+        return False
     try:
         return stored_size(name, value) <= STORED_BUDGETS[name]
     except (ValueError, TypeError):
@@ -71,7 +75,7 @@ def bounded_error(error: dict[str, Any], whole_ref: str | None = None) -> dict[s
         return error
     details = error.get("details") or []
     count = len(details) if isinstance(details, list) else 1
-    code, message = str(error.get("code", "")), str(error.get("message", ""))
+    code, message = _unicode(str(error.get("code", ""))), _unicode(str(error.get("message", "")))
     for limit in (2000, 500, 100, 20):
         bounded = {
             "code": _cut(code, min(limit, 128)),
@@ -82,6 +86,11 @@ def bounded_error(error: dict[str, Any], whole_ref: str | None = None) -> dict[s
         if fits("last_error", bounded):
             return bounded
     return {"code": "vendor_error", "message": "…", "retryable": False, "details": bounded["details"]}
+
+
+def _unicode(text: str) -> str:
+    # a lone surrogate as U+FFFD: the summary must be storable text (the whole error is in S3 as sent)
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _cut(text: str, limit: int) -> str:

@@ -116,6 +116,12 @@ class Resumption:
     delay: int = 0
 
 
+# SubmitJob's own claim on the job it has just written: its function's Timeout (29 s, API
+# Gateway's limit; template.yaml, checked by a template test) and a second. Past it, the process
+# that took it is gone whatever happened to it.
+INLINE_LEASE_SECONDS = 30
+
+
 class Submitter:
     def __init__(
         self,
@@ -168,8 +174,9 @@ class Submitter:
         request = self.into_batch(request, {})
         self._check(request)
         # Written claimed: until this attempt's verdict, no worker attempts it and no cancel marks
-        # it CANCELED while the vendor job may be being created.
-        created = self._record(request, lease_seconds=self.lease_seconds)
+        # it CANCELED while the vendor job may be being created. For no longer than SubmitJob can
+        # live: a SubmitJob that died after the write leaves the job to the worker at once after.
+        created = self._record(request, lease_seconds=INLINE_LEASE_SECONDS)
         if not created.created:
             return _replay(created.job, request)
         result = self.attempt(created.job, request, max_wait=self.inline_max_wait)

@@ -64,3 +64,48 @@ def test_the_documented_maximum_of_annotations_is_the_functions() -> None:
 
     schema = committed()["components"]["schemas"]["PlaymentCallbackBody"]["properties"]["annotations"]
     assert schema["maxItems"] == MAX_ANNOTATIONS
+
+
+# OpenAPI 3.1's Schema Object: JSON Schema 2020-12 and these of its own (OAS 3.1 §4.8.24)
+OPENAPI_SCHEMA_KEYWORDS = {"discriminator", "xml", "externalDocs", "example"}
+
+
+def test_every_schema_keyword_is_one_a_standard_validator_knows() -> None:
+    """A keyword no validator knows (pydantic's own "ge"/"le" leaking into the document) constrains
+    nothing: a client generated from the document would send what the API refuses."""
+    from jsonschema_specifications import REGISTRY
+
+    known = set(OPENAPI_SCHEMA_KEYWORDS)
+    for uri in REGISTRY:
+        if "2020-12/meta/" in str(uri):
+            known |= set(REGISTRY[uri].contents.get("properties", {}))
+    unknown: set[str] = set()
+
+    def walk(schema: Any, where: str) -> None:
+        if isinstance(schema, list):
+            for item in schema:
+                walk(item, where)
+            return
+        if not isinstance(schema, dict):
+            return
+        for key, value in schema.items():
+            if key in ("properties", "patternProperties", "$defs", "dependentSchemas"):
+                for name, sub in value.items():
+                    walk(sub, f"{where}.{name}")
+            elif key in ("example", "examples", "default", "const", "enum", "discriminator"):
+                continue  # values, not schemas
+            else:
+                if key not in known and not key.startswith("x-"):
+                    unknown.add(f"{where}: {key}")
+                walk(value, where)
+
+    document = committed()
+    for name, schema in document["components"]["schemas"].items():
+        walk(schema, name)
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                walk(parameter.get("schema", {}), f"{method} {path} {parameter['name']}")
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                walk(media.get("schema", {}), f"{method} {path} body")
+    assert sorted(unknown) == []

@@ -221,6 +221,14 @@ def test_sam_build_builds_the_layer_for_arm64_with_bytecode_and_every_function(t
     shutil.rmtree(build_dir, ignore_errors=True)
 
 
+def test_submit_jobs_claim_on_a_job_it_writes_outlives_the_function_only_just() -> None:
+    from handoff.submission import INLINE_LEASE_SECONDS
+
+    # a SubmitJob that dies after writing the job leaves it leased: never past the function's end
+    timeout = functions()["SubmitJobFunction"].get("Timeout") or load_template()["Globals"]["Function"]["Timeout"]
+    assert timeout < INLINE_LEASE_SECONDS <= timeout + 5
+
+
 def test_the_retry_path_reports_partial_batch_failures_dead_letters_and_alarms() -> None:
     resources = load_template()["Resources"]
     worker = resources["SubmissionWorkerFunction"]["Properties"]

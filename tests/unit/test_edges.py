@@ -17,6 +17,7 @@ from pytest_httpserver import HTTPServer
 from functions.get_job import app as get_job_app
 from functions.playment_callback import app as callback_app
 from functions.submit_job import app as submit_app
+from handoff import api, vendor_json
 from handoff.store import DynamoJobStore
 from tests.conftest import LambdaContext, archived, load_event, load_template, table_items
 
@@ -56,11 +57,17 @@ def api_submit(
     return response["statusCode"], json.loads(response["body"])
 
 
-def get_job(context: LambdaContext, raw_id: str, path: str | None = None) -> tuple[int, dict[str, Any]]:
+def get_job(
+    context: LambdaContext, raw_id: str, path: str | None = None, *, strict: bool = False
+) -> tuple[int, dict[str, Any]]:
+    """GET /jobs/{raw_id}; strict: the answer must be JSON as RFC 8259 has it, of Unicode text
+    (no NaN, no lone surrogate), as a strict client reads it."""
     event = load_event("get_job/api_get.json")
     event["path"] = path or f"/jobs/{raw_id}"
     event["pathParameters"] = {"reference_id": raw_id}
     response = get_job_app.lambda_handler(event, context)
+    if strict:
+        return response["statusCode"], api.parse_json(response["body"])
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -103,6 +110,10 @@ ODD_RESULTS = {
     "beyond DynamoDB's 38 digits": '{"count": 123456789012345678901234567890123456789012345}',
     "an empty attribute name": '{"": "empty key", "boxes": [{"": 1}]}',
     "deeper than DynamoDB's 32 levels": json.dumps(nested(40)),
+    "more digits than a double holds": '{"v": 1234567890123456789012345678901234567890.123456789}',
+    "below a double": '{"v": 1e-400, "w": -2.5E-330}',
+    "more digits than Python reads": '{"v": ' + "9" * 4301 + "}",
+    "a lone surrogate": '{"s": "\\ud800x", "\\udc00": 1}',
 }
 
 
@@ -118,15 +129,16 @@ def test_a_callback_result_dynamodb_could_not_hold_as_a_map_completes_the_job(
     body = '{"annotations": [' + head + ', "result": ' + result + "}]}"
     status, counts = callback(context, body)
 
-    # then it is applied at once (never a 503 that no resend can fix), and the job reads back
+    # then it is applied at once (never a 503 that no resend can fix), and the job reads back as
+    # strict JSON of Unicode text
     assert (status, counts["applied"]) == (200, 1)
-    status, job = get_job(context, REF)
+    status, job = get_job(context, REF, strict=True)
     assert status == 200
     assert job["status"] == "COMPLETED"
     assert job["result"] is not None or job["result_ref"] is not None
-    if job["result_ref"]:  # what strict JSON cannot carry is kept in S3, as the vendor wrote it
+    if job["result_ref"]:  # what strict JSON cannot carry exactly is kept in S3, as the vendor wrote it
         key = job["result_ref"].removeprefix("s3://handoff-results/")
-        assert json.loads(archived(key)[key]) == json.loads(result)
+        assert vendor_json.loads(archived(key)[key]) == vendor_json.loads(result)
     else:
         assert job["result"] == json.loads(result)
 
@@ -522,7 +534,10 @@ def test_a_lone_surrogate_in_a_request_is_400_and_in_a_vendor_result_is_kept(
     head = json.dumps({"reference_id": REF, "job_id": JOB_ID, "status": "COMPLETED"})[:-1]
     status, counts = callback(context, '{"annotations": [' + head + ', "result": {"s": "\\ud800x"}}]}')
     assert (status, counts["applied"]) == (200, 1)
-    assert get_job(context, REF)[1]["result"] == {"s": "\ud800x"}
+    job = get_job(context, REF, strict=True)[1]
+    assert job["result"] is None  # no Unicode text: strict clients could not read the job
+    key = job["result_ref"].removeprefix("s3://handoff-results/")
+    assert archived(key)[key] == b'{"s":"\\ud800x"}'  # kept in S3 as sent
 
 
 def test_a_json_array_is_not_a_request(playment: HTTPServer, context: LambdaContext) -> None:
@@ -567,12 +582,21 @@ def test_every_failure_playment_lists_is_kept_whatever_its_shape(playment: HTTPS
     status, counts = callback(context, '{"annotations": [' + head + ', "error": ' + error + "}]}")
 
     assert (status, counts["applied"]) == (200, 1)
-    job = get_job(context, REF)[1]
+    job = get_job(context, REF, strict=True)[1]
     assert job["status"] == "FAILED"
-    assert job["last_error"]["code"] == "9"
-    # all three are kept (JSON has no NaN: such a value reads back null; the raw archive has it as sent)
-    assert len(job["last_error"]["details"]) == 3
-    assert job["last_error"]["details"][2] == {"": 1}
+    # strict JSON cannot carry them: code and message inline (a lone surrogate as its escape) and
+    # the whole error, every failure as Playment wrote it, in S3 behind a pointer
+    assert (job["last_error"]["code"], job["last_error"]["message"]) == ("9", "m\\ud800")
+    (pointer,) = job["last_error"]["details"]
+    assert pointer["count"] == 3
+    key = pointer["details_ref"].removeprefix("s3://handoff-results/")
+    kept = vendor_json.loads(archived(key)[key])
+    assert kept["message"] == "m\\ud800"
+    assert kept["details"] == [
+        {"value": vendor_json.RawNumber("NaN")},
+        {"value": vendor_json.RawNumber("1e400")},
+        {"": 1},
+    ]
 
 
 def test_an_error_answer_never_quotes_the_input(context: LambdaContext) -> None:
@@ -609,3 +633,25 @@ def test_a_callback_without_the_key_is_401_before_its_body_is_looked_at(
     # then it learns only that it is not authenticated, and nothing is archived
     assert_error(response["statusCode"], json.loads(response["body"]), 401, "unauthorized")
     assert archived() == {}
+
+
+@pytest.mark.parametrize("bare", ["1e400", "NaN", "1" * 4301, "12345678901234567890.123456789"])
+def test_a_bare_error_playment_cannot_write_as_a_double_is_kept_as_written(
+    bare: str, playment: HTTPServer, context: LambdaContext
+) -> None:
+    # given a submitted job, when Playment reports it FAILED with an error that is a bare number
+    submitted(playment, context)
+    head = json.dumps({"reference_id": REF, "job_id": JOB_ID, "status": "FAILED"})[:-1]
+
+    status, counts = callback(context, '{"annotations": [' + head + ', "error": ' + bare + "}]}")
+
+    # then it is applied, and the job's error says what Playment wrote, digit for digit
+    assert (status, counts["applied"]) == (200, 1)
+    job = get_job(context, REF, strict=True)[1]
+    assert job["status"] == "FAILED"
+    last = job["last_error"]
+    if last["details"] and "details_ref" in last["details"][0]:
+        key = last["details"][0]["details_ref"].removeprefix("s3://handoff-results/")
+        assert bare.encode() in archived(key)[key]
+    else:
+        assert bare in json.dumps(last)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 from handoff.callbacks import CallbackApplier, CallbackIntake, CallbackRetryQueue
-from handoff.models import BatchRef, not_blank
+from handoff.models import NOT_BLANK, REGISTERED_VENDORS, BatchRef, not_blank
 from handoff.settings import callback_retry_settings
 from handoff.vendors.base import Vendor, VendorClient
 
@@ -76,6 +76,7 @@ def _discover() -> dict[str, Vendor]:
 
 VENDORS: dict[str, Vendor] = _discover()
 VENDOR_NAMES: frozenset[str] = frozenset(VENDORS)
+REGISTERED_VENDORS[:] = sorted(VENDORS)  # for the OpenAPI document's enums (handoff.models)
 
 
 def check_configured(env: Mapping[str, str] | None = None) -> None:
@@ -117,13 +118,22 @@ class NewBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, BeforeValidator(not_blank)] = Field(
-        min_length=1, max_length=255, description="The vendor's batch name (unique per project; not blank)."
+        min_length=1,
+        max_length=255,
+        pattern=NOT_BLANK,
+        description="The vendor's batch name (unique per project; not blank).",
     )
     description: str = Field(default="", max_length=2000)
     batch_ref: BatchRef | None = Field(
         default=None, description="Your id for the batch: give one to make the whole bulk safe to send again."
     )
-    vendor: str | None = Field(default=None, min_length=1, max_length=32, description="Default: the jobs' vendor.")
+    vendor: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="Default: the jobs' vendor.",
+        json_schema_extra={"enum": [*sorted(VENDORS), None]},
+    )
 
 
 class BulkSubmitRequest(BaseModel):
@@ -138,7 +148,12 @@ class BulkSubmitRequest(BaseModel):
     jobs: list[Any] = Field(
         min_length=1,
         max_length=MAX_BULK_JOBS,
-        description=f"Up to {MAX_BULK_JOBS} submit requests, each shaped like a single POST /jobs body.",
+        description=f"Up to {MAX_BULK_JOBS} submit requests, each shaped like a single POST /jobs body. An entry "
+        "that is not one is an `invalid` row; a bulk with no entry that could be a job is refused (422).",
+        # each entry is checked on its own (an invalid one is a row of the answer), so the items
+        # are not constrained; but a bulk without one object naming a vendor and a reference_id
+        # can never be accepted, and the document says so
+        json_schema_extra={"contains": {"type": "object", "required": ["vendor", "reference_id"]}},
     )
 
 

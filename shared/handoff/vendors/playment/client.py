@@ -10,7 +10,6 @@ serve (a generation mismatch): both permanent, with a message that says what to 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from typing import Any
 import requests
 from pydantic import ValidationError
 
+from handoff import vendor_json
 from handoff.callbacks import CallbackApplier, Tally, Verdict
 from handoff.lifecycle import Observation, VendorUpdate
 from handoff.models import Job, JobError, JobStatus
@@ -86,7 +86,7 @@ def observation(annotation: PlaymentAnnotation) -> Observation | None:
         # message and failures do not say all Playment said, the whole error besides
         details = [f if isinstance(f, dict) else {"value": f} for f in failures] if isinstance(failures, list) else []
         if vendor_error is not None and not vendor_error.told_whole:
-            details.append({"vendor_error": vendor_error.model_dump(mode="json", exclude_unset=True)})
+            details.append({"vendor_error": vendor_error.model_dump(exclude_unset=True)})
         error = JobError(
             code=vendor_error.code_text if vendor_error else "failed",
             message=vendor_error.message_text if vendor_error else "Playment reported the job FAILED",
@@ -125,7 +125,7 @@ def apply_callback(body: bytes, applier: CallbackApplier, payload: Any = None) -
     """
     if payload is None:
         try:
-            payload = json.loads(body)
+            payload = vendor_json.loads(body)
         except ValueError:
             payload = None
     annotations = payload.get("annotations") if isinstance(payload, dict) else None

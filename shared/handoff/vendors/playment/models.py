@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from handoff import vendor_json
 from handoff.models import BatchRef, ReferenceId
 
-# Playment reads public https URLs, s3:// and gs:// URIs (REFERENCE.md §1.3).
-AttachmentUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=r"^(https|s3|gs)://\S+$")]
+# Playment reads public https URLs, s3:// and gs:// URIs (REFERENCE.md §1.3), each naming a host
+# (or bucket): "https:///a.jpg" names none.
+URL_WITH_A_HOST = r"://[^/\s?#]\S*$"
+AttachmentUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=r"^(https|s3|gs)" + URL_WITH_A_HOST)]
 
 # The data shapes are validated where a mistake would cost a vendor round trip (a missing URL,
 # duplicate frame ids -> FS_0003) and otherwise passed through untouched: extra keys such as
@@ -223,7 +225,7 @@ def _text(value: Any, default: str) -> str:
     """A vendor value as text we can store and log (a lone surrogate becomes an escape)."""
     if value is None:
         return default
-    text = value if isinstance(value, str) else json.dumps(value)
+    text = value if isinstance(value, str) else vendor_json.dumps(value).decode()
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 

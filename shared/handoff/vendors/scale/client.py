@@ -28,6 +28,7 @@ from typing import Any
 import requests
 from pydantic import ValidationError
 
+from handoff import vendor_json
 from handoff.callbacks import CallbackApplier, Tally, Verdict
 from handoff.lifecycle import Observation, VendorUpdate
 from handoff.models import Job, JobError, JobStatus
@@ -133,7 +134,7 @@ def apply_callback(body: bytes, applier: CallbackApplier, payload: Any = None) -
 def _apply(body: bytes, applier: CallbackApplier, payload: Any) -> Verdict:
     if payload is None:
         try:
-            payload = json.loads(body)
+            payload = vendor_json.loads(body)
         except ValueError:
             return Verdict.INVALID
     try:

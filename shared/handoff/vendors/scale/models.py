@@ -22,7 +22,8 @@ MANAGED_FIELDS = frozenset(
 )
 
 # Scale reads attachments by URL (public, signed, or a bucket it was given access to).
-AttachmentUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=r"^(https?|s3|gs)://\S+$")]
+# each naming a host (or bucket): "https:///a.jpg" names none
+AttachmentUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=r"^(https?|s3|gs)://[^/\s?#]\S*$")]
 
 
 class ScaleSubmitRequest(BaseModel):

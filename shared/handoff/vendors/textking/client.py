@@ -41,10 +41,12 @@ from handoff.vendors.base import (
     raise_for_status,
     send,
 )
-from handoff.vendors.textking.models import TextkingSubmitRequest, upload_content_type
+from handoff.vendors.textking.models import CALLBACK_FIELD_MAX, TextkingSubmitRequest, upload_content_type
 from handoff.vendors.textking.settings import TextkingSettings, textking_callback_url, textking_settings
 
 NAME = "textking"
+# POST-Document refuses an empty document (400), after its project and job exist.
+EMPTY_DOCUMENT = "the document is empty: TEXTKING takes no empty document"
 # Project states in which the order is placed (REFERENCE.md §2.2: running, then finished).
 PLACED = frozenset({"running", "finished"})
 TRIGGER_STATES = ("translation-pending", "translation-delivered", "revision-requested", "completed", "canceled")
@@ -108,7 +110,7 @@ def parse_callback_form(body: bytes) -> CallbackForm:
     values: dict[str, str] = {}
     for name in ("project_id", "job_id", "extra_data"):
         given = fields.get(name, [])
-        if len(given) != 1 or not given[0] or len(given[0]) > 1024:
+        if len(given) != 1 or not given[0] or len(given[0]) > CALLBACK_FIELD_MAX:
             raise ValueError(f"{name} must be given exactly once, non-empty and at most 1,024 characters")
         values[name] = given[0]
     return CallbackForm(**values)
@@ -221,13 +223,13 @@ class TextkingClient:
         read_document: Callable[[str], bytes],
         timeouts: Timeouts,
         session: requests.Session | None = None,
-        check_document: Callable[[str], None] | None = None,
+        check_document: Callable[[str], int] | None = None,
     ) -> None:
         self.settings = settings
         self._credentials = credentials  # the secret: access_token, signing_key, previous_signing_key
         self._callback_url = callback_url
         self._read_document = read_document  # raises DocumentUnavailable when it never will be readable
-        self._check_document = check_document  # the same, without reading it (HeadObject)
+        self._check_document = check_document  # the same, without reading it (HeadObject): its size
         self.timeouts = timeouts
         self.session = session or new_session()
 
@@ -268,6 +270,8 @@ class TextkingClient:
             content = document.text.encode() if document.text is not None else self._read_document(str(document.s3_uri))
         except DocumentUnavailable as exc:
             raise Rejected("document_unavailable", str(exc)) from exc
+        if not content:  # emptied since it was checked: TEXTKING would refuse it after the project exists
+            raise Rejected("document_unavailable", f"document.s3_uri: {EMPTY_DOCUMENT}")
         try:
             return self._submit(request, checkpoint, content)
         except Rejected as exc:
@@ -433,9 +437,12 @@ class TextkingClient:
                 problems.append(_problem("document.s3_uri", "must name an object in the stack's DocumentSourceBucket"))
             elif look and self._check_document is not None:
                 try:
-                    self._check_document(uri)
+                    size = self._check_document(uri)
                 except DocumentUnavailable as exc:
                     problems.append(_problem("document.s3_uri", str(exc)))
+                else:
+                    if size == 0:
+                        problems.append(_problem("document.s3_uri", EMPTY_DOCUMENT))
         return problems
 
     def create_project(self, name: str) -> str:

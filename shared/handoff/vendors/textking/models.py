@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from handoff.models import ReferenceId
@@ -138,7 +138,9 @@ class TextkingSubmitRequest(BaseModel):
 
     vendor: Literal["textking"]
     reference_id: ReferenceId
-    name: str = Field(min_length=1, max_length=200, description="The job's name at TEXTKING.")
+    # TEXTKING refuses a name that is blank (POST-Projects, POST-Jobs: 400): "\S" says not blank,
+    # to the validator and to the schema alike
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S", description="The job's name at TEXTKING.")
     source_language: LanguageCode
     target_language: LanguageCode
     quality: Slug = Field(
@@ -157,7 +159,7 @@ class TextkingSubmitRequest(BaseModel):
         pattern=UUID_PATTERN,
         description="Add the job to this (prepared) TEXTKING project: its id, a UUID.",
     )
-    project_name: str | None = Field(default=None, min_length=1, max_length=200)
+    project_name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
     order: bool | None = Field(
         default=None,
         strict=True,
@@ -171,16 +173,25 @@ class TextkingSubmitRequest(BaseModel):
             raise ValueError(f"{value!r} is not an ISO 639-1 language code, which TEXTKING takes")
         return value
 
-    @model_validator(mode="after")
-    def _languages_differ(self) -> TextkingSubmitRequest:
-        if self.source_language.casefold() == self.target_language.casefold():  # tags ignore case
-            raise ValueError("source_language and target_language must differ")
-        return self
+    @field_validator("target_language")
+    @classmethod
+    def _languages_differ(cls, value: str, info: ValidationInfo) -> str:
+        # a field validator, so that the error names the field (target_language), not the body
+        source = info.data.get("source_language")
+        if isinstance(source, str) and source.casefold() == value.casefold():  # tags ignore case
+            raise ValueError("must differ from source_language")
+        return value
+
+
+CALLBACK_FIELD_MAX = 1024
 
 
 class TextkingCallbackForm(BaseModel):
     """The callback's form as OpenAPI documents it (the function reads the raw body itself)."""
 
-    project_id: str
-    job_id: str
-    extra_data: str = Field(description="the signed token registered with the callback")
+    # as the function takes them (client.parse_callback_form): each exactly once, 1-1,024 characters
+    project_id: str = Field(min_length=1, max_length=CALLBACK_FIELD_MAX)
+    job_id: str = Field(min_length=1, max_length=CALLBACK_FIELD_MAX)
+    extra_data: str = Field(
+        min_length=1, max_length=CALLBACK_FIELD_MAX, description="the signed token registered with the callback"
+    )
