@@ -464,6 +464,13 @@ def _error(code: str, message: str, details: list[dict[str, Any]] | None = None)
     return {"code": code, "message": message, "details": details or []}
 
 
+def _direct_id(event: dict[str, Any], name: str) -> str:
+    """An id of a direct-invoke action, as the path parameter it stands for. Only a JSON string
+    is an id: anything else (5, null, absent) stands for no id, answered 422 as an empty one."""
+    value = event.get(name)
+    return value if isinstance(value, str) else ""
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
@@ -476,14 +483,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
         body = {k: v for k, v in event.items() if k != "action"}
         return api.handle(app, body, context, method="POST", resource="/batches")
     if action == "close_batch":
-        ref = str(event.get("batch_ref") or "")
+        ref = _direct_id(event, "batch_ref")
         body = {k: v for k, v in event.items() if k not in ("action", "batch_ref")}
         params = {"batch_ref": ref}
         return api.handle(
             app, body, context, method="POST", resource="/batches/{batch_ref}/close", path_parameters=params
         )
     if action == "get_batch":
-        ref = str(event.get("batch_ref") or "")
+        ref = _direct_id(event, "batch_ref")
         # "vendor": a JSON boolean, as ?vendor= takes only true or false; anything else is answered 422
         shown = event.get("vendor")
         flag = None if "vendor" not in event else json.dumps(shown) if not isinstance(shown, str) else repr(shown)
@@ -498,7 +505,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
             query=query,
         )
     if isinstance(action, str) and action in JOB_ACTIONS:
-        reference_id = str(event.get("reference_id") or "")
+        reference_id = _direct_id(event, "reference_id")
         return api.handle(
             app,
             None,

@@ -199,7 +199,8 @@ class PlaymentSandbox:
         self.latency = latency
         self.stall_seconds = stall_seconds
         self.base_url = ""  # set by whoever serves it; result URLs point here
-        self.callback_url = ""  # where job updates are POSTed (empty: no callbacks)
+        self.callback_url = ""  # where job updates are POSTed (empty: no callbacks, and no work)
+        self.send_callbacks = True  # False: jobs are worked on, but nobody is told (GET shows it)
         self.callback_key = ""  # sent as x-playment-key
         self.work_seconds = 2.0
         self.pending_rate = 0.5
@@ -427,6 +428,8 @@ class PlaymentSandbox:
         timer = threading.Timer(delay, self._set_vendor_status, (job.id, status, annotation.get("result")))
         timer.daemon = True
         timer.start()
+        if not self.send_callbacks:
+            return
         body = json.dumps({"annotations": [annotation]}).encode()
         headers = {"Content-Type": "application/json", "x-playment-key": self.callback_key}
         self.callbacks.schedule(delay + 0.05, self.callback_url, body, headers)
@@ -573,7 +576,7 @@ class LocalPlayment(LocalVendor):
         self.sandbox.callback_url, self.sandbox.callback_key = callback_url, self.callback_key
 
     def silence(self) -> None:
-        self.sandbox.callback_url = ""
+        self.sandbox.send_callbacks = False  # the jobs still move on (GET, the batch listing)
 
     def demo_jobs(self) -> list[dict[str, Any]]:
         jobs: list[dict[str, Any]] = [

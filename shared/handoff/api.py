@@ -53,6 +53,7 @@ from pydantic import BaseModel, Field
 from handoff import vendor_json
 from handoff.models import Job, JobError
 from handoff.observability import logger
+from handoff.store import UnreadableItem
 from handoff.vendors import BODY_TAGS, VENDOR_NAMES
 
 
@@ -70,6 +71,9 @@ def json_response(status: int, body: Any) -> Response[str]:
 # Deeper JSON is refused on every route: no request or vendor document we know nests past a
 # dozen levels, and Python's parser and encoder fail (RecursionError) somewhere under 1,000.
 MAX_JSON_DEPTH = 64
+# A vendor's callback is not refused for how deep its result nests (Playment never resends a
+# refused callback): only beyond what the parser itself can take.
+MAX_VENDOR_JSON_DEPTH = 512
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -91,23 +95,25 @@ def _finite(text: str) -> float:
 
 
 def parse_json(text: str | bytes, *, strict: bool = True) -> Any:
-    """JSON as RFC 8259 has it, at most MAX_JSON_DEPTH deep. Raises BodyRefused (400).
+    """JSON as RFC 8259 has it, at most MAX_JSON_DEPTH deep (vendor JSON: MAX_VENDOR_JSON_DEPTH).
+    Raises BodyRefused (400).
 
     strict=False reads vendor JSON (handoff.vendor_json): NaN, Infinity, and numbers no double or
     int holds exactly, kept as their text: vendor data is kept as sent, never refused for its values.
     """
+    depth = MAX_JSON_DEPTH if strict else MAX_VENDOR_JSON_DEPTH
     try:
         value = (
             json.loads(text, parse_constant=_no_constant, parse_float=_finite) if strict else vendor_json.loads(text)
         )
     except RecursionError:
-        raise BodyRefused(400, "malformed_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+        raise BodyRefused(400, "malformed_json", f"the body is nested deeper than {depth} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
         if isinstance(exc, BodyRefused):
             raise
         raise BodyRefused(400, "malformed_json", "the body is not valid JSON") from None
-    if _depth_exceeds(value, MAX_JSON_DEPTH):
-        raise BodyRefused(400, "malformed_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
+    if _depth_exceeds(value, depth):
+        raise BodyRefused(400, "malformed_json", f"the body is nested deeper than {depth} levels")
     if strict:
         try:  # an escaped lone surrogate ("\ud800") parses, but is no Unicode text anyone can store or send
             json.dumps(value, ensure_ascii=False).encode("utf-8")
@@ -381,6 +387,16 @@ def new_resolver(bodies: Mapping[tuple[str, str], BodyRule] | None = None) -> Re
     @app.not_found
     def _not_found(_: Exception) -> Response[str]:
         return error_response(404, "not_found", "no such route")
+
+    @app.exception_handler(UnreadableItem)
+    def _unreadable(exc: UnreadableItem) -> Response[str]:
+        logger.error("unreadable job item", extra={"error": str(exc)})
+        return error_response(
+            500,
+            "unreadable_job",
+            "the job's item in JobsTable is not a job Handoff wrote (edited by hand?): "
+            "sending the request again will not help; an operator must look at the item",
+        )
 
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response[str]:

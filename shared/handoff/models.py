@@ -24,6 +24,11 @@ ReferenceId = Annotated[
 
 BATCH_REF_PATTERN = REFERENCE_ID_PATTERN
 
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# A value a vendor URL carries as one path segment, as it is: RFC 3986's unreserved characters,
+# starting with a letter or digit (so never "." or "..", which URLs drop as dot-segments).
+PATH_SEGMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~\-]{0,127}$"
+
 BatchRef = Annotated[
     str,
     Field(

@@ -125,13 +125,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class UnreadableItem(ValueError):
+    """An item of JobsTable that is not a job as Handoff writes them (edited by hand, or by
+    something else): reading it again will not help, a person must look at it."""
+
+
 def item_to_job(item: dict[str, Any]) -> Job:
-    plain = {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
-    for name in JSON_TEXT_ATTRIBUTES:
-        # Items written before these became JSON text hold maps: read both.
-        if isinstance(plain.get(name), str):
-            plain[name] = json.loads(plain[name])
-    return Job.model_validate(plain)
+    """The job an item holds. Raises UnreadableItem when it holds none."""
+    try:
+        plain = {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+        for name in JSON_TEXT_ATTRIBUTES:
+            # Items written before these became JSON text hold maps: read both.
+            if isinstance(plain.get(name), str):
+                plain[name] = json.loads(plain[name])
+        return Job.model_validate(plain)
+    except (ValueError, TypeError) as exc:
+        reference = item.get("reference_id", {}).get("S", "?") if isinstance(item, dict) else "?"
+        raise UnreadableItem(f"the item of {reference!r} is not a job Handoff wrote") from exc
 
 
 @dataclass(frozen=True)

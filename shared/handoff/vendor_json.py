@@ -59,8 +59,11 @@ def _int(token: str) -> int | RawNumber:
 
 def loads(text: str | bytes) -> Any:
     """JSON as a vendor writes it, NaN and Infinity included; numbers a float or int would change
-    come back as RawNumber. Raises ValueError (json.JSONDecodeError) for what is not JSON."""
-    return json.loads(text, parse_float=_float, parse_int=_int, parse_constant=RawNumber)
+    come back as RawNumber; a leading byte order mark ignored (RFC 8259 §8.1 lets a parser).
+    Raises ValueError (json.JSONDecodeError, UnicodeDecodeError) for what is not JSON."""
+    if isinstance(text, bytes):
+        text = text.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    return json.loads(text.removeprefix("\ufeff"), parse_float=_float, parse_int=_int, parse_constant=RawNumber)
 
 
 def dumps(value: Any) -> bytes:

@@ -199,3 +199,18 @@ def test_direct_invoke_and_http_answer_a_retry_alike(reference_id: str, code: st
     assert direct["error"]["code"] == code
     assert over_http == direct
     assert status == {"job_not_found": 404, "invalid_request": 422}[code]
+
+
+@pytest.mark.parametrize("action", ["retry", "cancel", "order", "get_batch", "close_batch"])
+@pytest.mark.parametrize("value", [5, None, True, ["a"], {"a": 1}])
+def test_a_direct_invoke_id_that_is_not_a_string_is_422_never_another_id(
+    action: str, value: Any, context: LambdaContext
+) -> None:
+    name = "batch_ref" if action.endswith("batch") else "reference_id"
+
+    # when an action names its id with a JSON value that is not a string
+    answer = submit_app.lambda_handler({"action": action, name: value}, context)
+
+    # then it is refused as no id at all (not looked up as "5" or "None")
+    assert answer["error"]["code"] == "invalid_request"
+    assert [d["field"] for d in answer["error"]["details"]] == [name]

@@ -5,6 +5,7 @@ redelivery (Playment never resends a callback it got 200 for, nor after a 4xx: R
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import boto3
@@ -176,6 +177,38 @@ def test_a_result_url_that_cannot_be_fetched_now_is_not_completed_with_a_dead_li
     assert job()["status"] == "COMPLETED"
     assert job()["result"] == {"annotations": [{"label": "car"}]}
     assert queue_depth(RETRIES) == 0
+
+
+def test_result_urls_are_fetched_only_while_the_callback_has_time_the_rest_later(
+    submitted: HTTPServer, context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an Attachment API that answers in 1.5 s (inside the 2 s read timeout), and a callback
+    # whose time to fetch is 1 s (FETCH_SECONDS: a hanging API must not run it past its timeout)
+    from handoff.vendors.playment import client as playment_client
+
+    monkeypatch.setattr(playment_client, "FETCH_SECONDS", 1.0)
+
+    def slow(request: Any) -> Response:
+        time.sleep(1.5)
+        return Response(status=302, headers={"Location": submitted.url_for("/signed/result.json")})
+
+    submitted.expect_oneshot_request("/v1/attachments").respond_with_handler(slow)
+
+    # when the callback names its result by URL
+    status, body = playment_callback(context, completed(RESULT_URL))
+
+    # then the fetch is given up at the callback's deadline: 200 deferred, the job not COMPLETED yet
+    assert (status, body["deferred"]) == (200, 1)
+    assert job()["status"] == "SUBMITTED"
+    assert queue_depth(RETRIES) == 1
+
+    # when CallbackRetry runs with the Attachment API answering at once
+    attachments(submitted)
+    run_retries(context)
+
+    # then the job is COMPLETED with the file's content
+    assert job()["status"] == "COMPLETED"
+    assert job()["result"] == {"annotations": [{"label": "car"}]}
 
 
 def test_a_body_that_cannot_be_archived_is_503_and_nothing_is_written(

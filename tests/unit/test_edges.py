@@ -655,3 +655,113 @@ def test_a_bare_error_playment_cannot_write_as_a_double_is_kept_as_written(
         assert bare.encode() in archived(key)[key]
     else:
         assert bare in json.dumps(last)
+
+
+@pytest.mark.parametrize(
+    ("failures", "kept"),
+    [
+        (
+            {"field": "product_image_url", "type": "INVALID_IMAGE_LINK"},
+            [{"field": "product_image_url", "type": "INVALID_IMAGE_LINK"}],
+        ),
+        ("INVALID_IMAGE_LINK", [{"value": "INVALID_IMAGE_LINK"}]),
+        (7, [{"value": 7}]),
+    ],
+    ids=["an object", "a bare string", "a bare number"],
+)
+def test_failures_that_are_not_a_list_are_kept_too(
+    failures: Any, kept: list[Any], playment: HTTPServer, context: LambdaContext
+) -> None:
+    submitted(playment, context)
+    annotation = {
+        "reference_id": REF,
+        "job_id": JOB_ID,
+        "status": "FAILED",
+        "error": {"code": "FS_0003", "message": "m", "meta_data": {"failures": failures}},
+    }
+
+    status, _ = callback(context, json.dumps({"annotations": [annotation]}))
+
+    assert status == 200
+    assert get_job(context, REF)[1]["last_error"]["details"] == kept
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("project_id", "local-project/../other"),
+        ("project_id", "p?x=1"),
+        ("project_id", "p#frag"),
+        ("project_id", "p q"),
+        ("project_id", "p\n"),
+        ("project_id", ".."),
+        ("project_id", "%2e%2e"),
+        ("project_id", "proj\u00e9"),
+        ("batch_id", "not-a-uuid"),
+        ("batch_id", ""),
+    ],
+)
+def test_a_playment_value_that_becomes_a_url_segment_or_a_uuid_is_checked_before_any_vendor_call(
+    field: str, value: str, playment: HTTPServer, context: LambdaContext
+) -> None:
+    # when a request carries a project_id no URL can hold as it is, or a batch_id that is no UUID
+    status, body = api_submit(context, sample_request(**{field: value}))
+
+    # then 422 naming it, nothing written, and Playment never asked
+    assert_error(status, body, 422, "invalid_request")
+    assert [d["field"] for d in body["error"]["details"]] == [field]
+    assert table_items() == []
+    assert playment.log == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        lambda head: '{"annotations": [' + head + ', "result": ' + json.dumps(nested(70)) + "}]}",
+        lambda head: '\ufeff{"annotations": [' + head + ', "result": {"boxes": 1}}]}',
+    ],
+    ids=["a result nested 70 deep", "a leading byte order mark"],
+)
+def test_a_vendor_body_is_not_refused_for_what_only_our_own_api_refuses(
+    body: Any, playment: HTTPServer, context: LambdaContext
+) -> None:
+    # given a submitted job; Playment never resends a callback answered 4xx
+    submitted(playment, context)
+    head = json.dumps({"reference_id": REF, "job_id": JOB_ID, "status": "COMPLETED"})[:-1]
+
+    # when its callback nests its result deeper than POST /jobs takes, or starts with a BOM
+    status, counts = callback(context, body(head))
+
+    # then it is applied and archived, not refused
+    assert (status, counts["applied"]) == (200, 1)
+    assert get_job(context, REF)[1]["status"] == "COMPLETED"
+    assert len(archived("raw/playment/")) == 1
+
+
+@pytest.mark.parametrize("edit", [{"status": {"S": "BOGUS"}}, {"request_hash": None}])
+def test_a_job_item_edited_by_hand_is_answered_500_unreadable_never_safe_to_retry(
+    edit: dict[str, Any], playment: HTTPServer, context: LambdaContext
+) -> None:
+    # given a submitted job whose item someone edited by hand
+    submitted(playment, context)
+    client = boto3.client("dynamodb")
+    item = client.get_item(TableName=load_template_table(), Key={"reference_id": {"S": REF}})["Item"]
+    for name, value in edit.items():
+        if value is None:
+            item.pop(name)
+        else:
+            item[name] = value
+    client.put_item(TableName=load_template_table(), Item=item)
+
+    # when it is looked up
+    status, body = get_job(context, REF)
+
+    # then the answer says what is wrong, and that sending it again will not help
+    assert_error(status, body, 500, "unreadable_job")
+    assert "safe to retry" not in body["error"]["message"]
+
+
+def load_template_table() -> str:
+    import os
+
+    return os.environ["JOBS_TABLE_NAME"]

@@ -3,6 +3,7 @@ sets them: every knob README lists takes effect, anything else is refused whole.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,3 +60,31 @@ def test_a_knob_it_does_not_have_or_a_value_that_is_no_number_is_refused_and_not
     assert answer.status_code == 400
     assert answer.json()["error"]
     assert (sandbox.error_rate, sandbox.failed_rate) == (before, 0.0)
+
+
+def test_a_silenced_playment_sandbox_still_works_its_jobs_and_calls_nobody() -> None:
+    # given a sandbox connected to a callback URL (where nobody listens), then silenced, as
+    # `make local NO_CALLBACKS=1` does
+    sandbox = PlaymentSandbox(api_key="k", project_id="p")
+    sandbox.work_seconds, sandbox.pending_rate, sandbox.failed_rate = 0.2, 0.0, 0.0
+    sandbox.callback_url, sandbox.send_callbacks = "http://127.0.0.1:9/nobody", False
+    with BackgroundServer(sandbox) as server:
+        created = requests.post(
+            f"{server.url}/v0/projects/p/jobs",
+            json={"reference_id": "r-1", "data": {"image_url": "https://x.example/1.jpg"}, "tag": "t"},
+            headers={"x-api-key": "k"},
+            timeout=5,
+        )
+        assert created.status_code == 200, created.text
+        job_id = created.json()["data"]["job_id"]
+
+        # when its work time has passed
+        deadline = time.monotonic() + 10
+        while (status := sandbox.jobs[job_id].status) != "completed" and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    # then the job moved on (what a GET or the reconciler sees), and no callback was sent
+    sandbox.stop()
+    assert status == "completed"
+    assert sandbox.callbacks.sent == []
+    assert sandbox.callbacks._queue == []  # nothing waiting to be sent either

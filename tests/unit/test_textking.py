@@ -261,6 +261,35 @@ def test_a_document_that_vanished_before_the_attempt_fails_it_without_creating_a
     assert textking.projects == {}
 
 
+def test_an_empty_document_is_422_at_the_edge_and_failed_before_any_project_when_emptied_later(
+    textking: TextkingFake, context: LambdaContext
+) -> None:
+    # given an empty object in the document bucket
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket="handoff-documents", Key="inbox/empty.txt", Body=b"")
+    document = {"filename": "empty.txt", "s3_uri": "s3://handoff-documents/inbox/empty.txt"}
+
+    # when it is submitted: 422 naming the document, nothing written, TEXTKING never asked
+    status, body = submit(context, request(document=document))
+    assert (status, body["error"]["code"]) == (422, "invalid_request")
+    assert [d["field"] for d in body["error"]["details"]] == ["document.s3_uri"]
+    assert table_items() == []
+    assert textking.calls == []
+
+    # and when a document is emptied between the check and the attempt, the job FAILS before any project
+    s3.put_object(Bucket="handoff-documents", Key="inbox/later.txt", Body=b"hello")
+    later = {"filename": "later.txt", "s3_uri": "s3://handoff-documents/inbox/later.txt"}
+    submitter = Submitter.for_stack(boto3.client("dynamodb"), boto3.client("sqs"))
+    parsed = parse_submit_request(request(document=later))
+    s3.put_object(Bucket="handoff-documents", Key="inbox/later.txt", Body=b"")
+    submitter._check = lambda request: None  # type: ignore[method-assign]
+    result = submitter.submit(parsed)
+    assert result.job.status.value == "FAILED"
+    assert result.job.last_error is not None
+    assert result.job.last_error.code == "document_unavailable"
+    assert textking.projects == {}
+
+
 def test_wrong_bearer_token_is_an_auth_rejection(textking: TextkingFake, context: LambdaContext) -> None:
     textking.token = "rotated-elsewhere"
 
@@ -400,12 +429,13 @@ def test_bad_tokens_are_401_and_write_nothing(
     [
         ("project_id=a&job_id=b", "application/x-www-form-urlencoded", 400, "malformed_form"),
         ("extra_data=x&extra_data=y&project_id=a&job_id=b", "application/x-www-form-urlencoded", 400, "malformed_form"),
+        ("project_id=a&job_id=b&extra_data=x&foo=1&foo=2", "application/x-www-form-urlencoded", 400, "malformed_form"),
         ("project_id=a&job_id=b&extra_data=not-a-token", "application/x-www-form-urlencoded", 401, "unauthorized"),
         ('{"project_id": "a"}', "application/json", 415, "unsupported_media_type"),
         ("a=" + "x" * 20_000, "application/x-www-form-urlencoded", 413, "payload_too_large"),
         ("", "application/x-www-form-urlencoded", 400, "missing_body"),
     ],
-    ids=["missing-extra-data", "repeated-field", "unsigned", "json", "oversized", "empty"],
+    ids=["missing-extra-data", "repeated-field", "repeated-other-field", "unsigned", "json", "oversized", "empty"],
 )
 def test_bad_forms_are_4xx_and_write_nothing(
     running: TextkingFake, context: LambdaContext, body: str, content_type: str, status: int, code: str
@@ -664,6 +694,11 @@ def test_a_last_attempt_after_a_lost_start_is_submitted_never_failed(
             "document.content_type",
             "pattern",
         ),
+        # the translation's name in TEXTKING's unquoted Content-Disposition: '"' or ';' would end it
+        ({"document": {"filename": 'rep"ort.txt', "text": "x"}}, "document.filename", "pattern"),
+        ({"document": {"filename": "a;b.txt", "text": "x"}}, "document.filename", "pattern"),
+        ({"name": " \t "}, "name", "pattern"),
+        ({"target_language": "en"}, "target_language", "must differ"),
     ],
     ids=[
         "pdf",
@@ -674,6 +709,10 @@ def test_a_last_attempt_after_a_lost_start_is_submitted_never_failed(
         "not-a-code",
         "three-letters",
         "header-with-a-line-break",
+        "quote-in-filename",
+        "semicolon-in-filename",
+        "blank-name",
+        "same-languages",
     ],
 )
 def test_what_textking_takes_not_is_422_before_any_vendor_call(

@@ -10,6 +10,7 @@ serve (a generation mismatch): both permanent, with a message that says what to 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -84,7 +85,9 @@ def observation(annotation: PlaymentAnnotation) -> Observation | None:
         failures = meta.get("failures") if isinstance(meta, dict) else None
         # every failure is kept, whatever its shape (a bare value is wrapped); and when the code,
         # message and failures do not say all Playment said, the whole error besides
-        details = [f if isinstance(f, dict) else {"value": f} for f in failures] if isinstance(failures, list) else []
+        if failures is not None and not isinstance(failures, list):
+            failures = [failures]  # one failure given as an object, or a bare value: kept all the same
+        details = [f if isinstance(f, dict) else {"value": f} for f in failures or []]
         if vendor_error is not None and not vendor_error.told_whole:
             details.append({"vendor_error": vendor_error.model_dump(exclude_unset=True)})
         error = JobError(
@@ -110,6 +113,12 @@ def observation(annotation: PlaymentAnnotation) -> Observation | None:
 # "largest callback").
 MAX_ANNOTATIONS = 500
 APPLY_CONCURRENCY = 16
+# Result URLs are fetched only in the first FETCH_SECONDS of a callback, each request waiting at
+# most what is left of them: the function (Timeout 15 s) then always answers, and the annotations
+# whose result was not fetched are `deferred`, re-applied from the archive (CallbackRetry), never
+# lost to a timeout. A request is not started with less than MIN_FETCH_SECONDS left.
+FETCH_SECONDS = 8.0
+MIN_FETCH_SECONDS = 0.5
 
 
 CALLBACK_CONTENT_TYPE = "application/json"
@@ -133,15 +142,16 @@ def apply_callback(body: bytes, applier: CallbackApplier, payload: Any = None) -
     if not isinstance(annotations, list) or not annotations:
         tally.add(Verdict.INVALID)
         return tally
+    deadline = time.monotonic() + FETCH_SECONDS
     with ThreadPoolExecutor(max_workers=min(APPLY_CONCURRENCY, len(annotations))) as pool:
-        for verdict in pool.map(lambda raw: _apply_annotation(raw, applier), annotations[:MAX_ANNOTATIONS]):
+        for verdict in pool.map(lambda raw: _apply_annotation(raw, applier, deadline), annotations[:MAX_ANNOTATIONS]):
             tally.add(verdict)
     for _ in annotations[MAX_ANNOTATIONS:]:  # the API refuses these; an archive holds none
         tally.add(Verdict.INVALID)
     return tally
 
 
-def _apply_annotation(raw: Any, applier: CallbackApplier) -> Verdict:
+def _apply_annotation(raw: Any, applier: CallbackApplier, deadline: float | None = None) -> Verdict:
     try:
         annotation = PlaymentAnnotation.model_validate(raw)
     except ValidationError as exc:
@@ -154,7 +164,7 @@ def _apply_annotation(raw: Any, applier: CallbackApplier) -> Verdict:
         return Verdict.INVALID
     try:
         if is_result_url(seen.result):
-            fetched = _with_fetched_result(seen, applier)
+            fetched = _with_fetched_result(seen, applier, deadline)
             if isinstance(fetched, Verdict):
                 return fetched
             seen = fetched
@@ -174,7 +184,9 @@ def is_result_url(result: Any) -> bool:
     return isinstance(result, str) and result.strip().lower().startswith(("https://", "http://"))
 
 
-def _with_fetched_result(seen: Observation, applier: CallbackApplier) -> Observation | Verdict:
+def _with_fetched_result(
+    seen: Observation, applier: CallbackApplier, deadline: float | None = None
+) -> Observation | Verdict:
     """The observation with the result behind its URL, fetched through Playment's Attachment API;
     a verdict instead when the job does not need it (unknown, another Playment job's id, or
     already past COMPLETED's reach).
@@ -189,7 +201,7 @@ def _with_fetched_result(seen: Observation, applier: CallbackApplier) -> Observa
     from handoff.vendors import client_for  # the registry, which imports this package
 
     client: PlaymentClient = client_for(NAME)  # type: ignore[assignment]
-    return replace(seen, result=client.fetch_result(str(seen.result).strip()))
+    return replace(seen, result=client.fetch_result(str(seen.result).strip(), deadline))
 
 
 def callback_key_matches(presented: str | None, keys: list[str]) -> bool:
@@ -377,27 +389,37 @@ class PlaymentClient:
             detail=f"playment {found.status.strip().upper()} (lookup)",
         )
 
-    def fetch_result(self, result_url: str) -> Any:
-        """The JSON behind a job's result URL.
+    def fetch_result(self, result_url: str, deadline: float | None = None) -> Any:
+        """The JSON behind a job's result URL, read as vendor JSON (handoff.vendor_json).
 
         Since 2021-07-15 result URLs are private: GET /v1/attachments?url=... with the API key
         answers with a redirect to a signed URL, which is then fetched WITHOUT the key (gotcha 11).
+        `deadline` (time.monotonic()): no request starts after it, and none waits past it.
+        Raises VendorError (Transient `out_of_time` at the deadline: fetch it later).
         """
         response = send(
             self.session,
             "GET",
             self.settings.base_url + self.settings.attachments_path,
-            self.timeouts,
+            self._timeouts_until(deadline),
             params={"url": result_url},
             headers={self.settings.api_key_header: self._api_key(), "Accept": "application/json"},
         )
         if response.is_redirect and response.headers.get("Location"):
-            response = send(self.session, "GET", response.headers["Location"], self.timeouts)
+            response = send(self.session, "GET", response.headers["Location"], self._timeouts_until(deadline))
         raise_for_status(response)
-        body = json_or_none(response)
-        if body is None:
-            raise Transient("ambiguous_response", "Playment's result is not JSON")
-        return body
+        try:
+            return vendor_json.loads(response.content)
+        except ValueError:
+            raise Transient("ambiguous_response", "Playment's result is not JSON") from None
+
+    def _timeouts_until(self, deadline: float | None) -> Timeouts:
+        if deadline is None:
+            return self.timeouts
+        left = deadline - time.monotonic()
+        if left < MIN_FETCH_SECONDS:
+            raise Transient("out_of_time", "no time left in this callback to fetch the result: fetched later")
+        return Timeouts(min(self.timeouts.connect, left), min(self.timeouts.read, left))
 
     def callback_keys(self) -> list[str]:
         secret = secret_json(self.settings.secret_name)

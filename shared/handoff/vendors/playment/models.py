@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.json_schema import SkipJsonSchema
 
 from handoff import vendor_json
-from handoff.models import BatchRef, ReferenceId
+from handoff.models import PATH_SEGMENT_PATTERN, UUID_PATTERN, BatchRef, ReferenceId
 
 # Playment reads public https URLs, s3:// and gs:// URIs (REFERENCE.md §1.3), each naming a host
 # (or bucket): "https:///a.jpg" names none.
@@ -121,14 +121,17 @@ class PlaymentSubmitRequest(BaseModel):
         description="Playment's routing value (sent as `tag` or `work_flow_id`, per configuration); "
         "defaults to the stack's PlaymentDefaultTag.",
     )
+    # A path segment of Playment's URLs: refused at the edge when no URL could carry it as it is.
     project_id: str | None = Field(
-        default=None, min_length=1, max_length=128, description="Defaults to the stack's PlaymentProjectId."
+        default=None,
+        pattern=PATH_SEGMENT_PATTERN,
+        description="Defaults to the stack's PlaymentProjectId (letters, digits and . _ ~ -).",
     )
+    # Playment takes batch ids as UUIDs (GE_0001 "Invalid UUID passed: batch_id", REFERENCE.md §1.5).
     batch_id: str | None = Field(
         default=None,
-        min_length=1,
-        max_length=128,
-        description="Playment's batch_id. A batch created through Handoff is better named by `batch_ref`.",
+        pattern=UUID_PATTERN,
+        description="Playment's batch_id, a UUID. A batch created through Handoff is better named by `batch_ref`.",
     )
     batch_ref: BatchRef | None = Field(
         default=None,

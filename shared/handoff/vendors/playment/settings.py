@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from handoff.models import PATH_SEGMENT_PATTERN
 from handoff.settings import env_settings
 
 Generation = Literal["readme", "docs", "sdk"]
@@ -80,7 +81,7 @@ class PlaymentSettings(BaseModel):
 
     secret_name: str = Field(alias="PLAYMENT_SECRET_NAME", min_length=1)
     base_url: str = Field(alias="PLAYMENT_BASE_URL", pattern=r"^https?://[^/\s]+(/\S*)?$")
-    project_id: str = Field(alias="PLAYMENT_PROJECT_ID", min_length=1)
+    project_id: str = Field(alias="PLAYMENT_PROJECT_ID", pattern=PATH_SEGMENT_PATTERN)
     default_tag: str = Field(alias="PLAYMENT_DEFAULT_TAG", default="")
     api_generation: Generation = Field(alias="PLAYMENT_API_GENERATION", default=DEFAULT_GENERATION)
     # Unset: the generation's (filled in below).

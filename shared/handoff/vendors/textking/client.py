@@ -16,6 +16,7 @@ import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import Message
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -107,6 +108,9 @@ def parse_callback_form(body: bytes) -> CallbackForm:
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValueError("the body is not a form (application/x-www-form-urlencoded)") from exc
+    repeated = sorted(name for name, given in fields.items() if len(given) > 1)
+    if repeated:  # any field, ours or not: a form that says two things is not one TEXTKING sends
+        raise ValueError(f"{len(repeated)} field(s) given more than once")
     values: dict[str, str] = {}
     for name in ("project_id", "job_id", "extra_data"):
         given = fields.get(name, [])
@@ -648,13 +652,15 @@ class TextkingClient:
 
     def get_translation(self, project_id: str, job_id: str) -> Translation:
         response = self._call("GET", f"/project/{_seg(project_id)}/job/{_seg(job_id)}/translation", accept="*/*")
-        disposition = response.headers.get("Content-Disposition", "")
-        match = re.search(r'filename\*?=(?:UTF-8\'\')?"?([^";]+)"?', disposition)
-        filename = match.group(1).strip() if match else "translation"
+        # The header as the standard reads it (quoted or not, RFC 2231's filename*=UTF-8''...):
+        # TEXTKING sends the name unquoted (REFERENCE.md §2.4)
+        header = Message()
+        header["Content-Disposition"] = response.headers.get("Content-Disposition", "")
+        filename = re.sub(r"[/\\\x00-\x1f\x7f]", "_", (header.get_filename() or "").strip()) or "translation"
         return Translation(
             content=response.content,
             content_type=response.headers.get("Content-Type", "application/octet-stream"),
-            filename=filename.replace("/", "_"),
+            filename=filename,
         )
 
     # -- plumbing ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from handoff.models import ReferenceId
+from handoff.models import UUID_PATTERN, ReferenceId
 
 # TEXTKING takes "the ISO 639 language code" (POST-Jobs, POST-price-info); every example is a
 # two-letter ISO 639-1 code. A region subtag ("pt-BR") or a three-letter code is not one: refused
@@ -29,7 +29,6 @@ LanguageCode = Annotated[
         json_schema_extra={"enum": sorted(ISO_639_1)},
     ),
 ]
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 # The document formats TEXTKING takes (POST-Document: "docx, doc, xlsx, xls, pptx, idml, rtf, odt,
 # html, txt and xml"; anything else is a 406, after the project and job exist), by file name
@@ -70,7 +69,9 @@ class TextkingDocument(BaseModel):
     filename: str = Field(
         min_length=1,
         max_length=200,
-        pattern=r"^[^/\\\x00-\x1f]+$",
+        # TEXTKING names the translation after it in an unquoted Content-Disposition (REFERENCE.md
+        # §2.4), where '"' and ';' would end it: refused here, as '/', '\\' and control characters
+        pattern=r'^[^/\\\x00-\x1f\x7f";]+$',
         description="Its extension names the format: one of " + ", ".join(DOCUMENT_FORMATS) + ".",
     )
     # The upload's Content-Type is the bare media type (no parameters), as TEXTKING's own example
