@@ -68,10 +68,10 @@ def json_response(status: int, body: Any) -> Response[str]:
     return Response(status_code=status, content_type="application/json", body=json.dumps(body))
 
 
-# Deeper JSON is refused on every route: no request or vendor document we know nests past a
-# dozen levels, and Python's parser and encoder fail (RecursionError) somewhere under 1,000.
+# Deeper JSON is refused on our own routes: no request we know nests past a dozen levels, and
+# Python's parser and encoder fail (RecursionError) somewhere under 1,000.
 MAX_JSON_DEPTH = 64
-# A vendor's callback is not refused for how deep its result nests (Playment never resends a
+# A vendor's callback is not refused for how deep its result nests (a vendor may never resend a
 # refused callback): only beyond what the parser itself can take.
 MAX_VENDOR_JSON_DEPTH = 512
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -214,7 +214,7 @@ def test_a_job_named_into_a_batch_records_its_batch_ref_and_the_vendor_gets_the_
     ("changes", "status", "code"),
     [
         ({"batch_ref": "no-such-batch"}, 422, "batch_not_found"),
-        ({"batch_ref": REF, "batch_id": "another-vendor-batch"}, 422, "batch_mismatch"),
+        ({"batch_ref": REF, "batch_id": "0b9e7c52-1f4e-4c1e-9d1e-3c2a2b7f5e10"}, 422, "batch_mismatch"),
     ],
 )
 def test_a_job_naming_a_batch_it_cannot_go_into_is_refused_and_nothing_is_written(
