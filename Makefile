@@ -108,17 +108,18 @@ openapi: install
 OPS_STACK := $(if $(filter-out file,$(origin STACK)),$(STACK),$(if $(filter-out default,$(ENV)),$(STACK)))
 # A value as one shell word, whatever it holds (spaces, !, quotes): the tool judges it, not the shell.
 quote = '$(subst ','\'',$(1))'
-# Each runs the operator CLI (`handoff <command>`, which runs ops/<command>.py). make ends with its
-# own exit code 2 whenever a recipe fails; the tools' own codes (preflight: 1 a check FAILED, 2 it
-# could not run) are those of `handoff <command>` and `python -m ops.<tool>`, which README documents.
-HANDOFF = $(BIN)/handoff $(if $(OPS_STACK),--stack $(call quote,$(OPS_STACK)))
-preflight: install
+# Each runs the operator CLI, `handoff <command>` (which runs ops/<command>.py), as the launcher
+# runs it: `python -m ops.cli` in this checkout (they need the venv, not the launcher file). make
+# ends with its own exit code 2 whenever a recipe fails; the tools' own codes (preflight: 1 a check
+# FAILED, 2 it could not run) are those of `handoff <command>`, which README documents.
+HANDOFF = $(PY) -m ops.cli $(if $(OPS_STACK),--stack $(call quote,$(OPS_STACK)))
+preflight: $(VENV)/.installed
 	@$(HANDOFF) preflight
 
-redrive: install
+redrive: $(VENV)/.installed
 	@$(HANDOFF) redrive $(if $(RATE),--rate $(call quote,$(RATE)))
 
-replay: install
+replay: $(VENV)/.installed
 	@test -n $(call quote,$(KEY)) || { echo "usage: make replay KEY=raw/<vendor>/... [STACK=...|STACK=local]"; exit 2; }
 	@$(HANDOFF) replay -- $(call quote,$(KEY))
 
