@@ -395,6 +395,10 @@ class FakeQueue:
     def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> None:
         self.deleted += [e["ReceiptHandle"] for e in Entries]
 
+    @staticmethod
+    def interrupted(**kwargs: Any) -> dict[str, Any]:
+        raise KeyboardInterrupt  # Ctrl-C while the tail waits
+
     def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> None:
         self.released += [e["ReceiptHandle"] for e in Entries]
 
@@ -527,3 +531,16 @@ def test_the_launcher_runs_this_checkouts_cli_from_anywhere(tmp_path: Path) -> N
     assert os.access(path, os.X_OK)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("handoff: no local stack is running"), done.stderr
+
+
+def test_events_tail_follow_prints_events_as_they_come_until_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    queue = FakeQueue([event("img-1", "QUEUED", None, "2026-11-23T10:15:00.120Z", 1)])
+    receives = iter([queue.receive_message, lambda **kw: {"Messages": []}, FakeQueue.interrupted])
+    monkeypatch.setattr(queue, "receive_message", lambda **kw: next(receives)(**kw))
+    monkeypatch.setattr(stacks, "find", lambda *a: local_stack(queue))
+
+    code, out, _ = run("events", "tail", "--follow")
+
+    assert code == 0
+    assert out.splitlines()[0].split()[-3:] == ["(new)", "->", "QUEUED"]
+    assert queue.deleted == ["r0"]  # taken as soon as it was shown, before the next wait
