@@ -18,7 +18,7 @@ help:
 	@echo "make demo      the whole flow on the local stack, with faults, in about a minute"
 	@echo "make local     run the local stack until Ctrl-C (no Docker, no AWS account; BY_HAND=1: you send the callbacks)"
 	@echo "make bench     print the benchmark figures (never part of make test)"
-	@echo "make install   create $(VENV) from the pinned requirements.txt"
+	@echo "make install   create $(VENV) from the pinned requirements.txt, and $(VENV)/bin/handoff (the operator CLI)"
 	@echo "make test      lint + template checks + all tests (what CI runs)"
 	@echo "make lint      ruff, mypy, cfn-lint, sam validate --lint, checkov, bandit"
 	@echo "make build     sam build (layer for python3.13/arm64)"
@@ -29,12 +29,17 @@ help:
 	@echo "make openapi   regenerate openapi.json from the functions' models"
 	@echo "make clean     remove build and cache folders"
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(BIN)/handoff
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
+
+# The operator CLI's launcher (ops/launcher.py): runs this checkout's ops/cli.py from any directory.
+# A target of its own, so that it is written on a venv installed before it existed too.
+$(BIN)/handoff: $(VENV)/.installed ops/launcher.py
+	@$(PY) -m ops.launcher $@
 
 # Test files run side by side (pytest-xdist): each file a group of its own (its stack started once),
 # the heaviest files one group run one after another (tests/conftest.py HEAVY_FILES).
@@ -103,17 +108,20 @@ openapi: install
 OPS_STACK := $(if $(filter-out file,$(origin STACK)),$(STACK),$(if $(filter-out default,$(ENV)),$(STACK)))
 # A value as one shell word, whatever it holds (spaces, !, quotes): the tool judges it, not the shell.
 quote = '$(subst ','\'',$(1))'
-# make ends with its own exit code 2 whenever a recipe fails; the tools' own codes (preflight: 1 a
-# check FAILED, 2 it could not run) are those of `python -m ops.<tool>`, which README documents.
-preflight: install
-	@$(PY) -m ops.preflight $(if $(OPS_STACK),--stack $(call quote,$(OPS_STACK)))
+# Each runs the operator CLI, `handoff <command>` (which runs ops/<command>.py), as the launcher
+# runs it: `python -m ops.cli` in this checkout (they need the venv, not the launcher file). make
+# ends with its own exit code 2 whenever a recipe fails; the tools' own codes (preflight: 1 a check
+# FAILED, 2 it could not run) are those of `handoff <command>`, which README documents.
+HANDOFF = $(PY) -m ops.cli $(if $(OPS_STACK),--stack $(call quote,$(OPS_STACK)))
+preflight: $(VENV)/.installed
+	@$(HANDOFF) preflight
 
-redrive: install
-	@$(PY) -m ops.redrive $(if $(OPS_STACK),--stack $(call quote,$(OPS_STACK))) $(if $(RATE),--rate $(call quote,$(RATE)))
+redrive: $(VENV)/.installed
+	@$(HANDOFF) redrive $(if $(RATE),--rate $(call quote,$(RATE)))
 
-replay: install
+replay: $(VENV)/.installed
 	@test -n $(call quote,$(KEY)) || { echo "usage: make replay KEY=raw/<vendor>/... [STACK=...|STACK=local]"; exit 2; }
-	@$(PY) -m ops.replay $(if $(OPS_STACK),--stack $(call quote,$(OPS_STACK))) --key $(call quote,$(KEY))
+	@$(HANDOFF) replay -- $(call quote,$(KEY))
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -485,7 +485,10 @@ def announce(stack: LocalStack, args: argparse.Namespace, state_file: Path | Non
         if args.no_vendor_callbacks:
             print("No vendor sandbox calls back: send the callbacks yourself (README 'Poking at it by hand').")
         if state_file is not None:
-            print(f"Operator tools find this stack through {state_file} (make preflight, replay, redrive).")
+            print(
+                f"Operator tools find this stack through {state_file}: .venv/bin/handoff (jobs list, jobs show, "
+                "events tail, ...), make preflight, replay, redrive."
+            )
         print("Function logs follow (JSON, one line per event, reference_id on each). Ctrl-C stops.", flush=True)
 
 

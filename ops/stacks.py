@@ -38,6 +38,10 @@ class Stack:
     outputs: dict[str, str]
     client: Callable[[str], Any]  # service name -> a boto3 client on this stack's AWS
     state: dict[str, Any] = field(default_factory=dict)  # the local stack's state file (else empty)
+    region: str = ""  # where its API signs requests (SigV4); "" when no region is configured
+    # Who signs requests to its API (botocore credentials, or None when there are none): the
+    # caller's default chain for a deployed stack, the local stack's own identity locally.
+    credentials: Callable[[], Any] = field(default=lambda: None)
 
     @property
     def local(self) -> bool:
@@ -91,7 +95,9 @@ def find(stack: str | None, region: str | None = None, state_path: Path = STATE_
 
 
 def local(state: dict[str, Any]) -> Stack:
-    from local.aws import endpoint_client
+    from botocore.credentials import Credentials
+
+    from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, endpoint_client
 
     outputs = state.get("outputs")
     if not isinstance(outputs, dict) or "lambda_endpoint" not in state:
@@ -100,7 +106,10 @@ def local(state: dict[str, Any]) -> Stack:
     def client(service: str) -> Any:
         return endpoint_client(state["lambda_endpoint" if service == "lambda" else "aws_endpoint"], service)
 
-    return Stack(LOCAL, str(state.get("api", "?")), dict(outputs), client, state)
+    def credentials() -> Any:  # the local API verifies SigV4 against the stack's one identity
+        return Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+
+    return Stack(LOCAL, str(state.get("api", "?")), dict(outputs), client, state, REGION, credentials)
 
 
 def deployed(name: str, region: str | None) -> Stack:
@@ -119,7 +128,14 @@ def deployed(name: str, region: str | None) -> Stack:
         ) from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     factory: Any = session.client  # any service by name (the typed overloads want a literal)
-    return Stack(name, session.region_name or "no region", outputs, factory)
+    return Stack(
+        name,
+        session.region_name or "no region",
+        outputs,
+        factory,
+        region=session.region_name or "",
+        credentials=session.get_credentials,
+    )
 
 
 def error_message(exc: BaseException) -> str:
