@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -222,12 +223,7 @@ def retry_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) 
     },
 )
 def cancel_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) -> Response[str]:
-    for_job(reference_id)
-    try:
-        job = job_control().cancel(reference_id)
-    except JobRefused as exc:
-        return api.error_response(exc.status, exc.code, exc.message, exc.details)
-    return api.json_response(200, job.model_dump(mode="json"))
+    return _controlled(reference_id, job_control().cancel)
 
 
 @app.post(
@@ -248,9 +244,14 @@ def cancel_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)])
     },
 )
 def order_job(reference_id: Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]) -> Response[str]:
+    return _controlled(reference_id, job_control().order)
+
+
+def _controlled(reference_id: str, control: Callable[[str], Job]) -> Response[str]:
+    """A cancel or an order: 200 with the job as it is now, or the refusal's error body."""
     for_job(reference_id)
     try:
-        job = job_control().order(reference_id)
+        job = control(reference_id)
     except JobRefused as exc:
         return api.error_response(exc.status, exc.code, exc.message, exc.details)
     return api.json_response(200, job.model_dump(mode="json"))
