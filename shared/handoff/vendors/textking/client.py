@@ -27,12 +27,13 @@ from pydantic import ValidationError
 
 from handoff.callbacks import CallbackApplier, Tally, Verdict
 from handoff.lifecycle import Document, Observation, VendorUpdate, is_terminal
-from handoff.models import ORDERED_REF, DocumentUnavailable, Job, JobStatus, Quote
+from handoff.models import CLEANUP_REF, ORDERED_REF, DocumentUnavailable, Job, JobStatus, Quote
 from handoff.observability import count, for_job, logger
 from handoff.settings import core_settings, put_secret_json, secret_json
 from handoff.vendors.base import (
     Acceptance,
     Checkpoint,
+    Cleaned,
     MissingCredential,
     Rejected,
     Timeouts,
@@ -52,6 +53,8 @@ NAME = "textking"
 EMPTY_DOCUMENT = "the document is empty: TEXTKING takes no empty document"
 # Project states in which the order is placed (REFERENCE.md §2.2: running, then finished).
 PLACED = frozenset({"running", "finished"})
+# The submission's checkpoints, forgotten once what they name is deleted (a resubmission starts afresh).
+FORGOTTEN = {"project_id": "", "job_id": "", "project_name": "", "job_requested": ""}
 TRIGGER_STATES = ("translation-pending", "translation-delivered", "revision-requested", "completed", "canceled")
 
 _STATE_MAP = {
@@ -291,8 +294,9 @@ class TextkingClient:
     def _without_orphans(self, exc: Rejected, checkpoint: Checkpoint) -> Rejected:
         """A submission TEXTKING refused for good leaves nothing behind: the project Handoff
         created for it is deleted (DELETE /project: prepared only, 204), or, in a caller's
-        project, the job. Said in the job's last_error (and so its history); a deletion that
-        fails is logged and said there too (gone once the project is deleted by hand)."""
+        project, the job. Said in the job's last_error (and so its history). A deletion that
+        fails is logged, counted (TextkingOrphanLeft) and said there too, and the job names it
+        in vendor_refs[CLEANUP_REF] ("project" / "job"): the reconciler retries it (`clean_up`)."""
         refs = checkpoint.refs
         project_id, job_id = refs.get("project_id"), refs.get("job_id")
         if not project_id or exc.code == "project_not_prepared":
@@ -304,12 +308,13 @@ class TextkingClient:
         else:
             return exc
         if self._delete_quietly(target):
-            checkpoint.record(project_id="", job_id="", project_name="", job_requested="")
+            checkpoint.record(**FORGOTTEN)
             note = f"; the TEXTKING {what} it created was deleted"
         else:
             logger.error("an orphan is left at TEXTKING", extra={"what": what})
             count("TextkingOrphanLeft", NAME)
-            note = f"; the TEXTKING {what} it created could NOT be deleted: delete it by hand"
+            checkpoint.record(**{CLEANUP_REF: what.split()[0]})
+            note = f"; the TEXTKING {what} it created could NOT be deleted yet: the reconciler retries it"
         return Rejected(
             exc.code,
             exc.message + note,
@@ -551,6 +556,65 @@ class TextkingClient:
         except ValidationError:
             logger.warning("TEXTKING answered the job without a usable quote")
             return None
+
+    # -- after a failure: what is left -------------------------------------------------------------
+
+    def clean_up(self, job: Job) -> Cleaned:
+        """Delete what the FAILED `job` left at TEXTKING (vendor_refs[CLEANUP_REF], for the
+        reconciler): the project Handoff created for it (DELETE /project/{id}, prepared only,
+        204; REFERENCE.md §2.2), found by name when its creation's answer was lost; in a caller's
+        project, only its job (DELETE .../job/{id}, §2.3). A project or job already gone (404) or
+        a project canceled is nothing left. Returns the history detail and FORGOTTEN refs.
+
+        Raises Transient when TEXTKING cannot be asked now; Rejected `order_placed` when the
+        project is running or finished (a billed order exists: a person must look), or TEXTKING's
+        own refusal (e.g. the token: `forbidden`, http_401). Each failure counts TextkingOrphanLeft.
+        """
+        try:
+            detail = self._delete_left(job)
+        except VendorError as exc:
+            count("TextkingOrphanLeft", NAME)
+            logger.error(
+                "what the failed job left at TEXTKING could not be deleted",
+                extra={"reference_id": job.reference_id, "error_code": exc.code},
+            )
+            raise
+        return Cleaned(detail, dict(FORGOTTEN))
+
+    def _delete_left(self, job: Job) -> str:
+        refs = job.vendor_refs
+        ours = bool(refs.get("project_name"))
+        project_id = refs.get("project_id") or job.request.get("project_id")
+        if ours and not project_id:
+            project_id = self.find_project(refs["project_name"])
+        if not project_id:
+            return "nothing was left at TEXTKING (no project was created)"
+        if ours:
+            target, what = f"/project/{_seg(project_id)}", f"project {project_id}"
+        else:
+            job_id = refs.get("job_id") or None
+            if job_id is None and refs.get("job_requested"):
+                request = TextkingSubmitRequest.model_validate(job.request)
+                job_id = self.find_job(project_id, request, ours=False)
+            if job_id is None:
+                return "nothing was left at TEXTKING (no job was created)"
+            target, what = f"/project/{_seg(project_id)}/job/{_seg(job_id)}", f"job {job_id}"
+        try:
+            self._call("DELETE", target)
+        except Rejected as exc:
+            if exc.http_status == 404:
+                return f"the TEXTKING {what} is gone already"
+            if exc.code != "project_not_prepared":
+                raise
+            state = self.project_state(project_id)
+            if ours and state == "canceled":
+                return f"the TEXTKING {what} is canceled"
+            raise Rejected(
+                "order_placed",
+                f"the TEXTKING {what} cannot be deleted: project {project_id} is {state} (an order is placed)",
+                http_status=exc.http_status,
+            ) from exc
+        return f"the TEXTKING {what} it created was deleted"
 
     # -- after submission: cancel, order -----------------------------------------------------------
 
@@ -816,6 +880,17 @@ class TextkingClient:
         if location.rstrip("/"):
             return location.rstrip("/").rsplit("/", 1)[-1]
         raise Transient("ambiguous_response", f"TEXTKING created a {what} without telling its id")
+
+
+def left_by(refs: dict[str, str]) -> str | None:
+    """What a submission given up after transient failures may have left at TEXTKING, by its
+    checkpoints: the project it created (or asked for: its answer may have been lost), or its
+    job in a caller's project. None: nothing was asked for."""
+    if refs.get("project_name"):
+        return "project"
+    if refs.get("job_id") or refs.get("job_requested"):
+        return "job"
+    return None
 
 
 def _acceptance(project_id: str, job_id: str, *, ordered: bool, quote: Quote | None = None) -> Acceptance:
