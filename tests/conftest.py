@@ -288,8 +288,9 @@ def textking(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterato
     from tests.fakes.textking import TextkingFake
 
     monkeypatch.setenv("TEXTKING_BASE_URL", httpserver.url_for("/tk/v1").rstrip("/"))
+    monkeypatch.setenv("TEXTKING_OAUTH_TOKEN_URL", httpserver.url_for("/tk/oauth/token"))
     reset_function_caches()
-    fake = TextkingFake(httpserver, token=TEXTKING_ACCESS_TOKEN, prefix="/tk/v1")
+    fake = TextkingFake(httpserver, token=TEXTKING_ACCESS_TOKEN, prefix="/tk/v1", oauth_path="/tk/oauth/token")
     yield fake
     fake.stop()
     httpserver.clear()

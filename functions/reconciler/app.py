@@ -15,7 +15,7 @@ from handoff.queue import SubmissionQueue
 from handoff.reconcile import Reconciler
 from handoff.settings import core_settings, reconciler_settings, submission_settings
 from handoff.store import DynamoJobStore
-from handoff.vendors import client_for
+from handoff.vendors import VENDORS, client_for
 
 # Stop taking new jobs when less than this is left of the invocation.
 STOP_WITH_SECONDS_LEFT = 45
@@ -38,6 +38,7 @@ def reconciler() -> Reconciler:
         applier,
         SubmissionQueue(submission_settings().queue_url, sqs),
         reconciler_settings(),
+        cleanups=lambda name: VENDORS[name].cleanup if name in VENDORS else None,
     )
 
 

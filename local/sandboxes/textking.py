@@ -20,6 +20,14 @@ summarised in REFERENCE.md §2. What it refuses, call by call (README "TEXTKING 
                                        400 for an empty body
     POST .../callbacks                 400 for a trigger_state not documented or a url not http(s)
     POST /price-info                   public; 400 for bad language codes, 406 for the type
+    POST /oauth/token (www host)       the refresh grant (REFERENCE.md §2.1): a form only (else 400
+                                       invalid_request); grant_type other than refresh_token 400
+                                       unsupported_grant_type; client_id/client_secret not the
+                                       app's 401 invalid_client; a refresh_token not the current
+                                       one 400 invalid_grant; else 200 {access_token, token_type,
+                                       expires_in[, refresh_token when `rotate_refresh_token`]}
+                                       (OAuth 2.0's names and error bodies, RFC 6749 §5: TEXTKING
+                                       documents neither)
 
 TEXTKING documents statuses only, no error bodies: the sandbox answers each refusal with a one-line
 text/plain reason (a client must not depend on it). A bad input is never a 5xx.
@@ -30,6 +38,9 @@ app. The control routes do it as a customer would: POST /_sandbox/job/{id}/accep
 /revision (revision-requested, then delivered again). `auto_accept` accepts every delivery.
 The project becomes `finished` once every active job is completed or canceled. Each state sends
 the callbacks registered for it: a form-encoded POST of project_id, job_id and extra_data only.
+
+`expire_token()` (or POST /_sandbox/oauth/expire) expires the current access token: every call with
+it is a 401 until the refresh grant issues a new one.
 
 Faults: `fail_next` (a call pattern answered once with a status, nothing done), `lose_answer` (a
 call pattern done, then answered 504 once: the answer is lost), and CallbackSender's.
@@ -116,9 +127,20 @@ class TextkingSandbox:
         progress_seconds: float | None = None,
         seed: int | None = None,
         auto_accept: bool = False,
+        oauth_path: str = "/oauth/token",
+        client_id: str = "sandbox-app",
+        client_secret: str = "sandbox-app-secret",  # noqa: S107 (the sandbox app's, known to tests)
+        refresh_token: str | None = None,
     ) -> None:
         self.token = token
         self.prefix = prefix
+        # The OAuth app and its refresh grant (None: no refresh token was ever issued).
+        self.oauth_path = oauth_path
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.refresh_token = refresh_token
+        self.rotate_refresh_token = False  # True: each refresh issues a new refresh token too
+        self.token_requests: list[dict[str, str]] = []  # each token request's form, as received
         self.progress_seconds = progress_seconds  # None: states change only when a test says so
         self.auto_accept = auto_accept  # True: every delivery is accepted (completed) at once
         self.projects: dict[str, dict[str, Any]] = {}
@@ -169,6 +191,11 @@ class TextkingSandbox:
             self._later(self.progress_seconds, job_id, "translation-delivered")
         return True
 
+    def expire_token(self) -> None:
+        """The current access token expires: calls with it are 401 until a refresh."""
+        with self._lock:
+            self.token = f"expired-{secrets.token_urlsafe(8)}-unknown-to-anyone"
+
     def only_job(self) -> SandboxJob:
         (job,) = self.jobs.values()
         return job
@@ -186,6 +213,9 @@ class TextkingSandbox:
     def handle(self, request: Request) -> Response:
         if request.path.startswith("/_sandbox/"):
             return self._control(request)
+        if request.path == self.oauth_path:
+            with self._lock:
+                return self._token(request)
         path = request.path.removeprefix(self.prefix)
         call = f"{request.method} {path}"
         with self._lock:
@@ -243,12 +273,41 @@ class TextkingSandbox:
             with self._lock:
                 jobs = [{"id": j.id, "project_id": j.project_id, "state": j.state} for j in self.jobs.values()]
             return _json(jobs)
+        if request.path == "/_sandbox/oauth/expire" and request.method == "POST":
+            self.expire_token()
+            return _json({"expired": True})
         match = re.fullmatch(r"/_sandbox/job/([^/]+)/(accept|revision)", request.path)
         if match and request.method == "POST":
             job_id, action = match.groups()
             done = self.accept(job_id) if action == "accept" else self.request_revision(job_id)
             return _json({"done": done}) if done else _text(409, "the job is not translation-delivered")
         return _text(404, "no such route")
+
+    # -- OAuth ---------------------------------------------------------------------------------------
+
+    def _token(self, request: Request) -> Response:
+        """POST /oauth/token, the refresh grant only (the authorization-code grant needs a person
+        at a browser: not the sandbox's). Refusals as RFC 6749 §5.2: 400/401 with {"error"}."""
+        if request.method != "POST":
+            return _text(405, "POST only")
+        if request.mimetype != "application/x-www-form-urlencoded":
+            return _oauth_error(400, "invalid_request", "the body must be a form")
+        form = request.form
+        self.token_requests.append({k: form.get(k, "") for k in form})
+        if any(len(form.getlist(k)) > 1 for k in form):
+            return _oauth_error(400, "invalid_request", "a field is given more than once")
+        if form.get("grant_type") != "refresh_token":
+            return _oauth_error(400, "unsupported_grant_type", "the sandbox grants refresh_token only")
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return _oauth_error(401, "invalid_client", "client_id or client_secret is not the app's")
+        if not form.get("refresh_token") or form.get("refresh_token") != self.refresh_token:
+            return _oauth_error(400, "invalid_grant", "the refresh_token is not valid")
+        self.token = f"tk-{secrets.token_urlsafe(18)}"
+        body: dict[str, Any] = {"access_token": self.token, "token_type": "Bearer", "expires_in": 3600}
+        if self.rotate_refresh_token:
+            self.refresh_token = f"rt-{secrets.token_urlsafe(18)}"
+            body["refresh_token"] = self.refresh_token
+        return _json(body, 200, **{"Cache-Control": "no-store"})
 
     # -- projects ----------------------------------------------------------------------------------
 
@@ -543,6 +602,10 @@ def _json(body: Any, status: int = 200, **headers: str) -> Response:
     return Response(json.dumps(body), status=status, content_type="application/json; charset=utf-8", headers=headers)
 
 
+def _oauth_error(status: int, error: str, description: str) -> Response:
+    return _json({"error": error, "error_description": description}, status)
+
+
 def _text(status: int, reason: str) -> Response:
     return Response(reason, status=status, content_type="text/plain; charset=utf-8")
 
@@ -564,7 +627,14 @@ class LocalTextking(LocalVendor):
     def __init__(self, setup: LocalSetup) -> None:
         super().__init__(setup)
         self.token = secrets.token_urlsafe(24)
-        self.sandbox = TextkingSandbox(token=self.token, prefix=self.prefix, progress_seconds=setup.work_seconds / 2)
+        # With a refresh grant, so that the stack's refresh on a 401 runs here too
+        # (POST /_sandbox/oauth/expire expires the access token).
+        self.sandbox = TextkingSandbox(
+            token=self.token,
+            prefix=self.prefix,
+            progress_seconds=setup.work_seconds / 2,
+            refresh_token=secrets.token_urlsafe(24),
+        )
         self.accepted: set[str] = set()
 
     @property
@@ -572,10 +642,22 @@ class LocalTextking(LocalVendor):
         return f"{super().url}{self.prefix}"
 
     def parameters(self) -> dict[str, str]:
-        return {"TextkingBaseUrl": self.url, "TextkingOrderingEnabled": "true"}  # the sandbox bills nobody
+        assert self.server is not None
+        return {
+            "TextkingBaseUrl": self.url,
+            "TextkingOrderingEnabled": "true",  # the sandbox bills nobody
+            "TextkingOAuthTokenUrl": f"{self.server.url}{self.sandbox.oauth_path}",
+        }
 
     def secret(self, current: Mapping[str, str]) -> dict[str, str]:
-        return {**current, "access_token": self.token}  # the callback signing keys the stack made stay
+        # the callback signing keys the stack made stay
+        return {
+            **current,
+            "access_token": self.token,
+            "refresh_token": str(self.sandbox.refresh_token),
+            "client_id": self.sandbox.client_id,
+            "client_secret": self.sandbox.client_secret,
+        }
 
     def connect(self, callback_url: str) -> None:
         """Nothing to do: Handoff registers its callback URL on each TEXTKING job."""

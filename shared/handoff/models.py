@@ -100,6 +100,11 @@ class HistoryEntry(BaseModel):
 # vendor_refs["ordered"]: "true" once the vendor's billed order is placed, "false" while a job the
 # vendor accepted waits for it (a vendor with an order step: handoff.vendors.base.OrderCapability).
 ORDERED_REF = "ordered"
+# vendor_refs["cleanup"]: what a FAILED job left at the vendor, still to be deleted (the vendor's
+# own word for it, e.g. "project"; "" or absent: nothing). Set when a submission that failed for
+# good could not delete what it had created (or gave up after retries with something created);
+# the reconciler retries the deletion through the vendor's CleanupCapability until it succeeds.
+CLEANUP_REF = "cleanup"
 
 
 class Quote(BaseModel):

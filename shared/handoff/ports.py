@@ -99,6 +99,10 @@ class JobStore(Protocol):
         """Up to `limit` jobs in `status` last written before `updated_before`, oldest first."""
         ...
 
+    def awaiting_cleanup(self, limit: int) -> list[StaleJob]:
+        """Up to `limit` FAILED jobs naming something left at their vendor (CLEANUP_REF), oldest first."""
+        ...
+
     def mark_checked(self, reference_id: str, status: JobStatus) -> bool:
         """The reconciler looked and found nothing new: updated_at and checked_at move, if the
         status is still `status` (False: it is not)."""

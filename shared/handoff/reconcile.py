@@ -9,6 +9,10 @@ schedule:
         -> the vendor's GET job, applied through the same conditional transition as a callback
     QUEUED with no write for `silent_after_seconds` and no attempt due
         -> nobody holds it (its message was lost or dead-lettered unattempted): enqueue it again
+    FAILED naming something left at its vendor (vendor_refs[CLEANUP_REF], e.g. a project a
+    failed submission created and could not delete)
+        -> the vendor's CleanupCapability.delete, every run until it succeeds; then the marker is
+           cleared and the cleanup recorded in the job's history (no status change, no event)
 
 Work is bounded (max_jobs_per_run, oldest first, and the function's remaining time) and needs
 no cursor: a job that was looked at gets a fresh updated_at (JobStore.mark_checked), so the next
@@ -22,14 +26,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from handoff.callbacks import CallbackApplier, Verdict
-from handoff.models import JobStatus
+from handoff.lifecycle import Transition
+from handoff.models import CLEANUP_REF, JobStatus
 from handoff.observability import count, logger
 from handoff.ports import JobStore, RetryQueue
 from handoff.settings import ReconcilerSettings
 from handoff.store import StaleJob
-from handoff.vendors.base import Transient, VendorClient, VendorError
+from handoff.vendors.base import CleanupCapability, Transient, VendorClient, VendorError
 
 WATCHED = (JobStatus.QUEUED, JobStatus.SUBMITTED, JobStatus.IN_PROGRESS, JobStatus.DELIVERED)
+# A FAILED job stays FAILED when its leftovers are cleaned up: the write adds a history entry only.
+CLEANED_UP = Transition(JobStatus.FAILED, frozenset({JobStatus.FAILED}))
 
 
 class Reconciler:
@@ -40,12 +47,14 @@ class Reconciler:
         appliers: Callable[[str], CallbackApplier],
         queue: RetryQueue,
         settings: ReconcilerSettings,
+        cleanups: Callable[[str], CleanupCapability | None] = lambda vendor: None,
     ) -> None:
         self.store = store
         self.clients = clients
         self.appliers = appliers
         self.queue = queue
         self.settings = settings
+        self.cleanups = cleanups  # vendor name -> its CleanupCapability (None: it leaves nothing behind)
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> dict[str, int]:
         """Look at up to max_jobs_per_run quiet jobs, oldest first. Returns what happened, counted."""
@@ -58,7 +67,14 @@ class Reconciler:
                 tally["deferred"] += len(candidates) - position
                 break
             tally[self._reconcile(candidate, _iso(now))] += 1
-        report = {k: tally.get(k, 0) for k in ("advanced", "unchanged", "requeued", "skipped", "errors", "deferred")}
+        leftovers = [] if should_stop() else self.store.awaiting_cleanup(limit)
+        for position, candidate in enumerate(leftovers):
+            if should_stop():
+                tally["deferred"] += len(leftovers) - position
+                break
+            tally[self._clean_up(candidate)] += 1
+        keys = ("advanced", "unchanged", "requeued", "skipped", "errors", "deferred", "cleaned", "cleanup_errors")
+        report = {k: tally.get(k, 0) for k in keys}
         logger.info("reconciler run", extra={"candidates": len(candidates), **report})
         return report
 
@@ -108,6 +124,40 @@ class Reconciler:
             return "advanced"
         self.store.mark_checked(job.reference_id, job.status)
         return "unchanged"
+
+    def _clean_up(self, candidate: StaleJob) -> str:
+        """Delete what a FAILED job left at its vendor (vendor_refs[CLEANUP_REF]) through the
+        vendor's CleanupCapability: "cleaned" (the marker cleared, the vendor's refs recorded, a
+        history entry), "cleanup_errors" (the marker stays; retried next run), "skipped"."""
+        log = {"reference_id": candidate.reference_id, "status": candidate.status.value}
+        job = self.store.get(candidate.reference_id)
+        if job is None or job.status is not JobStatus.FAILED or not job.vendor_refs.get(CLEANUP_REF):
+            return "skipped"  # resubmitted, or cleaned up since the index was read
+        capability = self.cleanups(job.vendor)
+        if capability is None:
+            logger.error("a job names something left at a vendor that cleans nothing up", extra=log)
+            self.store.mark_checked(job.reference_id, job.status)
+            return "skipped"
+        try:
+            cleaned = capability.delete(job)
+        except VendorError as exc:
+            logger.error(
+                "what the failed job left at its vendor could not be deleted; retried next run",
+                extra={**log, "error_code": exc.code, "left": job.vendor_refs.get(CLEANUP_REF)},
+            )
+            self.store.mark_checked(job.reference_id, job.status)  # the next run starts with other jobs
+            return "cleanup_errors"
+        outcome = self.store.transition(
+            job.reference_id,
+            CLEANED_UP,
+            source="reconciler",
+            detail=f"cleanup: {cleaned.detail}",
+            set_fields={"vendor_refs": {**job.vendor_refs, **cleaned.refs, CLEANUP_REF: ""}},
+        )
+        if not outcome.applied:
+            return "skipped"  # resubmitted meanwhile: its new attempt owns the vendor's things
+        logger.info("what the failed job left at its vendor is cleaned up", extra={**log, "detail": cleaned.detail})
+        return "cleaned"
 
 
 def _iso(moment: datetime) -> str:

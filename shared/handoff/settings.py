@@ -200,18 +200,39 @@ def results_bucket() -> str:
     return bucket
 
 
-def secret_json(name: str) -> dict[str, Any]:
-    """A JSON secret from Secrets Manager, cached for SECRETS_MAX_AGE_SECONDS.
+def secret_json(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
+    """A JSON secret from Secrets Manager, cached for SECRETS_MAX_AGE_SECONDS (`force_fetch`: read
+    from Secrets Manager now, and cache that).
 
     Powertools caches by (name, transform) only, so rotation keeps current and previous values
     inside one JSON secret rather than reading AWSPREVIOUS (anchors.md §2.1).
     """
     from aws_lambda_powertools.utilities import parameters  # deferred: only functions with secrets pay for it
 
-    value = parameters.get_secret(name, transform="json", max_age=core_settings().secrets_max_age)
+    value = parameters.get_secret(
+        name, transform="json", max_age=core_settings().secrets_max_age, force_fetch=force_fetch
+    )
     if not isinstance(value, dict):
         raise ConfigurationError(f"secret {name} must hold a JSON object")
     return value
+
+
+_secrets_client: Any = None  # made once per container, by the first put_secret_json
+
+
+def put_secret_json(name: str, value: dict[str, Any]) -> None:
+    """Store `value` as the secret's new current version (secretsmanager:PutSecretValue; the
+    function's role must allow it on that secret), then read it back into the cache, so that
+    this container uses it at once. Raises botocore's ClientError when it cannot be stored."""
+    import json
+
+    global _secrets_client
+    if _secrets_client is None:
+        import boto3  # deferred: only a function that writes a secret (a vendor token refresh) pays for it
+
+        _secrets_client = boto3.client("secretsmanager")
+    _secrets_client.put_secret_value(SecretId=name, SecretString=json.dumps(value))
+    secret_json(name, force_fetch=True)
 
 
 def clear_caches() -> None:

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from handoff import vendor_json
 from handoff.itemsize import item_size
 from handoff.lifecycle import Transition
-from handoff.models import ORDERED_REF, Batch, HistoryEntry, Job, JobError, JobStatus, JobSummary
+from handoff.models import CLEANUP_REF, ORDERED_REF, Batch, HistoryEntry, Job, JobError, JobStatus, JobSummary
 
 # The history keeps the latest entries; older ones are dropped after a transition pushes past it.
 HISTORY_LIMIT = 50
@@ -440,6 +440,21 @@ class DynamoJobStore(_ConditionalTable):
             for i in self._query(status, updated_before, limit, vendor, other_than)
         ]
 
+    def awaiting_cleanup(self, limit: int) -> list[StaleJob]:
+        """Up to `limit` FAILED jobs whose vendor_refs name something left at the vendor
+        (CLEANUP_REF non-empty), least recently written first (status-updated_at-index, which
+        projects vendor_refs: a filtered Query of the FAILED partition, paged until `limit`)."""
+        return [
+            StaleJob(
+                i["reference_id"]["S"],
+                JobStatus(i["status"]["S"]),
+                i["updated_at"]["S"],
+                i.get("vendor", {}).get("S", ""),
+            )
+            # "~" sorts after every ISO-8601 time: written at any time before now
+            for i in self._query(JobStatus.FAILED, "~", limit, None, (), cleanup=True)
+        ]
+
     def mark_checked(self, reference_id: str, status: JobStatus) -> bool:
         """Note that the reconciler looked at the job and found nothing new (no status change).
 
@@ -572,9 +587,17 @@ class DynamoJobStore(_ConditionalTable):
         return response.get("Items", []), response.get("LastEvaluatedKey")
 
     def _query(
-        self, status: JobStatus, updated_before: str, limit: int, vendor: str | None, other_than: tuple[str, ...]
+        self,
+        status: JobStatus,
+        updated_before: str,
+        limit: int,
+        vendor: str | None,
+        other_than: tuple[str, ...],
+        *,
+        cleanup: bool = False,
     ) -> list[dict[str, Any]]:
-        """Up to `limit` items of status-updated_at-index (keys and vendor), oldest first."""
+        """Up to `limit` items of status-updated_at-index (keys and vendor), oldest first;
+        `cleanup`: only those whose vendor_refs hold a non-empty CLEANUP_REF."""
         found: list[dict[str, Any]] = []
         names = {"#status": "status", "#updated_at": "updated_at"}
         values: dict[str, Any] = {":status": {"S": status.value}, ":before": {"S": updated_before}}
@@ -594,6 +617,13 @@ class DynamoJobStore(_ConditionalTable):
             else:
                 values.update({f":v{i}": {"S": v} for i, v in enumerate(other_than)})
                 request["FilterExpression"] = f"NOT #vendor IN ({', '.join(f':v{i}' for i in range(len(other_than)))})"
+        if cleanup:
+            names.update({"#vendor_refs": "vendor_refs", "#cleanup": CLEANUP_REF})
+            values[":nothing"] = {"S": ""}
+            marked = "attribute_exists(#vendor_refs.#cleanup) AND #vendor_refs.#cleanup <> :nothing"
+            request["FilterExpression"] = (
+                f"({request['FilterExpression']}) AND {marked}" if "FilterExpression" in request else marked
+            )
         while len(found) < limit:
             response = self.client.query(**request, Limit=limit - len(found))
             found.extend(response.get("Items", []))

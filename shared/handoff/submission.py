@@ -33,13 +33,13 @@ from pydantic import ValidationError
 from handoff.backoff import Backoff
 from handoff.batches import Batches, BatchRefused
 from handoff.lifecycle import GIVE_UP, RESUBMIT, transition_to
-from handoff.models import HistoryEntry, Job, JobError, JobStatus, SubmissionMessage, request_hash
+from handoff.models import CLEANUP_REF, HistoryEntry, Job, JobError, JobStatus, SubmissionMessage, request_hash
 from handoff.observability import count, for_job, logger
 from handoff.pacing import LATENESS_ALLOWANCE
 from handoff.ports import JobStore, RateLimiter, RetryQueue
 from handoff.queue import Disposition, MessageOutcome
 from handoff.store import CreateOutcome, DynamoJobStore, utc_now
-from handoff.vendors import SubmitRequest, parse_submit_request
+from handoff.vendors import VENDORS, SubmitRequest, parse_submit_request
 from handoff.vendors.base import (
     AlreadySubmitted,
     Checkpoint,
@@ -408,7 +408,7 @@ class Submitter:
         except Transient as exc:
             found = self._last_look(client, job, request) if final else None
             if found is None:
-                return self._transient(job, exc, final=final)
+                return self._transient(job, exc, final=final, refs=checkpoint.refs)
             accepted = found
         except Rejected as exc:
             logger.info("vendor rejected the submission", extra={**log, "error_code": exc.code})
@@ -428,13 +428,15 @@ class Submitter:
             # and visible on the job, never a silently stuck job. The type only: no secret in it.
             logger.exception("submission attempt failed inside Handoff", extra=log)
             internal = Transient("internal_error", f"{type(exc).__name__} while submitting")
-            return self._transient(job, internal, final=final)
+            return self._transient(job, internal, final=final, refs=checkpoint.refs)
         outcome = self.store.transition(
             job.reference_id,
             transition_to(JobStatus.SUBMITTED),
             source="submit",
             set_fields={
-                "vendor_refs": {**job.vendor_refs, **accepted.vendor_refs},
+                # a leftover an earlier give-up named is this job's own again: nothing to clean up
+                "vendor_refs": {**job.vendor_refs, **accepted.vendor_refs}
+                | ({CLEANUP_REF: ""} if job.vendor_refs.get(CLEANUP_REF) else {}),
                 **({"quote": accepted.quote.model_dump(mode="json")} if accepted.quote else {}),
             },
             set_if_absent={"vendor_job_id": accepted.vendor_job_id},
@@ -528,10 +530,15 @@ class Submitter:
             )
         return found
 
-    def _transient(self, job: Job, exc: Transient, *, final: bool) -> SubmitResult:
+    def _transient(self, job: Job, exc: Transient, *, final: bool, refs: dict[str, str] | None = None) -> SubmitResult:
+        """`refs`: the job's vendor_refs as the attempt left them (its checkpoints)."""
         log = {"reference_id": job.reference_id, "vendor": job.vendor, "error_code": exc.code}
         failed_attempts = job.attempts + 1
         if final:
+            refs = job.vendor_refs if refs is None else refs
+            left = _left_at_vendor(job.vendor, refs)
+            if left:  # what the attempts created at the vendor: the reconciler deletes it
+                logger.warning("the job leaves something at its vendor to clean up", extra={**log, "left": left})
             logger.warning("retries exhausted; the job is FAILED", extra={**log, "attempts": failed_attempts})
             count("SubmissionFailed", job.vendor)
             error = JobError(
@@ -545,7 +552,8 @@ class Submitter:
                 GIVE_UP,
                 source="submit",
                 detail=RETRIES_EXHAUSTED,
-                set_fields={"last_error": error.model_dump(mode="json")},
+                set_fields={"last_error": error.model_dump(mode="json")}
+                | ({"vendor_refs": {**refs, CLEANUP_REF: left}} if left else {}),
                 remove_fields=("lease_until", "next_attempt_at"),
                 count_attempt=True,
             )
@@ -565,6 +573,19 @@ class Submitter:
         except Exception:  # the job is recorded QUEUED; the reconciler enqueues jobs nobody holds
             logger.exception("could not enqueue the job for retry", extra={"reference_id": job.reference_id})
             count("SubmissionEnqueueFailed", job.vendor)
+
+
+def _left_at_vendor(vendor_name: str, refs: dict[str, str]) -> str | None:
+    """What a job given up after transient failures may have left at its vendor (its
+    CleanupCapability's word for it), or None: nothing, or a vendor that leaves nothing behind."""
+    registered = VENDORS.get(vendor_name)
+    if registered is None or registered.cleanup is None:
+        return None
+    try:
+        return registered.cleanup.left_by(refs)
+    except Exception:  # the give-up is recorded all the same
+        logger.exception("could not tell what the job left at its vendor", extra={"vendor": vendor_name})
+        return None
 
 
 def _new_job(request: SubmitRequest, detail: str | None = None) -> Job:

@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from handoff.itemsize import MAX_ITEM_BYTES, item_size
-from handoff.models import Job, JobStatus
+from handoff.models import CLEANUP_REF, Job, JobStatus
 from handoff.store import SUMMARY_FIELDS, DynamoBatchStore, DynamoJobStore, _Update, item_to_job, job_item
 
 Item = dict[str, Any]
@@ -90,7 +90,14 @@ class FakeJobStore(DynamoJobStore):
             return copy.deepcopy(self.items.get(reference_id))
 
     def _query(
-        self, status: JobStatus, updated_before: str, limit: int, vendor: str | None, other_than: tuple[str, ...]
+        self,
+        status: JobStatus,
+        updated_before: str,
+        limit: int,
+        vendor: str | None,
+        other_than: tuple[str, ...],
+        *,
+        cleanup: bool = False,
     ) -> list[Item]:
         """status-updated_at-index: items with both keys (a sparse index), oldest first, then the
         vendor filter (an item without a vendor matches no `vendor` and passes `other_than`)."""
@@ -106,6 +113,8 @@ class FakeJobStore(DynamoJobStore):
             indexed = [i for i in indexed if _string(i, "vendor") == vendor]
         elif other_than:
             indexed = [i for i in indexed if _string(i, "vendor") not in other_than]
+        if cleanup:
+            indexed = [i for i in indexed if i.get("vendor_refs", {}).get("M", {}).get(CLEANUP_REF, {}).get("S")]
         return [
             {k: copy.deepcopy(i[k]) for k in ("reference_id", "status", "updated_at", "vendor") if k in i}
             for i in indexed[:limit]

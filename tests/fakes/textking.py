@@ -13,6 +13,7 @@ FakeJob = SandboxJob
 
 
 class TextkingFake(TextkingSandbox):
-    def __init__(self, server: HTTPServer, *, token: str, prefix: str) -> None:
-        super().__init__(token=token, prefix=prefix, progress_seconds=None)
+    def __init__(self, server: HTTPServer, *, token: str, prefix: str, oauth_path: str) -> None:
+        super().__init__(token=token, prefix=prefix, progress_seconds=None, oauth_path=oauth_path)
         server.expect_request(re.compile(f"^{re.escape(prefix)}/.*")).respond_with_handler(self.handle)
+        server.expect_request(oauth_path).respond_with_handler(self.handle)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from handoff.vendors import VENDORS
 from tests.conftest import ROOT, VENDOR_METRICS, load_template
 
 BIN = Path(sys.executable).parent
@@ -269,6 +270,28 @@ def test_the_dashboard_shows_the_metrics_the_code_emits_and_the_queues() -> None
         p.read_text() for p in [*ROOT.glob("functions/*/app.py"), *(ROOT / "shared" / "handoff").rglob("*.py")]
     )
     assert all(f'"{name}"' in code for name in emitted), "a dashboard metric the code never emits"
+
+
+def test_every_alarm_on_a_handoff_metric_watches_one_the_code_emits_with_its_dimensions() -> None:
+    resources = load_template()["Resources"]
+    template = load_template()
+    namespace = template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    service = template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    code = "".join(p.read_text() for p in (ROOT / "shared" / "handoff").rglob("*.py"))
+    alarms = {
+        name: r["Properties"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Namespace") == namespace
+    }
+    assert {"TextkingAuthFailedAlarm", "TextkingOrphanLeftAlarm"} <= set(alarms)
+    for name, alarm in alarms.items():
+        metric = alarm["MetricName"]
+        dimensions = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+        # counted by handoff.observability.count(name, vendor): dimensions vendor and service
+        assert f'count("{metric}", ' in code, f"{name}: the code never counts {metric}"
+        assert set(dimensions) == {"vendor", "service"}, f"{name}: EMF metrics carry vendor and service"
+        assert dimensions["service"] == service
+        assert dimensions["vendor"] in VENDORS
 
 
 def test_every_dead_letter_queue_has_an_alarm_and_a_source() -> None:

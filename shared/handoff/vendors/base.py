@@ -320,6 +320,32 @@ class OrderCapability:
 
 
 @dataclass(frozen=True)
+class Cleaned:
+    """What a cleanup did: said in the job's history, and the vendor_refs to record with it (e.g.
+    the deleted ids forgotten, so that a resubmission starts afresh)."""
+
+    detail: str
+    refs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CleanupCapability:
+    """A vendor whose submission creates things before the vendor accepts the job (a project, a
+    job) that must not be left behind when the job FAILS. The job names what is left in
+    vendor_refs[CLEANUP_REF] (handoff.models); the reconciler (handoff.reconcile) retries
+    `delete` on FAILED jobs holding it until it succeeds, then clears it and records it in the
+    job's history. A vendor without it leaves nothing behind."""
+
+    # vendor_refs of a job given up after transient failures (retries_exhausted) -> the marker to
+    # record when the attempts may have created something at the vendor (None: nothing to delete).
+    left_by: Callable[[dict[str, str]], str | None]
+    # FAILED job holding the marker -> Cleaned once nothing is left (deleted now, or gone already).
+    # Raises VendorError when it cannot be deleted now (Transient) or is refused (Rejected): the
+    # marker stays and the next run tries again.
+    delete: Callable[[Job], Cleaned]
+
+
+@dataclass(frozen=True)
 class Vendor:
     """A vendor as the registry (handoff.vendors) knows it: everything the core needs, nothing named.
 
@@ -350,3 +376,5 @@ class Vendor:
     cancel: CancelCapability | None = None
     # Its order placed after submission (POST /jobs/{reference_id}/order); None: it has none.
     order: OrderCapability | None = None
+    # Its cleanup of what a FAILED job left at it (retried by the reconciler); None: it leaves nothing.
+    cleanup: CleanupCapability | None = None

@@ -9,7 +9,7 @@ settings.py  TEXTKING_* variables
 from __future__ import annotations
 
 from handoff.models import Job
-from handoff.vendors.base import CancelCapability, OrderCapability, ReplayFrame, Vendor
+from handoff.vendors.base import CancelCapability, Cleaned, CleanupCapability, OrderCapability, ReplayFrame, Vendor
 from handoff.vendors.textking.client import (
     CALLBACK_CONTENT_TYPE,
     NAME,
@@ -20,6 +20,7 @@ from handoff.vendors.textking.client import (
     authenticate,
     belongs_to,
     build_client,
+    left_by,
     make_token,
     parse_callback_form,
     sign,
@@ -70,6 +71,10 @@ def _order(job: Job) -> dict[str, str]:
     return _client().place_order(job)
 
 
+def _clean_up(job: Job) -> Cleaned:
+    return _client().clean_up(job)
+
+
 def _reset() -> None:
     textking_settings.cache_clear()
 
@@ -88,4 +93,6 @@ VENDOR = Vendor(
     preflight=preflight,
     cancel=CancelCapability(cancel=_cancel),  # while its project is prepared (REFERENCE.md §2.2)
     order=OrderCapability(place=_order),  # PUT state=running on a prepared project
+    # a project (or job) a failed submission created and could not delete: retried by the reconciler
+    cleanup=CleanupCapability(left_by=left_by, delete=_clean_up),
 )

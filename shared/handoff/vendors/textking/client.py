@@ -14,6 +14,8 @@ import base64
 import hashlib
 import hmac
 import re
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
@@ -25,12 +27,13 @@ from pydantic import ValidationError
 
 from handoff.callbacks import CallbackApplier, Tally, Verdict
 from handoff.lifecycle import Document, Observation, VendorUpdate, is_terminal
-from handoff.models import ORDERED_REF, DocumentUnavailable, Job, JobStatus, Quote
+from handoff.models import CLEANUP_REF, ORDERED_REF, DocumentUnavailable, Job, JobStatus, Quote
 from handoff.observability import count, for_job, logger
-from handoff.settings import core_settings, secret_json
+from handoff.settings import core_settings, put_secret_json, secret_json
 from handoff.vendors.base import (
     Acceptance,
     Checkpoint,
+    Cleaned,
     MissingCredential,
     Rejected,
     Timeouts,
@@ -50,6 +53,8 @@ NAME = "textking"
 EMPTY_DOCUMENT = "the document is empty: TEXTKING takes no empty document"
 # Project states in which the order is placed (REFERENCE.md §2.2: running, then finished).
 PLACED = frozenset({"running", "finished"})
+# The submission's checkpoints, forgotten once what they name is deleted (a resubmission starts afresh).
+FORGOTTEN = {"project_id": "", "job_id": "", "project_name": "", "job_requested": ""}
 TRIGGER_STATES = ("translation-pending", "translation-delivered", "revision-requested", "completed", "canceled")
 
 _STATE_MAP = {
@@ -222,15 +227,20 @@ class TextkingClient:
     def __init__(
         self,
         settings: TextkingSettings,
-        credentials: Callable[[], dict[str, Any]],
+        credentials: Callable[..., dict[str, Any]],
         callback_url: Callable[[], str],
         read_document: Callable[[str], bytes],
         timeouts: Timeouts,
         session: requests.Session | None = None,
         check_document: Callable[[str], int] | None = None,
+        store_credentials: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.settings = settings
-        self._credentials = credentials  # the secret: access_token, signing_key, previous_signing_key
+        # The secret: access_token, signing_key, previous_signing_key, and for the refresh grant
+        # refresh_token, client_id, client_secret. Called with fresh=True: read past the cache.
+        self._credentials = credentials
+        self._store_credentials = store_credentials  # the secret's new value (after a refresh grant)
+        self._refreshing = threading.Lock()  # one refresh at a time in this container
         self._callback_url = callback_url
         self._read_document = read_document  # raises DocumentUnavailable when it never will be readable
         self._check_document = check_document  # the same, without reading it (HeadObject): its size
@@ -284,8 +294,9 @@ class TextkingClient:
     def _without_orphans(self, exc: Rejected, checkpoint: Checkpoint) -> Rejected:
         """A submission TEXTKING refused for good leaves nothing behind: the project Handoff
         created for it is deleted (DELETE /project: prepared only, 204), or, in a caller's
-        project, the job. Said in the job's last_error (and so its history); a deletion that
-        fails is logged and said there too (gone once the project is deleted by hand)."""
+        project, the job. Said in the job's last_error (and so its history). A deletion that
+        fails is logged, counted (TextkingOrphanLeft) and said there too, and the job names it
+        in vendor_refs[CLEANUP_REF] ("project" / "job"): the reconciler retries it (`clean_up`)."""
         refs = checkpoint.refs
         project_id, job_id = refs.get("project_id"), refs.get("job_id")
         if not project_id or exc.code == "project_not_prepared":
@@ -297,12 +308,13 @@ class TextkingClient:
         else:
             return exc
         if self._delete_quietly(target):
-            checkpoint.record(project_id="", job_id="", project_name="", job_requested="")
+            checkpoint.record(**FORGOTTEN)
             note = f"; the TEXTKING {what} it created was deleted"
         else:
             logger.error("an orphan is left at TEXTKING", extra={"what": what})
             count("TextkingOrphanLeft", NAME)
-            note = f"; the TEXTKING {what} it created could NOT be deleted: delete it by hand"
+            checkpoint.record(**{CLEANUP_REF: what.split()[0]})
+            note = f"; the TEXTKING {what} it created could NOT be deleted yet: the reconciler retries it"
         return Rejected(
             exc.code,
             exc.message + note,
@@ -545,6 +557,65 @@ class TextkingClient:
             logger.warning("TEXTKING answered the job without a usable quote")
             return None
 
+    # -- after a failure: what is left -------------------------------------------------------------
+
+    def clean_up(self, job: Job) -> Cleaned:
+        """Delete what the FAILED `job` left at TEXTKING (vendor_refs[CLEANUP_REF], for the
+        reconciler): the project Handoff created for it (DELETE /project/{id}, prepared only,
+        204; REFERENCE.md §2.2), found by name when its creation's answer was lost; in a caller's
+        project, only its job (DELETE .../job/{id}, §2.3). A project or job already gone (404) or
+        a project canceled is nothing left. Returns the history detail and FORGOTTEN refs.
+
+        Raises Transient when TEXTKING cannot be asked now; Rejected `order_placed` when the
+        project is running or finished (a billed order exists: a person must look), or TEXTKING's
+        own refusal (e.g. the token: `forbidden`, http_401). Each failure counts TextkingOrphanLeft.
+        """
+        try:
+            detail = self._delete_left(job)
+        except VendorError as exc:
+            count("TextkingOrphanLeft", NAME)
+            logger.error(
+                "what the failed job left at TEXTKING could not be deleted",
+                extra={"reference_id": job.reference_id, "error_code": exc.code},
+            )
+            raise
+        return Cleaned(detail, dict(FORGOTTEN))
+
+    def _delete_left(self, job: Job) -> str:
+        refs = job.vendor_refs
+        ours = bool(refs.get("project_name"))
+        project_id = refs.get("project_id") or job.request.get("project_id")
+        if ours and not project_id:
+            project_id = self.find_project(refs["project_name"])
+        if not project_id:
+            return "nothing was left at TEXTKING (no project was created)"
+        if ours:
+            target, what = f"/project/{_seg(project_id)}", f"project {project_id}"
+        else:
+            job_id = refs.get("job_id") or None
+            if job_id is None and refs.get("job_requested"):
+                request = TextkingSubmitRequest.model_validate(job.request)
+                job_id = self.find_job(project_id, request, ours=False)
+            if job_id is None:
+                return "nothing was left at TEXTKING (no job was created)"
+            target, what = f"/project/{_seg(project_id)}/job/{_seg(job_id)}", f"job {job_id}"
+        try:
+            self._call("DELETE", target)
+        except Rejected as exc:
+            if exc.http_status == 404:
+                return f"the TEXTKING {what} is gone already"
+            if exc.code != "project_not_prepared":
+                raise
+            state = self.project_state(project_id)
+            if ours and state == "canceled":
+                return f"the TEXTKING {what} is canceled"
+            raise Rejected(
+                "order_placed",
+                f"the TEXTKING {what} cannot be deleted: project {project_id} is {state} (an order is placed)",
+                http_status=exc.http_status,
+            ) from exc
+        return f"the TEXTKING {what} it created was deleted"
+
     # -- after submission: cancel, order -----------------------------------------------------------
 
     def cancel(self, job: Job) -> None:
@@ -671,10 +742,102 @@ class TextkingClient:
             raise MissingCredential("missing_access_token", "the TEXTKING secret has no access_token")
         headers = {"Authorization": f"Bearer {token}", "Accept": accept, **kwargs.pop("headers", {})}
         response = send(self.session, method, self.settings.base_url + path, self.timeouts, headers=headers, **kwargs)
+        if response.status_code == 401:
+            fresh = self._fresh_token(refused=token)
+            if fresh is not None:  # the refresh grant gave a new token: the call once more, with it
+                headers["Authorization"] = f"Bearer {fresh}"
+                response = send(
+                    self.session, method, self.settings.base_url + path, self.timeouts, headers=headers, **kwargs
+                )
         if response.status_code == 403:
             raise self._forbidden(method, path, headers)
+        if response.status_code == 401:
+            count("TextkingAuthFailed", NAME)
+            logger.error("TEXTKING refused the access token", extra={"method": method, "status": 401})
         raise_for_status(response, auth_statuses=frozenset({401}))
         return response
+
+    def _fresh_token(self, refused: str) -> str | None:
+        """A token to use instead of `refused` (answered 401), or None when the secret holds no
+        refresh grant (the long-lived offline_access token: the 401 is an auth failure as it is).
+
+        The secret is read again past the cache first: when its access_token is no longer the
+        refused one, another function has refreshed (or someone rotated it): that one is used.
+        Else the refresh grant (REFERENCE.md §2.1: POST <TEXTKING_OAUTH_TOKEN_URL>, form
+        grant_type=refresh_token, client_id, client_secret, refresh_token; the answer's
+        access_token, and refresh_token when TEXTKING rotates it, inferred as OAuth 2.0 names
+        them) and the new token(s) stored in the secret (PutSecretValue). Once per 401: no loop.
+
+        Raises Rejected `refresh_refused` (auth failure, metric TextkingAuthFailed) when TEXTKING
+        refuses the grant (400/401) or the secret lacks client_id/client_secret; Transient when the
+        token endpoint cannot be asked now (5xx, timeout) or answers without an access_token.
+        """
+        with self._refreshing:
+            secret = self._credentials(fresh=True)
+            current = secret.get("access_token")
+            if isinstance(current, str) and current and current != refused:
+                logger.info("the TEXTKING access token was refreshed elsewhere; using it")
+                return current
+            refresh_token = secret.get("refresh_token")
+            if not isinstance(refresh_token, str) or not refresh_token:
+                return None
+            client_id, client_secret = secret.get("client_id"), secret.get("client_secret")
+            if not (isinstance(client_id, str) and client_id and isinstance(client_secret, str) and client_secret):
+                raise self._refresh_refused("the TEXTKING secret has a refresh_token without client_id/client_secret")
+            answer = send(
+                self.session,
+                "POST",
+                self.settings.oauth_token_url,
+                self.timeouts,
+                data={
+                    "grant_type": "refresh_token",
+                    "client_id": client_id,
+                    "client_secret": client_secret,
+                    "refresh_token": refresh_token,
+                },
+                headers={"Accept": "application/json"},
+            )
+            if answer.status_code in (400, 401):
+                # A concurrent refresh elsewhere may have used up a rotated refresh token: its token stands.
+                again = self._credentials(fresh=True).get("access_token")
+                if isinstance(again, str) and again and again != refused:
+                    return again
+                said = json_or_none(answer)
+                error = said.get("error") if isinstance(said, dict) else None  # OAuth's code, e.g. invalid_grant
+                reason = error if isinstance(error, str) and len(error) <= 64 else f"HTTP {answer.status_code}"
+                raise self._refresh_refused(f"TEXTKING refused the refresh grant ({reason})", answer.status_code)
+            raise_for_status(answer, code="refresh_failed", message=f"the token endpoint answered {answer.status_code}")
+            body = json_or_none(answer)
+            token = body.get("access_token") if isinstance(body, dict) else None
+            if not isinstance(token, str) or not token:
+                raise Transient("ambiguous_response", "TEXTKING's token endpoint answered without an access_token")
+            updated = {**secret, "access_token": token}
+            rotated = body.get("refresh_token") if isinstance(body, dict) else None
+            if isinstance(rotated, str) and rotated:
+                updated["refresh_token"] = rotated
+            expires_in = body.get("expires_in") if isinstance(body, dict) else None
+            if isinstance(expires_in, int) and not isinstance(expires_in, bool) and expires_in > 0:
+                updated["access_token_expires_at"] = str(int(time.time()) + expires_in)  # epoch seconds
+            self._store(updated)
+            logger.info("the TEXTKING access token was refreshed", extra={"rotated_refresh_token": bool(rotated)})
+            return token
+
+    def _store(self, secret: dict[str, Any]) -> None:
+        """The refreshed secret into Secrets Manager. A failure is logged loudly and the new token
+        used for this call all the same: the next 401 refreshes again (with the stored refresh_token)."""
+        if self._store_credentials is None:
+            return
+        try:
+            self._store_credentials(secret)
+        except Exception as exc:  # the type only: the exception may quote the request, secrets and all
+            count("TextkingAuthFailed", NAME)
+            logger.error("the refreshed TEXTKING token could not be stored", extra={"error": type(exc).__name__})
+
+    @staticmethod
+    def _refresh_refused(message: str, status: int | None = None) -> Rejected:
+        count("TextkingAuthFailed", NAME)
+        logger.error("the TEXTKING refresh grant failed", extra={"status": status})
+        return Rejected("refresh_refused", message, http_status=status, auth_failure=True)
 
     def _forbidden(self, method: str, path: str, headers: dict[str, str]) -> Rejected:
         """What a 403 means. TEXTKING documents 403 only for a change to a project (or its jobs)
@@ -719,6 +882,17 @@ class TextkingClient:
         raise Transient("ambiguous_response", f"TEXTKING created a {what} without telling its id")
 
 
+def left_by(refs: dict[str, str]) -> str | None:
+    """What a submission given up after transient failures may have left at TEXTKING, by its
+    checkpoints: the project it created (or asked for: its answer may have been lost), or its
+    job in a caller's project. None: nothing was asked for."""
+    if refs.get("project_name"):
+        return "project"
+    if refs.get("job_id") or refs.get("job_requested"):
+        return "job"
+    return None
+
+
 def _acceptance(project_id: str, job_id: str, *, ordered: bool, quote: Quote | None = None) -> Acceptance:
     return Acceptance(
         vendor_job_id=job_id,
@@ -742,7 +916,8 @@ def build_client() -> TextkingClient:
     core = core_settings()
     return TextkingClient(
         settings,
-        credentials=lambda: secret_json(settings.secret_name),
+        credentials=lambda fresh=False: secret_json(settings.secret_name, force_fetch=fresh),
+        store_credentials=lambda value: put_secret_json(settings.secret_name, value),
         callback_url=textking_callback_url,
         read_document=read_s3_uri,
         timeouts=Timeouts(core.vendor_connect_timeout, core.vendor_read_timeout),

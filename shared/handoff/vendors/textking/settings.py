@@ -17,6 +17,11 @@ class TextkingSettings(BaseModel):
     base_url: str = Field(
         alias="TEXTKING_BASE_URL", default="https://api.textking.com/v1", pattern=r"^https?://[^\s]+$"
     )
+    # The OAuth token endpoint, for the refresh grant (REFERENCE.md §2.1): used only when the
+    # secret holds a refresh_token; on another host than the API.
+    oauth_token_url: str = Field(
+        alias="TEXTKING_OAUTH_TOKEN_URL", default="https://www.textking.com/oauth/token", pattern=r"^https?://[^\s]+$"
+    )
     # Where TEXTKING should POST callbacks: given directly (local stack, custom domain) or read
     # from the SSM parameter that the stack writes (the API's URL cannot be a plain !Ref in the
     # function's environment without a circular dependency).
