@@ -171,6 +171,8 @@ class StaleJob:
 
 
 BATCH_INDEX = "batch_ref-index"
+CLEANUP_INDEX = "cleanup_due-index"
+CLEANUP_DUE, CLEANUP_DUE_VALUE = "cleanup_due", "due"
 STATUS_INDEX = "status-updated_at-index"
 VENDOR_INDEX = "vendor-updated_at-index"
 
@@ -441,9 +443,9 @@ class DynamoJobStore(_ConditionalTable):
         ]
 
     def awaiting_cleanup(self, limit: int) -> list[StaleJob]:
-        """Up to `limit` FAILED jobs whose vendor_refs name something left at the vendor
-        (CLEANUP_REF non-empty), least recently written first (status-updated_at-index, which
-        projects vendor_refs: a filtered Query of the FAILED partition, paged until `limit`)."""
+        """Up to `limit` jobs whose vendor_refs name something left at the vendor (CLEANUP_REF
+        set), least recently written first: one Query of the sparse cleanup_due-index, which
+        holds only those (the caller checks each is still FAILED)."""
         return [
             StaleJob(
                 i["reference_id"]["S"],
@@ -451,8 +453,7 @@ class DynamoJobStore(_ConditionalTable):
                 i["updated_at"]["S"],
                 i.get("vendor", {}).get("S", ""),
             )
-            # "~" sorts after every ISO-8601 time: written at any time before now
-            for i in self._query(JobStatus.FAILED, "~", limit, None, (), cleanup=True)
+            for i in self._query_cleanup(limit)
         ]
 
     def mark_checked(self, reference_id: str, status: JobStatus) -> bool:
@@ -533,6 +534,20 @@ class DynamoJobStore(_ConditionalTable):
                 return found
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def _query_cleanup(self, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` items of cleanup_due-index, oldest first (keys, status, vendor)."""
+        response = self.client.query(
+            TableName=self.table_name,
+            IndexName=CLEANUP_INDEX,
+            KeyConditionExpression="#due = :due",
+            ExpressionAttributeNames={"#due": CLEANUP_DUE},
+            ExpressionAttributeValues={":due": {"S": CLEANUP_DUE_VALUE}},
+            ScanIndexForward=True,
+            Limit=limit,
+        )
+        items: list[dict[str, Any]] = response.get("Items", [])
+        return items
+
     def _query_page(
         self,
         key: str,
@@ -593,11 +608,8 @@ class DynamoJobStore(_ConditionalTable):
         limit: int,
         vendor: str | None,
         other_than: tuple[str, ...],
-        *,
-        cleanup: bool = False,
     ) -> list[dict[str, Any]]:
-        """Up to `limit` items of status-updated_at-index (keys and vendor), oldest first;
-        `cleanup`: only those whose vendor_refs hold a non-empty CLEANUP_REF."""
+        """Up to `limit` items of status-updated_at-index (keys and vendor), oldest first."""
         found: list[dict[str, Any]] = []
         names = {"#status": "status", "#updated_at": "updated_at"}
         values: dict[str, Any] = {":status": {"S": status.value}, ":before": {"S": updated_before}}
@@ -617,13 +629,6 @@ class DynamoJobStore(_ConditionalTable):
             else:
                 values.update({f":v{i}": {"S": v} for i, v in enumerate(other_than)})
                 request["FilterExpression"] = f"NOT #vendor IN ({', '.join(f':v{i}' for i in range(len(other_than)))})"
-        if cleanup:
-            names.update({"#vendor_refs": "vendor_refs", "#cleanup": CLEANUP_REF})
-            values[":nothing"] = {"S": ""}
-            marked = "attribute_exists(#vendor_refs.#cleanup) AND #vendor_refs.#cleanup <> :nothing"
-            request["FilterExpression"] = (
-                f"({request['FilterExpression']}) AND {marked}" if "FilterExpression" in request else marked
-            )
         while len(found) < limit:
             response = self.client.query(**request, Limit=limit - len(found))
             found.extend(response.get("Items", []))
@@ -689,6 +694,16 @@ class _Update:
         placeholder = self.value(value)
         self.sets.append(f"{self.name(name)} = {placeholder}")
         self.actions.append(("set", name, self.values[placeholder]))
+        if name == "vendor_refs" and isinstance(value, dict) and CLEANUP_REF in value:
+            self._mirror_cleanup(value[CLEANUP_REF])
+
+    def _mirror_cleanup(self, marker: Any) -> None:
+        # cleanup_due, the key of the sparse cleanup_due-index, exists exactly while vendor_refs'
+        # cleanup marker is set: the reconciler finds those jobs without reading every FAILED one
+        if marker:
+            self.set(CLEANUP_DUE, CLEANUP_DUE_VALUE)
+        else:
+            self.remove(CLEANUP_DUE)
 
     def set_if_absent(self, name: str, value: Any) -> None:
         placeholder, value_key = self.name(name), self.value(value)
@@ -716,6 +731,8 @@ class _Update:
             value_key = self.value(value)
             self.sets.append(f"{placeholder}.{self.name(key)} = {value_key}")
             self.actions.append(("set_map_entry", name, key, self.values[value_key]))
+        if name == "vendor_refs" and CLEANUP_REF in entries:
+            self._mirror_cleanup(entries[CLEANUP_REF])
 
     def remove(self, name: str) -> None:
         self.removes.append(self.name(name))

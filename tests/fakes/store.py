@@ -21,8 +21,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from handoff.itemsize import MAX_ITEM_BYTES, item_size
-from handoff.models import CLEANUP_REF, Job, JobStatus
-from handoff.store import SUMMARY_FIELDS, DynamoBatchStore, DynamoJobStore, _Update, item_to_job, job_item
+from handoff.models import Job, JobStatus
+from handoff.store import CLEANUP_DUE, SUMMARY_FIELDS, DynamoBatchStore, DynamoJobStore, _Update, item_to_job, job_item
 
 Item = dict[str, Any]
 
@@ -96,8 +96,6 @@ class FakeJobStore(DynamoJobStore):
         limit: int,
         vendor: str | None,
         other_than: tuple[str, ...],
-        *,
-        cleanup: bool = False,
     ) -> list[Item]:
         """status-updated_at-index: items with both keys (a sparse index), oldest first, then the
         vendor filter (an item without a vendor matches no `vendor` and passes `other_than`)."""
@@ -113,8 +111,17 @@ class FakeJobStore(DynamoJobStore):
             indexed = [i for i in indexed if _string(i, "vendor") == vendor]
         elif other_than:
             indexed = [i for i in indexed if _string(i, "vendor") not in other_than]
-        if cleanup:
-            indexed = [i for i in indexed if i.get("vendor_refs", {}).get("M", {}).get(CLEANUP_REF, {}).get("S")]
+        return [
+            {k: copy.deepcopy(i[k]) for k in ("reference_id", "status", "updated_at", "vendor") if k in i}
+            for i in indexed[:limit]
+        ]
+
+    def _query_cleanup(self, limit: int) -> list[Item]:
+        """cleanup_due-index: the items that have cleanup_due (a sparse index), oldest first."""
+        with self._lock:
+            self.requests.append("Query")
+            indexed = [i for i in self.items.values() if _string(i, CLEANUP_DUE) and _string(i, "updated_at")]
+        indexed.sort(key=lambda i: (i["updated_at"]["S"], i["reference_id"]["S"]))
         return [
             {k: copy.deepcopy(i[k]) for k in ("reference_id", "status", "updated_at", "vendor") if k in i}
             for i in indexed[:limit]

@@ -584,6 +584,35 @@ def test_a_listing_index_pages_with_limits_applied_before_the_filter_and_bounds_
     assert upside_down.jobs == []
 
 
+def test_jobs_awaiting_cleanup_are_those_whose_marker_is_set_oldest_first(table: Table) -> None:
+    # given three FAILED jobs, two of which left something at their vendor (the marker set by a
+    # transition's vendor_refs and by a checkpoint), and one whose marker was cleared again
+    given(
+        table,
+        new_job("left-late", status=JobStatus.FAILED, at="2026-01-01T00:00:03.000Z"),
+        new_job("left-early", status=JobStatus.FAILED, at="2026-01-01T00:00:01.000Z"),
+        new_job("cleared", status=JobStatus.FAILED, at="2026-01-01T00:00:02.000Z"),
+    )
+    table.store.record_vendor_refs("left-late", {"project_id": "p-3", "cleanup": "project"})
+    table.store.record_vendor_refs("left-early", {"project_id": "p-1", "cleanup": "project"})
+    table.store.record_vendor_refs("cleared", {"cleanup": "job"})
+    table.store.record_vendor_refs("cleared", {"cleanup": ""})
+    table.set_updated_at("left-late", "2026-01-01T00:00:03.000Z")
+    table.set_updated_at("left-early", "2026-01-01T00:00:01.000Z")
+
+    found = table.store.awaiting_cleanup(limit=10)
+
+    # then the two marked jobs, oldest first, from one Query of the sparse index
+    assert [(s.reference_id, s.status) for s in found] == [
+        ("left-early", JobStatus.FAILED),
+        ("left-late", JobStatus.FAILED),
+    ]
+    assert table.item("cleared") is not None
+    assert "cleanup_due" not in (table.item("cleared") or {})
+    assert (table.item("left-early") or {})["cleanup_due"] == {"S": "due"}
+    assert [s.reference_id for s in table.store.awaiting_cleanup(limit=1)] == ["left-early"]
+
+
 def test_a_job_marked_checked_goes_to_the_back_of_the_line_without_a_status_change(table: Table) -> None:
     given(table, new_job("a", status=JobStatus.SUBMITTED), new_job("b", status=JobStatus.SUBMITTED))
     table.set_updated_at("a", "2020-01-01T00:00:01.000Z")
