@@ -5,14 +5,20 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 PY := $(BIN)/python
-# sam and the layer's Makefile must find the venv's python3/pip first.
+# The layer's Makefile (run by sam build) must find the venv's python3/pip first.
 export PATH := $(BIN):$(PATH)
+# aws-sam-cli pins boto3 (boto3[crt]==) to a release behind the project's and the layer's: it runs
+# from a venv of its own, made from its own lock (requirements-sam.txt). The tests that run sam
+# (tests/template, tests/integration) find it by HANDOFF_SAM.
+SAM_VENV ?= .venv-sam
+export HANDOFF_SAM := $(abspath $(SAM_VENV))/bin/sam
+SAM := $(HANDOFF_SAM)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 ENV ?= default
 STACK ?= $(if $(filter prod,$(ENV)),handoff-prod,handoff)
 
-.PHONY: help install test unit integration lint build deploy preflight redrive replay openapi local demo bench clean lock
+.PHONY: help install test unit integration lint audit build deploy preflight redrive replay openapi local demo bench clean lock
 
 help:
 	@echo "make demo      the whole flow on the local stack, with faults, in about a minute"
@@ -21,6 +27,7 @@ help:
 	@echo "make install   create $(VENV) from the pinned requirements.txt, and $(VENV)/bin/handoff (the operator CLI)"
 	@echo "make test      lint + template checks + all tests (what CI runs)"
 	@echo "make lint      ruff, mypy, cfn-lint, sam validate --lint, checkov, bandit"
+	@echo "make audit     pip-audit every lock against a vulnerability database (needs the internet; not in make test)"
 	@echo "make build     sam build (layer for python3.13/arm64)"
 	@echo "make deploy    sam deploy (ENV=prod for the prod environment in samconfig.toml)"
 	@echo "make preflight check every vendor's configuration against the vendor (STACK=..., STACK=local)"
@@ -30,6 +37,11 @@ help:
 	@echo "make clean     remove build and cache folders"
 
 install: $(VENV)/.installed $(BIN)/handoff
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	touch $@
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -52,7 +64,7 @@ test: lint
 unit: install
 	$(PYTEST) tests/unit
 
-integration: install
+integration: install $(SAM_VENV)/.installed
 	$(PYTEST) tests/integration
 
 # BY_HAND=1: jobs wait for you (no vendor sandbox calls back, the reconciler leaves them alone for
@@ -66,7 +78,7 @@ local: install
 demo: install
 	$(PY) -m local.demo $(foreach o,$(OPTIONS),--option $(o))
 
-bench: install
+bench: install $(SAM_VENV)/.installed
 	$(PY) -m bench
 
 # checkov pins boto3 (and packaging) to versions this project cannot run with: it gets a venv of its
@@ -78,27 +90,49 @@ $(SCAN_VENV)/.installed: requirements-checkov.txt
 	$(SCAN_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
-lint: install $(SCAN_VENV)/.installed
+lint: install $(SAM_VENV)/.installed $(SCAN_VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
-	$(BIN)/sam validate --lint --region $(AWS_DEFAULT_REGION)
+	$(SAM) validate --lint --region $(AWS_DEFAULT_REGION)
 	$(abspath $(SCAN_VENV))/bin/checkov --config-file .checkov.yaml
 	$(BIN)/bandit --quiet --recursive shared/handoff functions --severity-level medium --ignore-nosec
 
-build: install
-	$(BIN)/sam build --config-env $(ENV)
+build: install $(SAM_VENV)/.installed
+	$(SAM) build --config-env $(ENV)
 
 deploy: build
-	$(BIN)/sam deploy --config-env $(ENV) $(if $(GUIDED),--guided)
+	$(SAM) deploy --config-env $(ENV) $(if $(GUIDED),--guided)
 
+# Known vulnerabilities in every pinned dependency: the dev/test venv, the layer (resolved as its
+# build resolves it) and the tools' venvs. --strict: a package the database cannot be asked about
+# (no network, an advisory service down) fails the audit instead of being skipped in silence. It
+# needs the internet (PyPI's JSON API, or osv.dev with AUDIT_SERVICE=osv): not part of make test.
+AUDIT_SERVICE ?= pypi
+AUDIT := $(BIN)/pip-audit --strict --progress-spinner off --vulnerability-service $(AUDIT_SERVICE)
+AUDIT_FAILED = { echo "make audit FAILED: a known vulnerability (above), or the vulnerability database could" \
+  "not be asked about a package ('could not be audited', 'Could not connect', a connection error): then" \
+  "nothing is known to be safe. Run it where PyPI's JSON API or osv.dev answers (README: Dependencies)." >&2; exit 1; }
+audit: install
+	@echo "pip-audit --strict: requirements.txt, requirements-sam.txt, requirements-checkov.txt (pinned, --no-deps)"
+	@$(AUDIT) --no-deps --disable-pip --requirement requirements.txt \
+	  --requirement requirements-sam.txt --requirement requirements-checkov.txt || $(AUDIT_FAILED)
+	@echo "pip-audit --strict: shared/requirements.txt (the layer, resolved as its build resolves it)"
+	@$(AUDIT) --requirement shared/requirements.txt || $(AUDIT_FAILED)
+
+# Every lock from its own fresh venv: requirements.txt from requirements.in; the tools' locks
+# (their first two lines, the header, kept) from the tool alone.
+define lock_tool
+python3 -m venv .lock-venv && .lock-venv/bin/pip install --quiet --disable-pip-version-check $(2) && \
+  { sed -n '1,2p' $(1); .lock-venv/bin/pip freeze; } > $(1).new && mv $(1).new $(1) && rm -rf .lock-venv
+endef
 lock:
-	python3 -m venv .lock-venv && .lock-venv/bin/pip install --quiet -r requirements.in && \
+	rm -rf .lock-venv
+	python3 -m venv .lock-venv && .lock-venv/bin/pip install --quiet --disable-pip-version-check -r requirements.in && \
 	  .lock-venv/bin/pip freeze > requirements.txt && rm -rf .lock-venv
-	python3 -m venv .lock-venv && .lock-venv/bin/pip install --quiet checkov && \
-	  { sed -n '1,2p' requirements-checkov.txt; .lock-venv/bin/pip freeze; } > requirements-checkov.txt.new && \
-	  mv requirements-checkov.txt.new requirements-checkov.txt && rm -rf .lock-venv
+	$(call lock_tool,requirements-sam.txt,aws-sam-cli)
+	$(call lock_tool,requirements-checkov.txt,checkov)
 
 openapi: install
 	$(PY) -m ops.openapi

@@ -35,7 +35,7 @@ RUNTIME_PYTHON = "3.13"  # the functions' runtime (template.yaml)
 
 
 def handler_modules() -> dict[str, str]:
-    from samcli.yamlhelper import yaml_parse
+    from local.cfn_yaml import yaml_parse
 
     sam = yaml_parse((ROOT / "template.yaml").read_text())
     modules = {}

@@ -12,6 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# SAM CLI runs from a venv of its own (Makefile: SAM_VENV, which it names in HANDOFF_SAM)
+SAM = Path(os.environ.get("HANDOFF_SAM") or ROOT / ".venv-sam" / "bin" / "sam")
 
 
 def sizes(folder: Path) -> tuple[int, int]:
@@ -35,7 +37,7 @@ def main() -> None:
         if not bytecode:  # the build refuses without a python3.13; the sizes are then without .pyc files
             env["HANDOFF_NO_BYTECODE"] = "1"
         subprocess.run(
-            [str(BIN / "sam"), "build", "--build-dir", str(build), "--cache-dir", str(Path(scratch) / "cache")],
+            [str(SAM), "build", "--build-dir", str(build), "--cache-dir", str(Path(scratch) / "cache")],
             cwd=ROOT,
             env=env,
             check=True,

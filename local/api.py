@@ -87,7 +87,7 @@ class Route:
 
 def _template_api(template_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the whole SAM template, its one Api's Properties)."""
-    from samcli.yamlhelper import yaml_parse
+    from local.cfn_yaml import yaml_parse
 
     sam = yaml_parse(template_path.read_text())
     return sam, next(r for r in sam["Resources"].values() if r["Type"] == "AWS::Serverless::Api")["Properties"]

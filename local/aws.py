@@ -61,9 +61,10 @@ def free_port() -> int:
 
 def translate(template_path: Path) -> dict[str, Any]:
     """The SAM template as plain CloudFormation, translated offline."""
-    from samcli.yamlhelper import yaml_parse
     from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
     from samtranslator.translator.transform import transform
+
+    from local.cfn_yaml import yaml_parse
 
     class OfflinePolicies(ManagedPolicyLoader):
         def __init__(self) -> None:  # no IAM call: the template names no managed policy

@@ -56,7 +56,7 @@ from local.stream_poller import EventSourceMapping, StreamPoller  # noqa: E402
 
 def stream_mapping(template: Path, function: str, queue_url: Callable[[str], str]) -> EventSourceMapping:
     """The settings of `function`'s DynamoDB event (its only one) in the SAM template."""
-    from samcli.yamlhelper import yaml_parse
+    from local.cfn_yaml import yaml_parse
 
     events = yaml_parse(template.read_text())["Resources"][function]["Properties"].get("Events", {})
     (properties,) = [event["Properties"] for event in events.values() if event["Type"] == "DynamoDB"]
@@ -66,7 +66,7 @@ def stream_mapping(template: Path, function: str, queue_url: Callable[[str], str
 def worker_settings(template: Path) -> tuple[int, int]:
     """(BatchSize, MaximumConcurrency) of SubmissionWorkerFunction's queue event, as deployed with
     the template's defaults: the local stack's worker runs as the deployed one would."""
-    from samcli.yamlhelper import yaml_parse
+    from local.cfn_yaml import yaml_parse
 
     sam = yaml_parse(template.read_text())
     events = sam["Resources"]["SubmissionWorkerFunction"]["Properties"]["Events"]
@@ -233,7 +233,7 @@ class LocalStack:
         return env
 
     def _functions(self, environments: dict[str, dict[str, str]]) -> dict[str, FunctionRuntime]:
-        from samcli.yamlhelper import yaml_parse
+        from local.cfn_yaml import yaml_parse
 
         sam = yaml_parse((ROOT / "template.yaml").read_text())
         default_timeout = sam.get("Globals", {}).get("Function", {}).get("Timeout", 3)

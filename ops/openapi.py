@@ -50,7 +50,7 @@ POWERTOOLS_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidat
 
 def api_function_files() -> list[Path]:
     """The app.py of every function the template's API routes to."""
-    from samcli.yamlhelper import yaml_parse
+    from local.cfn_yaml import yaml_parse
 
     template = yaml_parse((ROOT / "template.yaml").read_text())
     files = {

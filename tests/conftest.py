@@ -149,6 +149,15 @@ def load_template() -> dict[str, Any]:
     return copy.deepcopy(_parsed_template())
 
 
+def sam_cli() -> Path:
+    """SAM CLI, from a venv of its own (it pins boto3 to a release behind the project's): the
+    Makefile's .venv-sam, which it names in HANDOFF_SAM; .venv-sam when pytest runs by hand."""
+    sam = Path(os.environ.get("HANDOFF_SAM") or ROOT / ".venv-sam" / "bin" / "sam")
+    if not sam.is_file():
+        pytest.fail(f"SAM CLI is not installed at {sam}: `make .venv-sam/.installed` (or make lint) makes it")
+    return sam
+
+
 def create_jobs_table(client: Any, table_name: str) -> None:
     """Create the table exactly as template.yaml declares it (keys, GSIs, stream)."""
     props = load_template()["Resources"]["JobsTable"]["Properties"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,6 +16,7 @@ from werkzeug.test import EnvironBuilder
 
 from local.api import LocalApi, routes_from_template
 from local.aws import ACCESS_KEY_ID
+from tests.conftest import sam_cli
 from tests.integration.conftest import Stack
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELED"}
@@ -159,7 +159,7 @@ def test_the_api_refuses_what_api_gateway_and_the_functions_refuse(stack: Stack)
 
 def test_local_events_have_the_fields_of_sam_local_generate_event(tmp_path: Path) -> None:
     # given SAM CLI's own sample of an API Gateway REST proxy event (it needs no Docker for this)
-    sam = Path(sys.executable).parent / "sam"
+    sam = sam_cli()
     generated = subprocess.run(
         [str(sam), "local", "generate-event", "apigateway", "aws-proxy", "--method", "POST", "--path", "jobs"],
         capture_output=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from handoff.vendors import VENDORS
-from tests.conftest import ROOT, VENDOR_METRICS, load_template
+from tests.conftest import ROOT, VENDOR_METRICS, load_template, sam_cli
 
 BIN = Path(sys.executable).parent
 
@@ -33,6 +34,7 @@ def folder(props: dict[str, Any]) -> str:
 
 
 def tool_env() -> dict[str, str]:
+    """sam runs from its own venv; the layer's Makefile it runs finds this venv's python3 and pip first."""
     return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "SAM_CLI_TELEMETRY": "0"}
 
 
@@ -173,7 +175,7 @@ def layer_python() -> str | None:
 
 def sam_build(build_dir: Path, cache_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [BIN / "sam", "build", "--build-dir", str(build_dir), "--cache-dir", str(cache_dir)],
+        [sam_cli(), "build", "--build-dir", str(build_dir), "--cache-dir", str(cache_dir)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -390,3 +392,37 @@ def test_what_holds_jobs_or_keys_survives_a_delete_and_readme_says_what_is_left(
     named = {name for name in resources if f"`{name}`" in section.split("A stack deployed again", 1)[0]}
     assert named == kept, f"README lists as kept {sorted(named)}, the template keeps {sorted(kept)}"
     assert all(name in section.split("```bash", 1)[1] for name in kept), "a kept resource README does not remove"
+
+
+def pins(requirements: Path) -> dict[str, str]:
+    """{normalised name: version} of a requirements file's `name[extras]==version` lines."""
+    found = {}
+    for line in requirements.read_text().splitlines():
+        requirement = line.split("#", 1)[0].strip()
+        if requirement:
+            name, version = requirement.split("==")
+            found[re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()] = version
+    return found
+
+
+def test_the_layer_ships_the_versions_the_tests_run_with() -> None:
+    # the layer's pins are those of the venv the tests run in (a boto3 or pydantic raised in one and
+    # not the other would ship a pair no test has run)
+    layer, tested = pins(ROOT / "shared" / "requirements.txt"), pins(ROOT / "requirements.txt")
+    assert {"boto3", "botocore", "pydantic"} <= set(layer)
+    assert {name: version for name, version in layer.items() if tested.get(name) != version} == {}
+
+
+def test_the_template_reader_gives_intrinsics_in_their_long_form_as_sam_cli_does() -> None:
+    # local/cfn_yaml.py stands in for samcli.yamlhelper.yaml_parse (SAM CLI has a venv of its own)
+    from local.cfn_yaml import yaml_parse
+
+    text = "A: !GetAtt T.Arn\nB: !Ref P\nC: !Sub ['x-${y}', {y: !Ref Q}]\nD: !If [C, 1, 2]\nV: 2012-10-17\n"
+    assert yaml_parse(text) == {
+        "A": {"Fn::GetAtt": ["T", "Arn"]},
+        "B": {"Ref": "P"},
+        "C": {"Fn::Sub": ["x-${y}", {"y": {"Ref": "Q"}}]},
+        "D": {"Fn::If": ["C", 1, 2]},
+        "V": "2012-10-17",
+    }
+    assert yaml_parse('{"A": {"Ref": "P"}}') == {"A": {"Ref": "P"}}
