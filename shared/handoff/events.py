@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handoff.lifecycle import is_terminal
 from handoff.models import (
@@ -55,30 +56,47 @@ SEND_ROUNDS = 3  # attempts for entries PutEvents refused, within one invocation
 _deserializer = TypeDeserializer()
 
 
+class _EventImage(BaseModel):
+    """What an event reads of a stream record's new image, typed as Handoff writes the job."""
+
+    model_config = ConfigDict(strict=True)
+
+    reference_id: str = Field(min_length=1)
+    vendor: str = Field(min_length=1)
+    status: JobStatus = Field(strict=False)  # a string naming a status
+    vendor_job_id: str | None = None
+    result_ref: str | None = None
+    batch_ref: str | None = None
+    updated_at: str
+    version: int = 0
+
+
 def status_change(record: Mapping[str, Any]) -> JobStatusChanged | None:
     """The event a stream record stands for (None: the status did not change, or the item went away).
-    Raises ValueError for a record that is not a job's (no reference_id, vendor or status: an item
-    written by hand), or an unknown status."""
+    Raises ValueError for a record whose new image is not a job as Handoff writes them (an item
+    written by hand: a field missing or of another type), or whose old status is unknown."""
     if record.get("eventName") not in {"INSERT", "MODIFY"}:
         return None
     images = record.get("dynamodb", {})
-    new = _plain(images.get("NewImage"))
     old = _plain(images.get("OldImage"))
-    missing = [name for name in ("reference_id", "vendor", "status") if not new.get(name)]
-    if missing:
-        raise ValueError(f"not a job: no {', '.join(missing)}")
-    if new.get("status") == old.get("status"):
+    # The fields the event carries, read with their types: an item Handoff did not write (a
+    # vendor given as a number, a field missing) is no job's change, whatever status it names.
+    try:
+        job = _EventImage.model_validate(_plain(images.get("NewImage")))
+    except ValidationError as exc:
+        raise ValueError(f"not a job as Handoff writes them ({exc.error_count()} field(s))") from None
+    if job.status.value == old.get("status"):
         return None
     return JobStatusChanged(
-        reference_id=str(new["reference_id"]),
-        vendor=str(new.get("vendor", "")),
-        status=JobStatus(new["status"]),
+        reference_id=job.reference_id,
+        vendor=job.vendor,
+        status=job.status,
         previous_status=JobStatus(old["status"]) if old.get("status") else None,
-        vendor_job_id=new.get("vendor_job_id"),
-        result_ref=new.get("result_ref"),
-        batch_ref=new.get("batch_ref"),
-        at=str(new.get("updated_at", "")),
-        version=int(new.get("version", 0)),
+        vendor_job_id=job.vendor_job_id,
+        result_ref=job.result_ref,
+        batch_ref=job.batch_ref,
+        at=job.updated_at,
+        version=job.version,
     )
 
 

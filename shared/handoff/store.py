@@ -18,11 +18,13 @@ from typing import Any, cast
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from handoff import vendor_json
 from handoff.itemsize import item_size
 from handoff.lifecycle import Transition
 from handoff.models import CLEANUP_REF, ORDERED_REF, Batch, HistoryEntry, Job, JobError, JobStatus, JobSummary
+from handoff.observability import logger
 
 # The history keeps the latest entries; older ones are dropped after a transition pushes past it.
 HISTORY_LIMIT = 50
@@ -491,7 +493,15 @@ class DynamoJobStore(_ConditionalTable):
         > `after` where given, keeping those whose attributes equal `where` (a filter: DynamoDB
         applies it after the limit, so a page may hold fewer jobs than evaluated)."""
         items, last = self._query_page(key, value, upto, after, where, limit, start)
-        jobs = [JobSummary.model_validate(_plain_summary(i)) for i in items]
+        jobs = []
+        for item in items:
+            try:
+                jobs.append(JobSummary.model_validate(_plain_summary(item)))
+            except ValidationError:  # one item edited by hand must not make every listing fail
+                reference = item.get("reference_id", {}).get("S", "?")
+                logger.error(
+                    "an item is not a job Handoff wrote: left out of the listing", extra={"reference_id": reference}
+                )
         frontier = last["updated_at"]["S"] if last else None
         return IndexPage(jobs, frontier, last)
 

@@ -199,8 +199,18 @@ def test_a_function_stopped_after_its_write_loses_no_event(
         lambda image: image.pop("reference_id"),
         lambda image: image.pop("status"),  # an item written by hand, no job at all
         lambda image: [image.pop(k) for k in list(image) if k != "reference_id"],
+        lambda image: image.update(vendor={"N": "7"}),  # written by hand: a vendor that is a number
+        lambda image: image.update(vendor_job_id={"N": "12"}),
     ],
-    ids=["unknown-status", "edited-version", "no-reference-id", "no-status", "only-a-key"],
+    ids=[
+        "unknown-status",
+        "edited-version",
+        "no-reference-id",
+        "no-status",
+        "only-a-key",
+        "numeric-vendor",
+        "numeric-id",
+    ],
 )
 def test_an_unreadable_record_is_set_aside_and_the_rest_of_its_batch_published(
     spoil: Any, bus: str, context: LambdaContext, monkeypatch: pytest.MonkeyPatch

@@ -7,8 +7,10 @@ list_index cases of test_store_contract.py); the route runs on moto's table from
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
+import boto3
 import pytest
 
 from functions.get_job import app as get_app
@@ -320,3 +322,30 @@ def test_a_cursor_from_other_filters_is_422_invalid_cursor(table: DynamoJobStore
 
     assert status == 422
     assert body["error"]["code"] == "invalid_cursor"
+
+
+def test_an_item_edited_by_hand_is_left_out_of_the_listing_not_a_500(
+    table: DynamoJobStore, context: LambdaContext
+) -> None:
+    # given jobs, and an item someone wrote by hand whose index keys are right but not its fields
+    jobs = many(table, 5)
+    client = boto3.client("dynamodb")
+    client.put_item(
+        TableName=os.environ["JOBS_TABLE_NAME"],
+        Item={
+            "reference_id": {"S": "by-hand"},
+            "status": {"S": "COMPLETED"},
+            "vendor": {"S": "playment"},
+            "updated_at": {"S": "2026-12-01T00:00:00.000Z"},
+            "vendor_job_id": {"N": "12"},
+        },
+    )
+
+    # when the jobs are listed, with and without filters
+    answers = [answer(list_event(**q), context) for q in ({}, {"status": "COMPLETED"}, {"vendor": "playment"})]
+
+    # then every answer is 200 and holds every job of Handoff's, the hand-written item left out
+    for status, body in answers:
+        assert status == 200
+        assert "by-hand" not in [j["reference_id"] for j in body["jobs"]]
+    assert [j["reference_id"] for j in answers[0][1]["jobs"]] == newest_first(jobs)
