@@ -112,7 +112,7 @@ def parse_json(text: str | bytes, *, strict: bool = True) -> Any:
         if isinstance(exc, BodyRefused):
             raise
         raise BodyRefused(400, "malformed_json", "the body is not valid JSON") from None
-    if _depth_exceeds(value, depth):
+    if vendor_json.depth_exceeds(value, depth):
         raise BodyRefused(400, "malformed_json", f"the body is nested deeper than {depth} levels")
     if strict:
         try:  # an escaped lone surrogate ("\ud800") parses, but is no Unicode text anyone can store or send
@@ -120,18 +120,6 @@ def parse_json(text: str | bytes, *, strict: bool = True) -> Any:
         except UnicodeEncodeError:
             raise BodyRefused(400, "malformed_json", "a string holds a lone surrogate: not Unicode text") from None
     return value
-
-
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            if depth > limit:
-                return True
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
 
 
 @dataclass(frozen=True)
@@ -148,6 +136,10 @@ class BodyRule:
     # a refusal's reason (answered 401), or None. Unauthenticated callers learn nothing of the parser.
     authenticate: Callable[[Mapping[str, str]], str | None] | None = None
     optional: bool = False  # no body at all is taken (the route's body parameter is then None)
+    # A vendor's route takes any charset parameter: JSON has none (RFC 8259 §11: it has no
+    # effect), a form is percent-encoded ASCII, and a vendor never resends what is refused. The
+    # bytes must still be UTF-8 (400 otherwise). Our own routes take utf-8 only.
+    any_charset: bool = False
 
 
 def json_body(
@@ -168,6 +160,7 @@ def json_body(
         object_only=object_only,
         authenticate=authenticate,
         optional=optional,
+        any_charset=not strict,  # vendor JSON (strict=False) comes from a vendor's route
     )
 
 
@@ -175,7 +168,7 @@ def form_body(max_bytes: int) -> BodyRule:
     # Without Content-Type, a form route reads the body as its form: a vendor callback is not
     # refused (and lost: a vendor may never resend) for a missing header.
     form = "application/x-www-form-urlencoded"
-    return BodyRule(form, max_bytes, json=False, untyped_is=form)
+    return BodyRule(form, max_bytes, json=False, untyped_is=form, any_charset=True)
 
 
 class Resolver(APIGatewayRestResolver):
@@ -254,7 +247,7 @@ class Resolver(APIGatewayRestResolver):
         kind, charset = _content_type(event)
         if not kind and rule.untyped_is:
             kind = rule.untyped_is
-        if kind != rule.media_type or charset not in ("", "utf-8", "utf8"):
+        if kind != rule.media_type or (charset not in ("", "utf-8", "utf8") and not rule.any_charset):
             raise BodyRefused(415, "unsupported_media_type", f"send {rule.media_type} (UTF-8)")
         try:
             text = body.decode("utf-8")
@@ -268,7 +261,8 @@ class Resolver(APIGatewayRestResolver):
         # Media types are case-insensitive (RFC 9110): handlers see the one lower-case spelling.
         headers = {k: v for k, v in (event.get("headers") or {}).items() if str(k).lower() != "content-type"}
         multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if str(k).lower() != "content-type"}
-        normalised = rule.media_type + (f"; charset={charset}" if charset else "")
+        # the text is UTF-8 (checked above), whatever charset the sender named
+        normalised = rule.media_type + ("; charset=utf-8" if charset else "")
         headers["Content-Type"], multi["Content-Type"] = normalised, [normalised]
         return {**event, "headers": headers, "multiValueHeaders": multi, "body": text, "isBase64Encoded": False}
 

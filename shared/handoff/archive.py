@@ -37,8 +37,23 @@ def result_key(vendor: str, reference_id: str, body: bytes) -> str:
     return f"results/{vendor}/{quote(reference_id, safe='')}/{hashlib.sha256(body).hexdigest()[:32]}.json"
 
 
+# S3 refuses a key over 1,024 bytes (UTF-8). reference_id (<= 128 characters, ':' encoded as 3
+# bytes) and the vendor name leave this much for a delivered file's name.
+MAX_DELIVERY_NAME_BYTES = 400
+
+
 def delivery_key(vendor: str, reference_id: str, filename: str) -> str:
-    return f"deliveries/{vendor}/{quote(reference_id, safe='')}/{quote(filename, safe='.-_ ')}"
+    """deliveries/<vendor>/<reference_id>/<filename>, percent-encoded (spaces too). A name too long
+    for an S3 key keeps its start and extension, with a hash of the whole name between them."""
+    name = quote(filename, safe=".-_")
+    if len(name) > MAX_DELIVERY_NAME_BYTES:
+        _, dot, extension = filename.rpartition(".")
+        suffix = quote(dot + extension, safe=".-_") if dot and len(extension) <= 16 else ""
+        digest = hashlib.sha256(filename.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        head = quote(filename, safe=".-_")[: MAX_DELIVERY_NAME_BYTES - len(suffix) - 20]
+        head = head[: head.rfind("%")] if "%" in head[-2:] else head  # never half an escape
+        name = f"{head}-{digest}{suffix}"
+    return f"deliveries/{vendor}/{quote(reference_id, safe='')}/{name}"
 
 
 class Archive:

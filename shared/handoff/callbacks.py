@@ -227,7 +227,9 @@ class CallbackApplier:
     def _bounded_error(self, reference_id: str, error: JobError) -> dict[str, Any]:
         """The error as the item keeps it: whole when it fits its budget, else code and message
         (cut to fit) and a pointer to the whole error in S3."""
-        whole = error.model_dump()  # not mode="json": it writes NaN as null
+        # the fields as they are (model_dump's mode="json" writes NaN as null; and its recursion
+        # guard refuses details nested a few hundred deep)
+        whole = {"code": error.code, "message": error.message, "retryable": error.retryable, "details": error.details}
         if fits("last_error", whole):
             return whole
         ref = self.archive.put_result(self.vendor, reference_id, _lenient_json(whole))

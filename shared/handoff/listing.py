@@ -22,11 +22,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from handoff.models import JobList, JobStatus, JobSummary
+from handoff.models import REFERENCE_ID_PATTERN, JobList, JobStatus, JobSummary
 from handoff.ports import JobStore
 
 DEFAULT_LIMIT = 50
@@ -62,8 +63,17 @@ class JobFilter:
 
 def table_time(value: datetime) -> str:
     """A timezone-aware time as the table writes updated_at (UTC, milliseconds, Z), cut (never
-    rounded) to the millisecond so that "after it" keeps meaning after it."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    rounded) to the millisecond so that "after it" keeps meaning after it. A time whose UTC
+    falls outside years 1-9999 (0001-01-01T00:00+01:00) is the first or last one there is."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        return "0001-01-01T00:00:00.000Z" if value.year == 1 else "9999-12-31T23:59:59.999Z"
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# A cursor's position: updated_at as the table writes it, and a reference_id (or none).
+_TABLE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,8 @@ def decode_cursor(cursor: str, wanted: JobFilter) -> Position:
         not isinstance(raw, dict)
         or set(raw) != {"u", "r", "f"}
         or not isinstance(raw["u"], str)
-        or not (raw["r"] is None or isinstance(raw["r"], str))
+        or not _TABLE_TIME.match(raw["u"])
+        or not (raw["r"] is None or (isinstance(raw["r"], str) and re.match(REFERENCE_ID_PATTERN, raw["r"])))
     ):
         raise ListingRefused("invalid_cursor", "not a cursor this API gave", "cursor")
     if raw["f"] != wanted.as_dict():

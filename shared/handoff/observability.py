@@ -7,13 +7,17 @@ secret, an API key or a whole vendor payload.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
+from functools import partial
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-logger = Logger(service="handoff")
+# ASCII JSON lines: a value holding a lone surrogate (a vendor's "\ud800") is written as its
+# escape; Powertools' default (ensure_ascii=False) fails to encode it and the line is lost.
+logger = Logger(service="handoff", json_serializer=partial(json.dumps, separators=(",", ":"), default=str))
 metrics = Metrics(namespace="Handoff", service="handoff")
 tracer = Tracer(service="handoff")
 

@@ -48,6 +48,9 @@ JSON_TEXT_ATTRIBUTES = frozenset({"request", "result", "last_error"})
 # HISTORY_DETAIL_LIMIT characters, ids, timestamps) an item stays inside DynamoDB's 400 KB
 # (409,600 bytes) whatever a caller or vendor sends. Larger results and error details go to S3
 # (handoff.callbacks); a larger request is refused before anything is written (413).
+# Vendor data nested deeper than this is kept in S3, not in the item: a job read back is
+# validated and serialised by pydantic, whose recursion guard stops somewhere under 256 levels.
+MAX_INLINE_DEPTH = 64
 STORED_BUDGETS = {"request": 256 * 1024, "result": 64 * 1024, "last_error": 8 * 1024}
 HISTORY_DETAIL_LIMIT = 500
 
@@ -61,7 +64,7 @@ def stored_size(name: str, value: Any) -> int:
 def fits(name: str, value: Any) -> bool:
     """Whether `value` may be stored inline as `name`: strict JSON of Unicode text (no NaN, no
     vendor_json.RawNumber, no lone surrogate), within STORED_BUDGETS."""
-    if not vendor_json.holds_only_unicode(value):
+    if not vendor_json.holds_only_unicode(value) or vendor_json.depth_exceeds(value, MAX_INLINE_DEPTH):
         return False
     try:
         return stored_size(name, value) <= STORED_BUDGETS[name]

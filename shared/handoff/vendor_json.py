@@ -94,6 +94,19 @@ def _write(value: Any, parts: list[str]) -> None:
         parts.append(json.dumps(value))
 
 
+def depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether `value` nests objects and arrays deeper than `limit` levels (without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def holds_only_unicode(value: Any) -> bool:
     """False when a string or key in `value` holds a lone surrogate (parsed from an escape such as
     "\\ud800"): JSON's grammar takes it, but it is no Unicode text, and strict clients refuse it."""

@@ -211,6 +211,22 @@ def test_result_urls_are_fetched_only_while_the_callback_has_time_the_rest_later
     assert job()["result"] == {"annotations": [{"label": "car"}]}
 
 
+def test_a_result_url_playment_refuses_for_good_is_invalid_not_retried_for_an_hour(
+    submitted: HTTPServer, context: LambdaContext
+) -> None:
+    # given an Attachment API that refuses the URL (not one of Playment's results: 400)
+    submitted.expect_oneshot_request("/v1/attachments").respond_with_json({"error": "bad url"}, status=400)
+
+    # when the callback names it
+    status, body = playment_callback(context, completed(RESULT_URL))
+
+    # then the annotation is invalid (no retry could fetch it), nothing is queued, the job waits
+    # for the reconciler, which reads Playment's own result URL
+    assert (status, body["invalid"], body["deferred"]) == (200, 1, 0)
+    assert job()["status"] == "SUBMITTED"
+    assert queue_depth(RETRIES) == 0
+
+
 def test_a_body_that_cannot_be_archived_is_503_and_nothing_is_written(
     submitted: HTTPServer, context: LambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:

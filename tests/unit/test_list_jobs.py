@@ -301,6 +301,8 @@ def test_updated_after_takes_any_time_zone_and_batch_filters(table: DynamoJobSto
         ({"limit": "2.5"}, "limit"),
         ({"cursor": "not a cursor"}, "cursor"),
         ({"cursor": "eyJ1IjogMX0"}, "cursor"),  # base64url JSON, but not one of ours
+        ({"cursor": "eyJmIjp7fSwiciI6bnVsbCwidSI6IiJ9"}, "cursor"),  # {"f":{},"r":null,"u":""}
+        ({"cursor": "eyJmIjp7fSwiciI6Ilx1ZDgwMCIsInUiOiIyMDI2LTExLTMwVDEwOjAwOjAwLjAwMFoifQ"}, "cursor"),
     ],
 )
 def test_a_filter_that_is_not_one_is_422_naming_it(
@@ -312,6 +314,22 @@ def test_a_filter_that_is_not_one_is_422_naming_it(
     assert set(body) == {"error"}
     assert set(body["error"]) == {"code", "message", "details"}
     assert [d["field"] for d in body["error"]["details"]] == [field]
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+00:31"],
+)
+def test_a_time_at_the_ends_of_the_calendar_is_a_time_not_a_500(
+    moment: str, table: DynamoJobStore, context: LambdaContext
+) -> None:
+    jobs = many(table, 3)
+
+    status, body = answer(list_event(updated_after=moment), context)
+
+    assert status == 200
+    expected = newest_first(jobs) if moment.startswith("0001") else []
+    assert [j["reference_id"] for j in body["jobs"]] == expected
 
 
 def test_a_cursor_from_other_filters_is_422_invalid_cursor(table: DynamoJobStore, context: LambdaContext) -> None:

@@ -677,8 +677,8 @@ def test_a_last_attempt_after_a_lost_start_is_submitted_never_failed(
 @pytest.mark.parametrize(
     ("change", "field", "says"),
     [
-        ({"document": {"filename": "scan.pdf", "text": "x"}}, "document", "TEXTKING takes only docx"),
-        ({"document": {"filename": "notes", "text": "x"}}, "document", "TEXTKING takes only docx"),
+        ({"document": {"filename": "scan.pdf", "text": "x"}}, "document", "not one TEXTKING takes: docx"),
+        ({"document": {"filename": "notes", "text": "x"}}, "document", "not one TEXTKING takes: docx"),
         (
             {"document": {"filename": "a.txt", "content_type": "application/pdf", "text": "x"}},
             "document",
@@ -698,6 +698,8 @@ def test_a_last_attempt_after_a_lost_start_is_submitted_never_failed(
         ({"document": {"filename": 'rep"ort.txt', "text": "x"}}, "document.filename", "pattern"),
         ({"document": {"filename": "a;b.txt", "text": "x"}}, "document.filename", "pattern"),
         ({"name": " \t "}, "name", "pattern"),
+        ({"document": {"filename": " .txt", "text": "x"}}, "document.filename", "a name before"),
+        ({"document": {"filename": "r\u00e9sum\u00e9.txt", "text": "x"}}, "document.filename", "pattern"),
         ({"target_language": "en"}, "target_language", "must differ"),
     ],
     ids=[
@@ -712,6 +714,8 @@ def test_a_last_attempt_after_a_lost_start_is_submitted_never_failed(
         "quote-in-filename",
         "semicolon-in-filename",
         "blank-name",
+        "no-name-before-the-extension",
+        "non-ascii-filename",
         "same-languages",
     ],
 )

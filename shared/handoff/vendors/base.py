@@ -13,7 +13,8 @@ from __future__ import annotations
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -60,6 +61,21 @@ class MissedSlot(Transient):
 # goes out, then cleared: only the first request of a submission is paced. A context variable:
 # each record of a batch runs in a thread of its own (queue.process_batch).
 _start_by: ContextVar[float | None] = ContextVar("handoff_start_by", default=None)
+# When every vendor request of this context must be done (time.monotonic()): `within`.
+_deadline: ContextVar[float | None] = ContextVar("handoff_deadline", default=None)
+# A request is not started with less time than this left before its deadline.
+MIN_REQUEST_SECONDS = 0.5
+
+
+@contextmanager
+def within(seconds: float) -> Iterator[None]:
+    """Every vendor request made inside is done (answered and read) within `seconds` from now, or
+    Transient: a function that must answer in time (a callback) wraps its vendor reads in it."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
 
 
 def _check_slot(start_by: float | None) -> None:
@@ -182,21 +198,39 @@ def new_session() -> requests.Session:
 
 
 @tracer.capture_method(capture_response=False)
-def send(session: requests.Session, method: str, url: str, timeouts: Timeouts, **kwargs: Any) -> requests.Response:
-    """One HTTP request with a timeout; network failures come back as Transient. A request that
-    cannot even be built (a header value with a line break, a URL that is not one) is Rejected
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    timeouts: Timeouts,
+    *,
+    deadline: float | None = None,
+    **kwargs: Any,
+) -> requests.Response:
+    """One HTTP request, whole (answer and body) within connect + read timeout, or by `deadline`
+    (time.monotonic()) when that is sooner: requests' read timeout bounds each read, not the
+    body, so a vendor trickling its answer would otherwise hold a function past its own timeout.
+    Network failures and a body not read in time come back as Transient. A request that cannot
+    even be built (a header value with a line break, a URL that is not one) is Rejected
     (`request_not_built`): sending it again can never succeed."""
+    until = time.monotonic() + timeouts.connect + timeouts.read
+    for bound in (deadline, _deadline.get()):
+        if bound is not None:
+            if bound - time.monotonic() < MIN_REQUEST_SECONDS:
+                raise Transient("out_of_time", f"{method} {_path(url)} not sent: no time left for it")
+            until = min(until, bound)
     try:
         # session.request, in its two halves: build the request, then send it, so that a rate slot
         # (Checkpoint.check_start) is checked after the building, at the moment it goes out.
-        stream = kwargs.pop("stream", None)
+        kwargs.pop("stream", None)
         prepared = session.prepare_request(requests.Request(method, url, **kwargs))
-        settings = session.merge_environment_settings(prepared.url, {}, stream, None, None)
+        settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
         start_by = _start_by.get()
         if start_by is not None:
             _start_by.set(None)
             _check_slot(start_by)
-        return session.send(prepared, timeout=timeouts.as_tuple(), allow_redirects=False, **settings)
+        response = session.send(prepared, timeout=timeouts.as_tuple(), allow_redirects=False, **settings)
+        return _read_by(response, until, f"{method} {_path(url)}")
     except requests.Timeout as exc:
         raise Transient("timeout", f"{method} {_path(url)} timed out: {type(exc).__name__}") from exc
     except requests.ConnectionError as exc:
@@ -207,6 +241,22 @@ def send(session: requests.Session, method: str, url: str, timeouts: Timeouts, *
         raise Rejected("request_not_built", f"{method} {_path(url)} could not be built: {type(exc).__name__}") from exc
     except requests.RequestException as exc:
         raise Transient("request_error", f"{method} {_path(url)} failed: {type(exc).__name__}") from exc
+
+
+def _read_by(response: requests.Response, until: float, what: str) -> requests.Response:
+    """The response with its body read (response.content), or Transient `timeout` once `until`
+    (time.monotonic()) passes while it is being read."""
+    chunks = []
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            chunks.append(chunk)
+            if time.monotonic() > until:
+                raise Transient("timeout", f"{what} was not answered whole in time")
+    finally:
+        response.close()
+    # what requests' own `content` holds once read (it has no public setter)
+    response._content = b"".join(chunks)
+    return response
 
 
 def static_key_matches(presented: str | None, keys: list[str]) -> bool:

@@ -70,7 +70,8 @@ _STATUS_MAP = {
 
 def status_update(vendor_status: str) -> VendorUpdate | None:
     """Playment's status in any letter case -> what it means for the job (None: not one we know)."""
-    return _STATUS_MAP.get(vendor_status.strip().upper())
+    # ASCII only: Unicode case mapping would take "PEND\\u0131NG" (a dotless i) for PENDING
+    return _STATUS_MAP.get(vendor_status.strip().upper()) if vendor_status.isascii() else None
 
 
 def observation(annotation: PlaymentAnnotation) -> Observation | None:
@@ -169,6 +170,14 @@ def _apply_annotation(raw: Any, applier: CallbackApplier, deadline: float | None
                 return fetched
             seen = fetched
         verdict = applier.apply(seen, source="playment-callback")
+    except Rejected as exc:
+        if exc.auth_failure:  # our key: fixed by a person, then the retry applies it
+            logger.error("result refused to our API key; applied again later", extra={**log, "error_code": exc.code})
+            return Verdict.DEFERRED
+        # Playment refuses this URL for good (not one of its results): no retry can fetch it. The
+        # annotation is invalid; the reconciler reads the job's real result URL from Playment.
+        logger.warning("result URL refused by Playment for good; invalid", extra={**log, "error_code": exc.code})
+        return Verdict.INVALID
     except VendorError as exc:
         logger.warning("result could not be fetched; applied again later", extra={**log, "error_code": exc.code})
         return Verdict.DEFERRED
@@ -402,11 +411,14 @@ class PlaymentClient:
             "GET",
             self.settings.base_url + self.settings.attachments_path,
             self._timeouts_until(deadline),
+            deadline=deadline,
             params={"url": result_url},
             headers={self.settings.api_key_header: self._api_key(), "Accept": "application/json"},
         )
         if response.is_redirect and response.headers.get("Location"):
-            response = send(self.session, "GET", response.headers["Location"], self._timeouts_until(deadline))
+            response = send(
+                self.session, "GET", response.headers["Location"], self._timeouts_until(deadline), deadline=deadline
+            )
         raise_for_status(response)
         try:
             return vendor_json.loads(response.content)

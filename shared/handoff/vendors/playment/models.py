@@ -235,7 +235,7 @@ def _text(value: Any, default: str) -> str:
 def _require_unique(values: list[str], what: str) -> None:
     dupes = sorted(v for v, n in Counter(values).items() if n > 1)
     if dupes:
-        raise ValueError(f"duplicate {what}: {dupes[:5]}")
+        raise ValueError(f"{len(dupes)} {what} value(s) given more than once")  # never quoting the input
 
 
 class PlaymentCallbackBody(BaseModel):

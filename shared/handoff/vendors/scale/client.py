@@ -21,7 +21,6 @@ Built from REFERENCE.md §6 and the official SDK (scaleapi, scaleapi/api.py and 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -80,7 +79,7 @@ _STATUS_MAP = {
 
 def status_update(vendor_status: str) -> VendorUpdate | None:
     """Scale's task status -> what it means for the job (None: not one we know)."""
-    return _STATUS_MAP.get(vendor_status.strip().lower())
+    return _STATUS_MAP.get(vendor_status.strip().lower()) if vendor_status.isascii() else None  # ASCII only
 
 
 def observation(task: ScaleTask, response: Any = None) -> Observation | None:
@@ -108,14 +107,21 @@ def observation(task: ScaleTask, response: Any = None) -> Observation | None:
 
 
 def _task_error(task: ScaleTask) -> JobError:
+    """The task's `error` as the job keeps it: a code and message to read, and Scale's whole error
+    (any shape, any length) in details, which the applier keeps inline or in S3 by its size."""
     said = task.error
+    if said is None or said == "" or said == {}:
+        return JobError(code="task_error", message="Scale reported the task as error")
     if isinstance(said, dict):
         code = said.get("code") or said.get("type") or "task_error"
-        message = said.get("message") or said.get("error") or json.dumps(said)[:2000]
-        return JobError(code=str(code)[:128], message=str(message)[:2000], details=[{"vendor_error": said}])
-    if isinstance(said, str) and said:
-        return JobError(code="task_error", message=said[:2000])
-    return JobError(code="task_error", message="Scale reported the task as error")
+        message = said.get("message") or said.get("error") or said
+    else:
+        code, message = "task_error", said
+    text = message if isinstance(message, str) else vendor_json.dumps(message).decode()
+    code_text = code if isinstance(code, str) else vendor_json.dumps(code).decode()
+    told_whole = isinstance(said, str) and len(said) <= 2000  # the message says it all
+    details = [] if told_whole else [{"vendor_error": said}]
+    return JobError(code=code_text[:128], message=text[:2000], details=details)
 
 
 def apply_callback(body: bytes, applier: CallbackApplier, payload: Any = None) -> Tally:

@@ -44,6 +44,7 @@ from handoff.vendors.base import (
     path_segment,
     raise_for_status,
     send,
+    within,
 )
 from handoff.vendors.textking.models import CALLBACK_FIELD_MAX, TextkingSubmitRequest, upload_content_type
 from handoff.vendors.textking.settings import TextkingSettings, textking_callback_url, textking_settings
@@ -68,7 +69,7 @@ _STATE_MAP = {
 
 
 def status_update(state: str) -> VendorUpdate | None:
-    return _STATE_MAP.get(state.strip().lower())
+    return _STATE_MAP.get(state.strip().lower()) if state.isascii() else None  # ASCII only
 
 
 # --- callback tokens -----------------------------------------------------------------------------
@@ -160,6 +161,12 @@ def apply_callback(body: bytes, applier: CallbackApplier, parsed: Any = None) ->
     return tally
 
 
+# A callback reads the job (and, once delivered, the translation) from TEXTKING within this:
+# TextkingCallback's Timeout is 25 s, API Gateway's 29 s. What is not read in time is deferred
+# (200) and read again from the archive (CallbackRetry), never lost to a timeout.
+READ_SECONDS = 15.0
+
+
 def _apply_form(body: bytes, applier: CallbackApplier) -> Verdict:
     try:
         form = parse_callback_form(body)
@@ -187,7 +194,8 @@ def _apply_form(body: bytes, applier: CallbackApplier) -> Verdict:
     if is_terminal(job.status):
         return Verdict.DUPLICATE
     try:
-        seen = client.observe(job)
+        with within(READ_SECONDS):  # the function (Timeout 25 s) answers whatever TEXTKING does
+            seen = client.observe(job)
     except VendorError as exc:
         logger.warning("TEXTKING could not be read; applied again later", extra={"error_code": exc.code})
         return Verdict.DEFERRED

@@ -69,9 +69,10 @@ class TextkingDocument(BaseModel):
     filename: str = Field(
         min_length=1,
         max_length=200,
-        # TEXTKING names the translation after it in an unquoted Content-Disposition (REFERENCE.md
-        # §2.4), where '"' and ';' would end it: refused here, as '/', '\\' and control characters
-        pattern=r'^[^/\\\x00-\x1f\x7f";]+$',
+        # TEXTKING names the translation after it in an unquoted Content-Disposition header
+        # (REFERENCE.md §2.4): printable ASCII only (a header carries no other text), without '"'
+        # and ';' (which would end it there), '/' and '\\' (a URL path segment here)
+        pattern=r"^[\x20\x21\x23-\x2e\x30-\x3a\x3c-\x5b\x5d-\x7e]+$",
         description="Its extension names the format: one of " + ", ".join(DOCUMENT_FORMATS) + ".",
     )
     # The upload's Content-Type is the bare media type (no parameters), as TEXTKING's own example
@@ -91,6 +92,9 @@ class TextkingDocument(BaseModel):
         # The filename is the upload URL's last path segment: "." and ".." would be removed from it.
         if value.strip(".") == "" and len(value) <= 2:
             raise ValueError('the filename cannot be "." or ".."')
+        stem, dot, _ = value.rpartition(".")
+        if dot and not stem.strip():  # ".txt", " .txt": an extension with no name
+            raise ValueError("the filename needs a name before its extension")
         return value
 
     @model_validator(mode="after")
@@ -103,14 +107,10 @@ class TextkingDocument(BaseModel):
     def _a_format_textking_takes(self) -> TextkingDocument:
         extension = document_format(self.filename)
         if extension is None:
-            raise ValueError(
-                f"filename {self.filename!r}: TEXTKING takes only {', '.join(DOCUMENT_FORMATS)} documents"
-                " (named by the filename's extension)"
-            )
+            raise ValueError(f"the filename's extension is not one TEXTKING takes: {', '.join(DOCUMENT_FORMATS)}")
         if self.content_type is not None and media_type(self.content_type) not in DOCUMENT_FORMATS[extension]:
             raise ValueError(
-                f"content_type {media_type(self.content_type)!r} is not a type of .{extension} documents"
-                f" ({', '.join(DOCUMENT_FORMATS[extension])})"
+                f"content_type is not a type of .{extension} documents ({', '.join(DOCUMENT_FORMATS[extension])})"
             )
         return self
 
@@ -171,7 +171,7 @@ class TextkingSubmitRequest(BaseModel):
     @classmethod
     def _a_language_textking_takes(cls, value: str) -> str:
         if value not in ISO_639_1:
-            raise ValueError(f"{value!r} is not an ISO 639-1 language code, which TEXTKING takes")
+            raise ValueError("not an ISO 639-1 language code, which TEXTKING takes")
         return value
 
     @field_validator("target_language")
