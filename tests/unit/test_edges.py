@@ -110,6 +110,7 @@ ODD_RESULTS = {
     "beyond DynamoDB's 38 digits": '{"count": 123456789012345678901234567890123456789012345}',
     "an empty attribute name": '{"": "empty key", "boxes": [{"": 1}]}',
     "deeper than DynamoDB's 32 levels": json.dumps(nested(40)),
+    "deeper than pydantic serialises (300 levels)": "[" * 300 + "]" * 300,
     "more digits than a double holds": '{"v": 1234567890123456789012345678901234567890.123456789}',
     "below a double": '{"v": 1e-400, "w": -2.5E-330}',
     "more digits than Python reads": '{"v": ' + "9" * 4301 + "}",
@@ -393,6 +394,31 @@ def test_a_playment_callback_in_another_media_type_is_415(content_type: str, con
 
     assert_error(status, body, 415, "unsupported_media_type")
     assert archived() == {}
+
+
+@pytest.mark.parametrize("charset", ["ISO-8859-1", "utf-16", "x-unknown"])
+def test_a_playment_callback_naming_any_charset_is_read_as_the_utf8_it_is(
+    charset: str, playment: HTTPServer, context: LambdaContext
+) -> None:
+    # given a submitted job; JSON has no charset (RFC 8259 §11) and Playment never resends a 415
+    submitted(playment, context)
+    head = json.dumps({"reference_id": REF, "job_id": JOB_ID, "status": "COMPLETED"})[:-1]
+
+    status, counts = callback(context, '{"annotations": [' + head + "}]}", f"application/json; charset={charset}")
+
+    assert (status, counts["applied"]) == (200, 1)
+
+
+def test_a_status_is_matched_in_ascii_never_by_unicode_case_mapping(
+    playment: HTTPServer, context: LambdaContext
+) -> None:
+    submitted(playment, context)
+    head = json.dumps({"reference_id": REF, "job_id": JOB_ID})[:-1]
+
+    status, counts = callback(context, '{"annotations": [' + head + ', "status": "FA\\u0131LED"}]}')
+
+    assert (status, counts["invalid"]) == (200, 1)  # "FA(dotless i)LED" is no status of Playment's
+    assert get_job(context, REF)[1]["status"] == "SUBMITTED"
 
 
 def test_a_playment_callback_without_content_type_is_taken_as_json(

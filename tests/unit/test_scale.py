@@ -774,3 +774,34 @@ def test_the_sandbox_refuses_what_scale_refuses() -> None:
     finally:
         server.stop()
         box.stop()
+
+
+@pytest.mark.parametrize(
+    ("error", "kept"),
+    [
+        ('{"m": NaN, "code": "bad_input"}', b'"m":NaN'),
+        ('["a", "b"]', b'["a","b"]'),
+        ("5", b"5"),
+        (json.dumps("e" * 60_000), b"e" * 60_000),
+    ],
+    ids=["nan", "a-list", "a-number", "a-long-string"],
+)
+@pytest.mark.usefixtures("submitted")
+def test_scales_error_is_kept_whole_whatever_its_shape_or_size(error: str, kept: bytes, context: LambdaContext) -> None:
+    # given the error sample with Scale's `error` in another shape
+    body = json.loads(load_event("scale_callback/api_error.json")["body"])
+    body["task"]["error"] = "__ERROR__"
+    raw = json.dumps(body).replace('"__ERROR__"', error)
+
+    status, counts = callback(context, raw.encode())
+
+    # then the job is FAILED, readable, and Scale's error is kept as Scale wrote it (inline or in S3)
+    assert (status, counts["applied"]) == (200, 1)
+    stored = job()
+    assert stored["status"] == "FAILED"
+    details = stored["last_error"]["details"]
+    if details and "details_ref" in details[0]:
+        key = details[0]["details_ref"].removeprefix("s3://handoff-results/")
+        assert kept in archived(key)[key]
+    else:
+        assert kept.decode() in json.dumps(details, separators=(",", ":"))

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from handoff.lifecycle import Observation
 from handoff.models import Job, JobError, Quote
@@ -247,11 +248,17 @@ def _read_by(response: requests.Response, until: float, what: str) -> requests.R
     """The response with its body read (response.content), or Transient `timeout` once `until`
     (time.monotonic()) passes while it is being read."""
     chunks = []
+    raw = response.raw
+    # read1: what has arrived (up to 64 KiB), not a wait for a full chunk; chunked and compressed
+    # bodies decoded as requests decodes them
+    read = getattr(raw, "read1", None) or (lambda amt, decode_content: raw.read(4096, decode_content=decode_content))
     try:
-        for chunk in response.iter_content(64 * 1024):
+        while chunk := read(64 * 1024, decode_content=True):
             chunks.append(chunk)
             if time.monotonic() > until:
                 raise Transient("timeout", f"{what} was not answered whole in time")
+    except (ProtocolError, ReadTimeoutError, OSError) as exc:
+        raise Transient("connection_error", f"{what}: the answer broke off ({type(exc).__name__})") from exc
     finally:
         response.close()
     # what requests' own `content` holds once read (it has no public setter)
