@@ -107,6 +107,7 @@ def list_jobs(
     return api.json_response(200, page.model_dump(mode="json"))
 
 
+@api.api_only
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics

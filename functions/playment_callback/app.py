@@ -87,6 +87,7 @@ def playment_callback() -> Response[str]:
     return api.callback_answer(intake(), api.raw_body(event), payload)
 
 
+@api.api_only
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics

@@ -55,7 +55,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from handoff import api, preflight
+from handoff import api, preflight, vendor_json
 from handoff.batches import Batches, BatchRefused
 from handoff.cancel_order import JobControl, JobRefused
 from handoff.models import (
@@ -467,15 +467,23 @@ def _error(code: str, message: str, details: list[dict[str, Any]] | None = None)
 
 def _direct_id(event: dict[str, Any], name: str) -> str:
     """An id of a direct-invoke action, as the path parameter it stands for. Only a JSON string
-    is an id: anything else (5, null, absent) stands for no id, answered 422 as an empty one."""
+    is an id: anything else (5, null, absent, a string that is no Unicode text) stands for no id,
+    answered 422 as an empty one."""
     value = event.get(name)
-    return value if isinstance(value, str) else ""
+    # a lone surrogate ("\ud800") is no text a path can carry: no id either
+    return value if isinstance(value, str) and vendor_json.holds_only_unicode(value) else ""
+
+
+def lambda_handler(event: Any, context: LambdaContext) -> Any:
+    # A direct invoke's payload may be any JSON: null is no request at all (422, as {}), never a
+    # crash in the decorators below, which read the event as an object.
+    return _handle({} if event is None else event, context)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+def _handle(event: dict[str, Any], context: LambdaContext) -> Any:
     if isinstance(event, dict) and not api.is_api_event(event) and event.get("action") == "preflight":
         return preflight.answer(preflight.run(event.get("callback_urls")))
     direct = isinstance(event, dict) and not api.is_api_event(event)

@@ -93,6 +93,7 @@ def _store() -> DynamoJobStore:
     return DynamoJobStore(core_settings().jobs_table_name, dynamodb)
 
 
+@api.api_only
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics

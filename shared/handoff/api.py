@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import uuid
@@ -443,6 +444,23 @@ def raw_body(event: Any) -> bytes:
         except (binascii.Error, ValueError):
             return b""
     return str(body).encode("utf-8")
+
+
+def api_only(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A function that only API Gateway invokes answers any other event (a direct invoke of
+    null, a number, a dict that is no request) with a 400 in the proxy shape, never a crash."""
+
+    @functools.wraps(handler)
+    def answer(event: Any, context: Any) -> Any:
+        if not is_api_event(event):
+            return proxy_error(
+                400,
+                "not_an_api_request",
+                "this function answers API Gateway requests only; direct actions go to SubmitJob",
+            )
+        return handler(event, context)
+
+    return answer
 
 
 def is_api_event(event: Any) -> bool:

@@ -214,3 +214,26 @@ def test_a_direct_invoke_id_that_is_not_a_string_is_422_never_another_id(
     # then it is refused as no id at all (not looked up as "5" or "None")
     assert answer["error"]["code"] == "invalid_request"
     assert [d["field"] for d in answer["error"]["details"]] == [name]
+
+
+@pytest.mark.parametrize("module", ["get_job", "playment_callback", "textking_callback", "scale_callback"])
+@pytest.mark.parametrize("event", [None, 5, "x", [], {}, {"reference_id": "order-1042-img-7"}])
+def test_a_function_only_api_gateway_invokes_answers_any_other_event_with_400_never_a_crash(
+    module: str, event: Any, context: LambdaContext
+) -> None:
+    import importlib
+
+    handler = importlib.import_module(f"functions.{module}.app").lambda_handler
+
+    answer = handler(event, context)
+
+    assert answer["statusCode"] == 400
+    assert json.loads(answer["body"])["error"]["code"] == "not_an_api_request"
+
+
+@pytest.mark.parametrize("payload", [None, {}, {"action": "retry", "reference_id": "a\ud800"}])
+def test_submit_job_answers_any_direct_payload_with_422_never_a_crash(payload: Any, context: LambdaContext) -> None:
+    answer = submit_app.lambda_handler(payload, context)
+
+    assert answer["error"]["code"] == "invalid_request"
+    assert table_items() == []
