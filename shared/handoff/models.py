@@ -6,6 +6,7 @@ import hashlib
 import json
 from enum import StrEnum
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -23,6 +24,20 @@ ReferenceId = Annotated[
 
 
 BATCH_REF_PATTERN = REFERENCE_ID_PATTERN
+
+# What follows a URL's scheme: a host (or bucket) of letters, digits and . _ - that starts and
+# ends with a letter or digit, an optional port, then a path/query of printable ASCII (RFC 3986:
+# anything else is percent-encoded). No user:password@, no empty host, no whitespace or controls.
+URL_AFTER_SCHEME = r"://[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?::[0-9]{1,5})?(?:[/?#][\x21-\x7e]*)?$"
+
+
+def port_in_range(url: str) -> str:
+    """The URL, if its port (when it names one) is 1-65535. Raises ValueError."""
+    port = urlsplit(url).port  # raises ValueError outside 0-65535
+    if port == 0:
+        raise ValueError("the port must be 1-65535")
+    return url
+
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # A value a vendor URL carries as one path segment, as it is: RFC 3986's unreserved characters,

@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from handoff import vendor_json
-from handoff.models import PATH_SEGMENT_PATTERN, UUID_PATTERN, BatchRef, ReferenceId
+from handoff.models import PATH_SEGMENT_PATTERN, URL_AFTER_SCHEME, UUID_PATTERN, BatchRef, ReferenceId, port_in_range
 
 # Playment reads public https URLs, s3:// and gs:// URIs (REFERENCE.md §1.3), each naming a host
 # (or bucket): "https:///a.jpg" names none.
-URL_WITH_A_HOST = r"://[^/\s?#]\S*$"
-AttachmentUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=r"^(https|s3|gs)" + URL_WITH_A_HOST)]
+AttachmentUrl = Annotated[
+    str,
+    Field(min_length=8, max_length=2048, pattern=rf"^(https|s3|gs){URL_AFTER_SCHEME}"),
+    AfterValidator(port_in_range),
+]
 
 # The data shapes are validated where a mistake would cost a vendor round trip (a missing URL,
 # duplicate frame ids -> FS_0003) and otherwise passed through untouched: extra keys such as

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from handoff.models import ReferenceId
+from handoff.models import URL_AFTER_SCHEME, ReferenceId, port_in_range
 from handoff.vendors.scale.settings import TASK_TYPE_PATTERN
 
 # Scale keeps at most 10 KB of metadata per task; measured as the JSON Scale is sent, with the key
@@ -23,7 +23,11 @@ MANAGED_FIELDS = frozenset(
 
 # Scale reads attachments by URL (public, signed, or a bucket it was given access to).
 # each naming a host (or bucket): "https:///a.jpg" names none
-AttachmentUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=r"^(https?|s3|gs)://[^/\s?#]\S*$")]
+AttachmentUrl = Annotated[
+    str,
+    Field(min_length=8, max_length=2048, pattern=rf"^(https?|s3|gs){URL_AFTER_SCHEME}"),
+    AfterValidator(port_in_range),
+]
 
 
 class ScaleSubmitRequest(BaseModel):
