@@ -252,14 +252,15 @@ def not_blank(value: Any) -> Any:
 BatchSize = Annotated[int, Field(ge=1, le=100_000), BeforeValidator(json_integer)]
 
 
-# The registered vendors' names, filled by the registry (handoff.vendors) as it loads: models cannot
-# import it (it imports them). Only the OpenAPI document reads it, as the `vendor` fields' enum.
-REGISTERED_VENDORS: list[str] = []
+# The names of the registered vendors that have batches, filled by the registry (handoff.vendors)
+# as it loads: models cannot import it (it imports them). Only the OpenAPI document reads it, as
+# the enum of a batch's `vendor` (another vendor is refused: 422).
+VENDORS_WITH_BATCHES: list[str] = []
 
 
-def _registered_vendor_enum(schema: dict[str, Any]) -> None:
-    if REGISTERED_VENDORS:
-        schema["enum"] = sorted(REGISTERED_VENDORS)
+def _batch_vendor_enum(schema: dict[str, Any]) -> None:
+    if VENDORS_WITH_BATCHES:
+        schema["enum"] = sorted(VENDORS_WITH_BATCHES)
 
 
 class CreateBatchRequest(BaseModel):
@@ -271,7 +272,7 @@ class CreateBatchRequest(BaseModel):
         min_length=1,
         max_length=32,
         description="A registered vendor that has batches.",
-        json_schema_extra=_registered_vendor_enum,
+        json_schema_extra=_batch_vendor_enum,
     )
     name: Annotated[str, BeforeValidator(not_blank)] = Field(
         min_length=1,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 from handoff.callbacks import CallbackApplier, CallbackIntake, CallbackRetryQueue
-from handoff.models import NOT_BLANK, REGISTERED_VENDORS, BatchRef, not_blank
+from handoff.models import NOT_BLANK, VENDORS_WITH_BATCHES, BatchRef, not_blank
 from handoff.settings import callback_retry_settings
 from handoff.vendors.base import Vendor, VendorClient
 
@@ -76,7 +76,8 @@ def _discover() -> dict[str, Vendor]:
 
 VENDORS: dict[str, Vendor] = _discover()
 VENDOR_NAMES: frozenset[str] = frozenset(VENDORS)
-REGISTERED_VENDORS[:] = sorted(VENDORS)  # for the OpenAPI document's enums (handoff.models)
+# for the OpenAPI document's enum of a batch's vendor (handoff.models)
+VENDORS_WITH_BATCHES[:] = sorted(name for name, v in VENDORS.items() if v.batches is not None)
 
 
 def check_configured(env: Mapping[str, str] | None = None) -> None:
@@ -132,7 +133,7 @@ class NewBatch(BaseModel):
         min_length=1,
         max_length=32,
         description="Default: the jobs' vendor.",
-        json_schema_extra={"enum": [*sorted(VENDORS), None]},
+        json_schema_extra={"enum": [*VENDORS_WITH_BATCHES, None]},
     )
 
 

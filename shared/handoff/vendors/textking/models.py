@@ -46,6 +46,14 @@ DOCUMENT_FORMATS: dict[str, tuple[str, ...]] = {
     "txt": ("text/plain",),
     "xml": ("application/xml", "text/xml"),
 }
+# A filename as TEXTKING takes it, for the schema as for the validator: printable ASCII without
+# '"', ';', '/', '\\' (below), then one of the extensions above in any letter case (".htm" too).
+_NAME_CHARS = r"[\x20\x21\x23-\x2e\x30-\x3a\x3c-\x5b\x5d-\x7e]"
+_EXTENSIONS = "|".join(
+    "".join(f"[{c.lower()}{c.upper()}]" for c in extension) for extension in (*DOCUMENT_FORMATS, "htm")
+)
+FILENAME_PATTERN = rf"^{_NAME_CHARS}*\.(?:{_EXTENSIONS})$"
+
 # Quality names differ between TEXTKING's wiki and its client (REFERENCE.md gotcha 26): the stack's
 # TextkingQualities parameter decides which are accepted; the model checks only the form.
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
@@ -72,7 +80,7 @@ class TextkingDocument(BaseModel):
         # TEXTKING names the translation after it in an unquoted Content-Disposition header
         # (REFERENCE.md §2.4): printable ASCII only (a header carries no other text), without '"'
         # and ';' (which would end it there), '/' and '\\' (a URL path segment here)
-        pattern=r"^[\x20\x21\x23-\x2e\x30-\x3a\x3c-\x5b\x5d-\x7e]+$",
+        pattern=FILENAME_PATTERN,
         description="Its extension names the format: one of " + ", ".join(DOCUMENT_FORMATS) + ".",
     )
     # The upload's Content-Type is the bare media type (no parameters), as TEXTKING's own example
