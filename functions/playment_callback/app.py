@@ -3,7 +3,7 @@
 401  missing or wrong x-playment-key (checked first: the body is not looked at)   nothing written
 413  body over 5 MiB                          nothing written
 415  not application/json (UTF-8)             nothing written
-400  not UTF-8, not JSON, nested deeper than 64 levels, or no "annotations" list   nothing written
+400  not UTF-8, not JSON, nested deeper than 512 levels, or no "annotations" list   nothing written
 413  more than MAX_ANNOTATIONS annotations    nothing written
 200  {"applied", "duplicate", "unknown", "invalid", "deferred"}: the raw body archived in S3, then
      each annotation applied on its own (concurrently: the documented maximum finishes in
@@ -60,7 +60,7 @@ def intake() -> CallbackIntake:
     summary="Playment job status callback",
     responses={
         200: api.answer("how many annotations got each verdict", api.CallbackCounts),
-        400: api.refusal("not UTF-8, not JSON, nested deeper than 64 levels, or no annotations"),
+        400: api.refusal("not UTF-8, not JSON, nested deeper than 512 levels, or no annotations"),
         401: api.refusal("missing or wrong x-playment-key"),
         413: api.refusal(f"over 5 MiB, or more than {MAX_ANNOTATIONS} annotations"),
         415: api.refusal("not application/json (UTF-8)"),

@@ -5,7 +5,7 @@ retries anything but a 2xx up to 20 times over 24 hours, so duplicates are norma
 
 413  body over 5 MiB                          nothing written
 415  not application/json (UTF-8)             nothing written
-400  not UTF-8, not JSON, nested deeper than 64 levels, or no "task" object   nothing written
+400  not UTF-8, not JSON, nested deeper than 512 levels, or no "task" object   nothing written
 401  missing or wrong scale-callback-auth     nothing written
 200  {"applied", "duplicate", "unknown", "invalid", "deferred"} (one of them 1): the raw body
      archived in S3, then applied: "duplicate" for a status the job already has (Scale's
@@ -57,7 +57,7 @@ def intake() -> CallbackIntake:
     summary="Scale AI task callback",
     responses={
         200: api.answer("one of applied, duplicate, unknown, invalid, deferred: 1", api.CallbackCounts),
-        400: api.refusal('not UTF-8, not JSON, nested deeper than 64 levels, or no "task" object'),
+        400: api.refusal('not UTF-8, not JSON, nested deeper than 512 levels, or no "task" object'),
         401: api.refusal(f"missing or wrong {CALLBACK_AUTH_HEADER}"),
         413: api.refusal("over 5 MiB"),
         415: api.refusal("not application/json (UTF-8)"),

@@ -88,6 +88,14 @@ def _no_constant(name: str) -> Any:
     raise BodyRefused(400, "malformed_json", f"{name} is not a JSON number")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 8259 leaves a repeated name's meaning open ("the behavior ... is unpredictable"): a
+    # request of ours must say one thing, so {"vendor": "a", "vendor": "b"} is refused, not read.
+    if len({key for key, _ in pairs}) != len(pairs):
+        raise BodyRefused(400, "malformed_json", "a name is given twice in one object")
+    return dict(pairs)
+
+
 def _finite(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
@@ -105,7 +113,9 @@ def parse_json(text: str | bytes, *, strict: bool = True) -> Any:
     depth = MAX_JSON_DEPTH if strict else MAX_VENDOR_JSON_DEPTH
     try:
         value = (
-            json.loads(text, parse_constant=_no_constant, parse_float=_finite) if strict else vendor_json.loads(text)
+            json.loads(text, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_unique_keys)
+            if strict
+            else vendor_json.loads(text)
         )
     except RecursionError:
         raise BodyRefused(400, "malformed_json", f"the body is nested deeper than {depth} levels") from None

@@ -39,6 +39,12 @@ def port_in_range(url: str) -> str:
     return url
 
 
+def lower_case(value: Any) -> Any:
+    """A UUID in its canonical, lower-case form (RFC 4122: case-insensitive on input): vendors
+    that compare ids as text see one spelling."""
+    return value.lower() if isinstance(value, str) else value
+
+
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # A value a vendor URL carries as one path segment, as it is: RFC 3986's unreserved characters,
 # starting with a letter or digit (so never "." or "..", which URLs drop as dot-segments).

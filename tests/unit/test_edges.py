@@ -791,3 +791,19 @@ def load_template_table() -> str:
     import os
 
     return os.environ["JOBS_TABLE_NAME"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"vendor": "scale", "vendor": "playment", "reference_id": "dup-1", "data": {"image_url": "https://x.example/a.jpg"}}',
+        '{"vendor": "playment", "reference_id": "dup-1", "reference_id": "dup-2", "data": {"image_url": "https://x.example/a.jpg"}}',
+        '{"jobs": [{"vendor": "playment", "data": {}, "data": {}}]}',
+    ],
+    ids=["vendor-twice", "reference-id-twice", "nested-twice"],
+)
+def test_a_request_naming_a_field_twice_is_400_never_read_as_its_last(raw: str, context: LambdaContext) -> None:
+    status, body = api_submit(context, raw=raw)
+
+    assert_error(status, body, 400, "malformed_json")
+    assert table_items() == []

@@ -9,7 +9,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic.json_schema import SkipJsonSchema
 
 from handoff import vendor_json
-from handoff.models import PATH_SEGMENT_PATTERN, URL_AFTER_SCHEME, UUID_PATTERN, BatchRef, ReferenceId, port_in_range
+from handoff.models import (
+    PATH_SEGMENT_PATTERN,
+    URL_AFTER_SCHEME,
+    UUID_PATTERN,
+    BatchRef,
+    ReferenceId,
+    lower_case,
+    port_in_range,
+)
 
 # Playment reads public https URLs, s3:// and gs:// URIs (REFERENCE.md §1.3), each naming a host
 # (or bucket): "https:///a.jpg" names none.
@@ -144,6 +152,11 @@ class PlaymentSubmitRequest(BaseModel):
     # Playment documents 1..10 on one page and 1..9 (FS_00012) on another: 1..9 is valid under both.
     # JSON true is not the number 1, nor "5" the number 5; 5.0 is (JSON Schema's integer).
     priority_weight: int = Field(default=5, ge=1, le=9)
+
+    @field_validator("batch_id")
+    @classmethod
+    def _canonical_uuid(cls, value: str | None) -> str | None:
+        return lower_case(value)  # Playment's own batch ids are lower case; a UUID's case means nothing
 
     @field_validator("priority_weight", mode="before")
     @classmethod

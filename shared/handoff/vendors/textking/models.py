@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from handoff.models import UUID_PATTERN, ReferenceId
+from handoff.models import UUID_PATTERN, ReferenceId, lower_case
 
 # TEXTKING takes "the ISO 639 language code" (POST-Jobs, POST-price-info); every example is a
 # two-letter ISO 639-1 code. A region subtag ("pt-BR") or a three-letter code is not one: refused
@@ -174,6 +174,11 @@ class TextkingSubmitRequest(BaseModel):
         strict=True,
         description="Start the project, which places a billed order. Default: the stack's TextkingOrderingEnabled.",
     )
+
+    @field_validator("topic", "project_id")
+    @classmethod
+    def _canonical_uuid(cls, value: str | None) -> str | None:
+        return lower_case(value)  # TEXTKING's own ids are lower case; a UUID's case means nothing
 
     @field_validator("source_language", "target_language")
     @classmethod
