@@ -394,6 +394,9 @@ class Submitter:
             )
         start_by = self._pace(job.vendor, max_wait)
         if start_by is None:
+            # Busy (a bulk ahead at the vendor's rate): no attempt, and not counted against the job;
+            # a message the queue dead-letters for it leaves the job QUEUED, which the reconciler
+            # enqueues again once quiet.
             logger.info("no rate slot free in time; the job waits in the queue", extra=log)
             return SubmitResult(Outcome.QUEUED, job, retry_in=BUSY_RETRY_SECONDS, attempted=False)
         checkpoint = Checkpoint(
@@ -401,8 +404,11 @@ class Submitter:
         )
         try:
             accepted = self._send(client, job, request, checkpoint, max_wait)
-        except MissedSlot:
-            # Stalled past slot after slot: no request went out, so this was no attempt.
+        except MissedSlot as exc:
+            # Stalled past slot after slot: no request went out, so this was no attempt, unless it
+            # was the last the queue allows: then the job says why it gave up, never stays QUEUED.
+            if final:
+                return self._transient(job, exc, final=True, refs=checkpoint.refs)
             logger.info("no rate slot could be kept; the job waits in the queue", extra=log)
             return SubmitResult(Outcome.QUEUED, job, retry_in=BUSY_RETRY_SECONDS, attempted=False)
         except Transient as exc:

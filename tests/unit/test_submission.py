@@ -321,3 +321,33 @@ def test_a_job_refused_before_the_vendor_took_it_can_be_resubmitted_and_no_other
     assert accepted.value.job is not None
     assert accepted.value.job.status is JobStatus.SUBMITTED
     assert unknown.value.job is None
+
+
+def test_a_last_receive_that_misses_rate_slot_after_rate_slot_gives_the_job_up_saying_why(
+    sandbox: PlaymentSandbox, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a queued job whose client stalls past every rate slot it is given (a slow read before
+    # its first request), on the last receive the queue allows
+    from handoff.vendors.base import MissedSlot
+
+    world.submitter.submit_many([request()])
+    client = world.submitter.clients("playment")
+
+    def stalls(*args: Any, **kwargs: Any) -> Any:
+        raise MissedSlot("missed_rate_slot", "started too long after its rate slot")
+
+    monkeypatch.setattr(client, "submit", stalls)
+
+    # when the worker takes it on a middle receive, then on the last
+    middle = world.resume()
+    last = world.resume(final=True)
+
+    # then the middle one waits (nothing sent, no attempt counted), and the last gives the job up
+    # with the reason on it: never a message dead-lettered behind a job that still says QUEUED
+    assert middle.action is Action.RETRY
+    assert last.action is Action.GIVE_UP
+    stored = world.job()
+    assert stored["status"] == "FAILED"
+    assert stored["last_error"]["code"] == RETRIES_EXHAUSTED
+    assert "missed_rate_slot" in stored["last_error"]["message"]
+    assert sandbox.received == []

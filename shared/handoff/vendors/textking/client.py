@@ -50,6 +50,7 @@ from handoff.vendors.textking.models import CALLBACK_FIELD_MAX, TextkingSubmitRe
 from handoff.vendors.textking.settings import TextkingSettings, textking_callback_url, textking_settings
 
 NAME = "textking"
+DOCUMENT_KEPT_SECONDS = 60.0  # see TextkingClient._document
 # POST-Document refuses an empty document (400), after its project and job exist.
 EMPTY_DOCUMENT = "the document is empty: TEXTKING takes no empty document"
 # Project states in which the order is placed (REFERENCE.md §2.2: running, then finished).
@@ -252,6 +253,7 @@ class TextkingClient:
         self._callback_url = callback_url
         self._read_document = read_document  # raises DocumentUnavailable when it never will be readable
         self._check_document = check_document  # the same, without reading it (HeadObject): its size
+        self._last_document: tuple[tuple[str, str], float, bytes] | None = None  # see _document
         self.timeouts = timeouts
         self.session = session or new_session()
 
@@ -289,7 +291,11 @@ class TextkingClient:
         document = request.document
         # The document first: one that cannot be read must not leave a project and job behind.
         try:
-            content = document.text.encode() if document.text is not None else self._read_document(str(document.s3_uri))
+            content = (
+                document.text.encode()
+                if document.text is not None
+                else self._document(request.reference_id, str(document.s3_uri))
+            )
         except DocumentUnavailable as exc:
             raise Rejected("document_unavailable", str(exc)) from exc
         if not content:  # emptied since it was checked: TEXTKING would refuse it after the project exists
@@ -298,6 +304,19 @@ class TextkingClient:
             return self._submit(request, checkpoint, content)
         except Rejected as exc:
             raise self._without_orphans(exc, checkpoint) from exc
+
+    def _document(self, reference_id: str, uri: str) -> bytes:
+        """The S3 document's bytes, kept a minute for the same job: a large one takes longer to
+        read than a rate slot waits, and the attempt that missed its slot (nothing sent) goes
+        again at once with the bytes in hand instead of reading them again (and missing again)."""
+        key = (reference_id, uri)
+        if self._last_document is not None:
+            kept_key, kept_at, content = self._last_document
+            if kept_key == key and time.monotonic() - kept_at < DOCUMENT_KEPT_SECONDS:
+                return content
+        content = self._read_document(uri)
+        self._last_document = (key, time.monotonic(), content)
+        return content
 
     def _without_orphans(self, exc: Rejected, checkpoint: Checkpoint) -> Rejected:
         """A submission TEXTKING refused for good leaves nothing behind: the project Handoff
