@@ -243,9 +243,9 @@ def json_integer(value: Any) -> Any:
     return value
 
 
-# A string with a character that is not whitespace (JSON Schema patterns search, as pydantic's do):
-# the schema says "not blank" as not_blank does.
-NOT_BLANK = r"\S"
+# A name a vendor shows people (a batch's, a job's, a routing tag): not blank, and no control
+# character (a NUL, a line break). The schema says it as the validator does.
+NOT_BLANK = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 
 
 def not_blank(value: Any) -> Any:

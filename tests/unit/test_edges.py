@@ -19,7 +19,7 @@ from functions.playment_callback import app as callback_app
 from functions.submit_job import app as submit_app
 from handoff import api, vendor_json
 from handoff.store import DynamoJobStore
-from tests.conftest import LambdaContext, archived, load_event, load_template, table_items
+from tests.conftest import ROOT, LambdaContext, archived, load_event, load_template, table_items
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -807,3 +807,64 @@ def test_a_request_naming_a_field_twice_is_400_never_read_as_its_last(raw: str, 
 
     assert_error(status, body, 400, "malformed_json")
     assert table_items() == []
+
+
+@pytest.mark.parametrize(
+    ("sample", "field", "value"),
+    [
+        ("direct_invoke_textking.json", "name", "Quarterly\nreport"),
+        ("direct_invoke_textking.json", "name", "\u3000 \t"),
+        ("direct_invoke_playment.json", "tag", "boxes\u0000"),
+        ("direct_invoke_playment.json", "tag", "   "),
+        ("direct_invoke_scale.json", "project", " "),
+        ("direct_invoke_scale.json", "batch", "b\r"),
+    ],
+)
+def test_a_name_a_vendor_shows_people_is_never_blank_nor_holds_a_control_character(
+    sample: str, field: str, value: str, context: LambdaContext
+) -> None:
+    request = copy.deepcopy(load_event(f"submit_job/{sample}")) | {field: value}
+
+    status, body = api_submit(context, request)
+
+    assert_error(status, body, 422, "invalid_request")
+    assert [d["field"] for d in body["error"]["details"]] == [field]
+    assert table_items() == []
+
+
+@pytest.mark.parametrize(
+    ("sample", "change", "component", "part"),
+    [
+        (
+            "direct_invoke_playment.json",
+            {"data": {"image_url": "https://x.example/a.jpg", "video_data": None}},
+            "PlaymentData",
+            "data",
+        ),
+        (
+            "direct_invoke_textking.json",
+            {"document": {"filename": "a.txt", "text": "hello", "s3_uri": None}},
+            "TextkingDocument",
+            "document",
+        ),
+    ],
+    ids=["playment-video-data-null", "textking-s3-uri-null"],
+)
+def test_a_null_the_api_reads_as_absent_the_document_allows_too(
+    sample: str, change: dict[str, Any], component: str, part: str, playment: HTTPServer, context: LambdaContext
+) -> None:
+    from jsonschema import Draft202012Validator
+
+    # given a request that gives an optional field as null
+    request = copy.deepcopy(load_event(f"submit_job/{sample}")) | change
+    document = json.loads((ROOT / "openapi.json").read_text())
+    schema = Draft202012Validator({"$ref": f"#/components/schemas/{component}", "components": document["components"]})
+
+    # then the document allows it, as the API takes it (never one refusing what the other allows)
+    assert list(schema.iter_errors(request[part])) == []
+    # and with every source null, both refuse it
+    none_given = {k: None for k in ("image_url", "video_data", "sensor_data", "text", "s3_uri") if k in request[part]}
+    assert list(schema.iter_errors({**request[part], **none_given})) != []
+    assert api_submit(context, request | {part: {**request[part], **none_given}})[0] == 422
+    status, _ = api_submit(context, request)
+    assert status in (201, 202)

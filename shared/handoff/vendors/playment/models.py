@@ -6,10 +6,10 @@ from collections import Counter
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.json_schema import SkipJsonSchema
 
 from handoff import vendor_json
 from handoff.models import (
+    NOT_BLANK,
     PATH_SEGMENT_PATTERN,
     URL_AFTER_SCHEME,
     UUID_PATTERN,
@@ -37,7 +37,7 @@ class _PassThrough(BaseModel):
 
 
 class VideoFrame(_PassThrough):
-    frame_id: str = Field(min_length=1, max_length=256)
+    frame_id: str = Field(min_length=1, max_length=256, pattern=NOT_BLANK)
     src: AttachmentUrl
 
 
@@ -62,7 +62,7 @@ class FrameSensor(_PassThrough):
 
 
 class SensorFrame(_PassThrough):
-    frame_id: str = Field(min_length=1, max_length=256)
+    frame_id: str = Field(min_length=1, max_length=256, pattern=NOT_BLANK)
     sensors: list[FrameSensor] = Field(min_length=1)
 
 
@@ -87,7 +87,7 @@ class SensorData(_PassThrough):
         for frame in self.frames:
             unknown = sorted({s.sensor_id for s in frame.sensors} - known)
             if unknown:
-                raise ValueError(f"frame {frame.frame_id!r} names unknown sensor_id {unknown}")
+                raise ValueError(f"a frame names {len(unknown)} sensor_id(s) not in sensor_meta")
         return self
 
 
@@ -98,15 +98,18 @@ class PlaymentData(_PassThrough):
     model_config = ConfigDict(
         extra="allow",
         json_schema_extra={
-            "oneOf": [{"required": ["image_url"]}, {"required": ["video_data"]}, {"required": ["sensor_data"]}]
+            # null is as good as absent (the API reads it so): exactly one of them holds a value
+            "oneOf": [
+                {"required": ["image_url"], "properties": {"image_url": {"not": {"type": "null"}}}},
+                {"required": ["video_data"], "properties": {"video_data": {"type": "object"}}},
+                {"required": ["sensor_data"], "properties": {"sensor_data": {"type": "object"}}},
+            ]
         },
     )
 
-    image_url: (
-        AttachmentUrl | Annotated[list[AttachmentUrl], Field(min_length=1, max_length=1000)] | SkipJsonSchema[None]
-    ) = None
-    video_data: VideoData | SkipJsonSchema[None] = None
-    sensor_data: SensorData | SkipJsonSchema[None] = None
+    image_url: AttachmentUrl | Annotated[list[AttachmentUrl], Field(min_length=1, max_length=1000)] | None = None
+    video_data: VideoData | None = None
+    sensor_data: SensorData | None = None
 
     @model_validator(mode="after")
     def _one_shape(self) -> PlaymentData:
@@ -129,6 +132,7 @@ class PlaymentSubmitRequest(BaseModel):
         default=None,
         min_length=1,
         max_length=128,
+        pattern=NOT_BLANK,
         description="Playment's routing value (sent as `tag` or `work_flow_id`, per configuration); "
         "defaults to the stack's PlaymentDefaultTag.",
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from handoff.models import URL_AFTER_SCHEME, ReferenceId, port_in_range
+from handoff.models import NOT_BLANK, URL_AFTER_SCHEME, ReferenceId, port_in_range
 from handoff.vendors.scale.settings import TASK_TYPE_PATTERN
 
 # Scale keeps at most 10 KB of metadata per task; measured as the JSON Scale is sent, with the key
@@ -44,9 +44,13 @@ class ScaleSubmitRequest(BaseModel):
         examples=["imageannotation"],
     )
     project: str | None = Field(
-        default=None, min_length=1, max_length=256, description="Defaults to the stack's ScaleProject."
+        default=None,
+        min_length=1,
+        max_length=256,
+        pattern=NOT_BLANK,
+        description="Defaults to the stack's ScaleProject.",
     )
-    batch: str | None = Field(default=None, min_length=1, max_length=256)
+    batch: str | None = Field(default=None, min_length=1, max_length=256, pattern=NOT_BLANK)
     instruction: str | None = Field(default=None, min_length=1, max_length=100_000)
     attachment: AttachmentUrl | None = None
     attachment_type: str | None = Field(default=None, min_length=1, max_length=64, examples=["image"])

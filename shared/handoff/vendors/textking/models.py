@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
-from pydantic.json_schema import SkipJsonSchema
 
-from handoff.models import UUID_PATTERN, ReferenceId, lower_case
+from handoff.models import NOT_BLANK, UUID_PATTERN, ReferenceId, lower_case
 
 # TEXTKING takes "the ISO 639 language code" (POST-Jobs, POST-price-info); every example is a
 # two-letter ISO 639-1 code. A region subtag ("pt-BR") or a three-letter code is not one: refused
@@ -71,7 +70,14 @@ class TextkingDocument(BaseModel):
 
     # The schema says "exactly one of text and s3_uri" as the validator below does.
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["s3_uri"]}]}
+        extra="forbid",
+        # null is as good as absent (the API reads it so): exactly one of them is a string
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["text"], "properties": {"text": {"type": "string"}}},
+                {"required": ["s3_uri"], "properties": {"s3_uri": {"type": "string"}}},
+            ]
+        },
     )
 
     filename: str = Field(
@@ -91,8 +97,8 @@ class TextkingDocument(BaseModel):
         pattern=MEDIA_TYPE_PATTERN,
         description="A media type of the filename's format (parameters are not sent). Default: the format's.",
     )
-    text: Annotated[str, Field(min_length=1, max_length=200_000)] | SkipJsonSchema[None] = None
-    s3_uri: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+$")] | SkipJsonSchema[None] = None
+    text: Annotated[str, Field(min_length=1, max_length=200_000)] | None = None
+    s3_uri: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+$")] | None = None
 
     @field_validator("filename")
     @classmethod
@@ -149,7 +155,7 @@ class TextkingSubmitRequest(BaseModel):
     reference_id: ReferenceId
     # TEXTKING refuses a name that is blank (POST-Projects, POST-Jobs: 400): "\S" says not blank,
     # to the validator and to the schema alike
-    name: str = Field(min_length=1, max_length=200, pattern=r"\S", description="The job's name at TEXTKING.")
+    name: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK, description="The job's name at TEXTKING.")
     source_language: LanguageCode
     target_language: LanguageCode
     quality: Slug = Field(
@@ -168,7 +174,7 @@ class TextkingSubmitRequest(BaseModel):
         pattern=UUID_PATTERN,
         description="Add the job to this (prepared) TEXTKING project: its id, a UUID.",
     )
-    project_name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
+    project_name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NOT_BLANK)
     order: bool | None = Field(
         default=None,
         strict=True,
