@@ -39,6 +39,7 @@ for _entry in (str(ROOT / "shared"), str(ROOT)):
     if _entry not in sys.path:  # the layer (handoff.*), which replay and preflight read
         sys.path.insert(0, _entry)
 
+from handoff.vendors import VENDOR_NAMES  # noqa: E402
 from ops import stacks  # noqa: E402
 
 PROG = "handoff"
@@ -505,7 +506,7 @@ def parser() -> argparse.ArgumentParser:
     )
     listing = jobs.add_parser("list", parents=[sub_common], help="jobs newest first (GET /jobs)")
     listing.add_argument("--status", help="QUEUED, SUBMITTED, IN_PROGRESS, DELIVERED, COMPLETED, FAILED, CANCELED")
-    listing.add_argument("--vendor", help="playment, textking, scale")
+    listing.add_argument("--vendor", help=f"one of: {', '.join(sorted(VENDOR_NAMES))}")
     listing.add_argument("--batch", help="a batch_ref")
     listing.add_argument("--updated-after", help="an ISO-8601 time with its zone: jobs written after it")
     listing.add_argument("--limit", type=int, help="jobs per page, 1-100 (the API's default: 50)")
@@ -516,7 +517,7 @@ def parser() -> argparse.ArgumentParser:
         ("show", jobs_show, "a job with its history (GET /jobs/{id})"),
         ("retry", jobs_action("retry"), "resubmit a job that FAILED before any vendor accepted it"),
         ("cancel", jobs_action("cancel"), "cancel a QUEUED job, or a submitted one where the vendor allows it"),
-        ("order", jobs_action("order"), "place the order of a TEXTKING job submitted without one"),
+        ("order", jobs_action("order"), "place the vendor's order of a job submitted without one"),
     ]:
         one = jobs.add_parser(action, parents=[sub_common], help=said)
         one.add_argument("reference_id")
