@@ -7,6 +7,7 @@ import copy
 import functools
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -421,3 +422,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("xdist_group") is None:
             group = "heavy" if item.path.name in HEAVY_FILES else str(item.path.relative_to(ROOT))
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+def emitted_metrics(capfd: Any) -> list[str]:
+    """The names of the metrics the functions printed (CloudWatch EMF lines), in order."""
+    sys.stdout.flush()
+    names = []
+    for line in capfd.readouterr().out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
+                names += [m["Name"] for m in directive["Metrics"]]
+    return names

@@ -4,13 +4,10 @@ is gone; a submission given up after transient failures is cleaned up the same w
 
 from __future__ import annotations
 
-import json
-import sys
-
 import pytest
 
 from functions.submit_job import app as submit_app
-from tests.conftest import LambdaContext
+from tests.conftest import LambdaContext, emitted_metrics
 from tests.fakes.textking import TextkingFake
 from tests.unit.test_reconciler import run_reconciler
 from tests.unit.test_textking import job, request, submit
@@ -19,16 +16,6 @@ pytestmark = pytest.mark.usefixtures("aws")
 
 UPLOAD = r"POST /project/[^/]+/job/[^/]+/document/.+"
 DELETE_PROJECT = r"DELETE /project/[^/]+"
-
-
-def metrics(capfd: pytest.CaptureFixture[str]) -> list[str]:
-    sys.stdout.flush()
-    names = []
-    for line in capfd.readouterr().out.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
-                names += [m["Name"] for m in directive["Metrics"]]
-    return names
 
 
 @pytest.fixture
@@ -53,7 +40,7 @@ def test_a_failed_deletion_is_named_on_the_job_never_silent(
     assert item["vendor_refs"]["cleanup"] == "project"
     assert item["vendor_refs"]["project_id"] == next(iter(orphaned.projects))  # what to delete
     assert "the reconciler retries it" in item["last_error"]["message"]
-    assert "TextkingOrphanLeft" in metrics(capfd)
+    assert "TextkingOrphanLeft" in emitted_metrics(capfd)
 
 
 def test_the_reconciler_deletes_the_orphan_clears_the_marker_and_says_so_in_history(
@@ -91,7 +78,7 @@ def test_a_deletion_that_fails_again_is_retried_on_the_next_run(
     assert (first["cleaned"], first["cleanup_errors"]) == (0, 1)
     assert len(orphaned.projects) == 1
     assert job()["vendor_refs"]["cleanup"] == "project"
-    assert "TextkingOrphanLeft" in metrics(capfd)
+    assert "TextkingOrphanLeft" in emitted_metrics(capfd)
 
     second = run_reconciler()
 

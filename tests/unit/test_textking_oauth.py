@@ -5,7 +5,6 @@ as before. Against the sandbox's token endpoint, which is as strict as the rest 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from tests.conftest import (
     TEXTKING_SIGNING_KEY,
     LambdaContext,
     aws_client,
+    emitted_metrics,
     reset_function_caches,
 )
 from tests.fakes.textking import TextkingFake
@@ -40,17 +40,6 @@ def put_secret(**fields: str) -> None:
         "previous_signing_key": TEXTKING_PREVIOUS_SIGNING_KEY,
     }
     aws_client("secretsmanager").put_secret_value(SecretId=SECRET, SecretString=json.dumps(base | fields))
-
-
-def metrics(capfd: pytest.CaptureFixture[str]) -> list[str]:
-    """The names of the metrics printed (EMF), in order."""
-    sys.stdout.flush()
-    names = []
-    for line in capfd.readouterr().out.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
-                names += [m["Name"] for m in directive["Metrics"]]
-    return names
 
 
 @pytest.fixture
@@ -158,7 +147,7 @@ def test_a_refused_refresh_is_an_auth_failure_without_a_loop(
     assert said in body["job"]["last_error"]["message"]
     assert len(refreshable.token_requests) == 1
     assert refreshable.calls == ["POST /projects"]  # no project, no retry of the call
-    assert "TextkingAuthFailed" in metrics(capfd)
+    assert "TextkingAuthFailed" in emitted_metrics(capfd)
     assert stored_secret()["access_token"] == TEXTKING_ACCESS_TOKEN  # nothing stored
 
 
@@ -174,7 +163,7 @@ def test_without_a_refresh_token_a_401_is_an_auth_failure_as_before(
     assert status == 424
     assert body["job"]["last_error"]["code"] == "http_401"
     assert textking.token_requests == []
-    assert "TextkingAuthFailed" in metrics(capfd)
+    assert "TextkingAuthFailed" in emitted_metrics(capfd)
 
 
 # --- the sandbox's token endpoint ---------------------------------------------------------------------
