@@ -64,10 +64,10 @@ def _container(connection: Connection, module: str, handler: str, environment: d
         failed_init = None
     while True:
         try:
-            event = connection.recv()
+            kind, event = connection.recv()
         except (EOFError, OSError):  # the stack is gone (killed): nothing more will come
             return
-        if event is None:
+        if kind == "stop":
             return
         try:
             if failed_init is not None:
@@ -114,7 +114,7 @@ class FunctionRuntime:
         container = self._take()
         _, connection = container
         try:
-            connection.send(event)
+            connection.send(("invoke", event))  # an event may be anything JSON, null included
             if not connection.poll(self.timeout + 5):
                 # Lambda stops a function at its timeout and the sandbox goes: so does the container
                 # (kept, it would hold a slot of the concurrency and answer the next event late).
@@ -149,7 +149,7 @@ class FunctionRuntime:
             containers, self._all = self._all, []
         for _, connection in containers:
             with contextlib.suppress(OSError):  # already gone
-                connection.send(None)
+                connection.send(("stop", None))
         # An idle container ends by itself; one still running an invocation (or still importing its
         # handler) is not waited for: stopping the stack is Ctrl-C, at once, as Lambda drops a sandbox.
         deadline = time.monotonic() + STOP_GRACE_SECONDS

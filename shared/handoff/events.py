@@ -33,7 +33,6 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handoff.lifecycle import is_terminal
 from handoff.models import (
@@ -49,6 +48,7 @@ from handoff.models import (
     Quote,
 )
 from handoff.observability import count, logger
+from handoff.store import item_to_job
 
 PUT_EVENTS_LIMIT = 10
 SEND_ROUNDS = 3  # attempts for entries PutEvents refused, within one invocation
@@ -56,42 +56,30 @@ SEND_ROUNDS = 3  # attempts for entries PutEvents refused, within one invocation
 _deserializer = TypeDeserializer()
 
 
-class _EventImage(BaseModel):
-    """What an event reads of a stream record's new image, typed as Handoff writes the job."""
-
-    model_config = ConfigDict(strict=True)
-
-    reference_id: str = Field(min_length=1)
-    vendor: str = Field(min_length=1)
-    status: JobStatus = Field(strict=False)  # a string naming a status
-    vendor_job_id: str | None = None
-    result_ref: str | None = None
-    batch_ref: str | None = None
-    updated_at: str
-    version: int = 0
-
-
 def status_change(record: Mapping[str, Any]) -> JobStatusChanged | None:
     """The event a stream record stands for (None: the status did not change, or the item went away).
-    Raises ValueError for a record whose new image is not a job as Handoff writes them (an item
-    written by hand: a field missing or of another type), or whose old status is unknown."""
+    Raises ValueError (store.UnreadableItem) for a record whose new image is not a job as Handoff
+    writes them (an item written by hand: a field missing or of another shape)."""
     if record.get("eventName") not in {"INSERT", "MODIFY"}:
         return None
     images = record.get("dynamodb", {})
     old = _plain(images.get("OldImage"))
-    # The fields the event carries, read with their types: an item Handoff did not write (a
-    # vendor given as a number, a field missing) is no job's change, whatever status it names.
-    try:
-        job = _EventImage.model_validate(_plain(images.get("NewImage")))
-    except ValidationError as exc:
-        raise ValueError(f"not a job as Handoff writes them ({exc.error_count()} field(s))") from None
+    # The new image read as GET /jobs/{id} reads a job (store.item_to_job): an item Handoff did
+    # not write (a field missing or of another shape) is no job's change, whatever it names, and
+    # is set aside; what GET can read, the bus hears of.
+    job = item_to_job(dict(images.get("NewImage") or {}))
     if job.status.value == old.get("status"):
         return None
+    # The old image is only the previous status: one no job has (an item a person has just
+    # repaired) is no status at all, never a reason to lose the repaired job's event.
+    previous = old.get("status")
     return JobStatusChanged(
         reference_id=job.reference_id,
         vendor=job.vendor,
         status=job.status,
-        previous_status=JobStatus(old["status"]) if old.get("status") else None,
+        previous_status=JobStatus(previous)
+        if isinstance(previous, str) and previous in JobStatus.__members__
+        else None,
         vendor_job_id=job.vendor_job_id,
         result_ref=job.result_ref,
         batch_ref=job.batch_ref,

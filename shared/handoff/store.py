@@ -120,6 +120,14 @@ def attribute(name: str, value: Any) -> dict[str, Any]:
     return to_dynamo(value)
 
 
+def _json_like(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_like(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_json_like(v) for v in value)
+    return value is None or isinstance(value, str | int | float | bool)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
@@ -139,6 +147,8 @@ def item_to_job(item: dict[str, Any]) -> Job:
     """The job an item holds. Raises UnreadableItem when it holds none."""
     try:
         plain = {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+        if not all(_json_like(v) for v in plain.values()):
+            raise TypeError("a binary or set attribute: Handoff writes neither")
         for name in JSON_TEXT_ATTRIBUTES:
             # Items written before these became JSON text hold maps: read both.
             if isinstance(plain.get(name), str):
@@ -702,6 +712,10 @@ class _Update:
     # -- what changes -------------------------------------------------------------------------------
 
     def set(self, name: str, value: Any) -> None:
+        if name == "last_error" and isinstance(value, dict) and not fits(name, value):
+            # every write of an error stays inside its budget, whatever path writes it (a vendor's
+            # 450 KB message in a transient failure too): cut, saying how much was left out
+            value = bounded_error(value)
         if name in JSON_TEXT_ATTRIBUTES:
             value = json_text(value)
         placeholder = self.value(value)

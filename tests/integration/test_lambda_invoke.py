@@ -174,3 +174,17 @@ def test_aws_lambda_invoke_with_the_cli_itself(stack: Stack, tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["StatusCode"] == 200
     assert json.loads((tmp_path / "answer.json").read_text())["reference_id"] == reference_id
+
+
+def test_a_null_payload_is_an_event_like_any_other_never_a_dead_container(stack: Stack) -> None:
+    client = lambda_client(stack)
+
+    # when an API-only function and SubmitJob are invoked with the JSON payload null
+    get_job = client.invoke(FunctionName="GetJobFunction", Payload=b"null")
+    submit = client.invoke(FunctionName="SubmitJobFunction", Payload=b"null")
+
+    # then each answers as its code does: no function error, no container lost
+    assert "FunctionError" not in get_job
+    assert json.loads(json.loads(get_job["Payload"].read())["body"])["error"]["code"] == "not_an_api_request"
+    assert "FunctionError" not in submit
+    assert json.loads(submit["Payload"].read())["error"]["code"] == "invalid_request"

@@ -227,6 +227,31 @@ def test_a_result_url_playment_refuses_for_good_is_invalid_not_retried_for_an_ho
     assert queue_depth(RETRIES) == 0
 
 
+def test_a_result_behind_relative_and_further_redirects_is_fetched(
+    submitted: HTTPServer, context: LambdaContext
+) -> None:
+    # given an Attachment API that redirects with a relative Location, to a signed URL that
+    # redirects again with a protocol-relative one (RFC 9110 §10.2.2 allows both)
+    host = submitted.url_for("/").split("://", 1)[1].rstrip("/")
+    submitted.expect_request("/v1/attachments").respond_with_response(
+        Response(status=302, headers={"Location": "/signed/hop"})
+    )
+    submitted.expect_request("/signed/hop").respond_with_response(
+        Response(status=307, headers={"Location": f"//{host}/signed/result.json"})
+    )
+    submitted.expect_request("/signed/result.json").respond_with_json({"annotations": [{"label": "car"}]})
+
+    # when the callback names the result by URL
+    status, body = playment_callback(context, completed(RESULT_URL))
+
+    # then the job is COMPLETED with the file behind the last hop, the key sent only to Playment
+    assert (status, body["applied"]) == (200, 1)
+    assert job()["result"] == {"annotations": [{"label": "car"}]}
+    hops = [r for r, _ in submitted.log if r.path.startswith("/signed/")]
+    assert [r.path for r in hops] == ["/signed/hop", "/signed/result.json"]
+    assert all("x-api-key" not in r.headers for r in hops)
+
+
 def test_a_body_that_cannot_be_archived_is_503_and_nothing_is_written(
     submitted: HTTPServer, context: LambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -764,7 +764,9 @@ def test_a_vendor_body_is_not_refused_for_what_only_our_own_api_refuses(
     assert len(archived("raw/playment/")) == 1
 
 
-@pytest.mark.parametrize("edit", [{"status": {"S": "BOGUS"}}, {"request_hash": None}])
+@pytest.mark.parametrize(
+    "edit", [{"status": {"S": "BOGUS"}}, {"request_hash": None}, {"result": {"B": b"\x00"}}, {"history": {"S": "x"}}]
+)
 def test_a_job_item_edited_by_hand_is_answered_500_unreadable_never_safe_to_retry(
     edit: dict[str, Any], playment: HTTPServer, context: LambdaContext
 ) -> None:

@@ -14,6 +14,8 @@ from functions.event_publisher import app as publisher_app
 from functions.playment_callback import app as callback_app
 from functions.submit_job import app as submit_app
 from handoff.events import EventPublisher
+from handoff.models import HistoryEntry, Job, JobStatus
+from handoff.store import job_item
 from tests.conftest import LambdaContext, load_event, stream_records
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -111,8 +113,20 @@ def test_a_duplicate_callback_publishes_nothing(playment: HTTPServer, bus: str, 
 
 
 def stream_record(sequence: str, status: str, previous: str | None) -> dict[str, Any]:
-    image = {"reference_id": {"S": f"r-{sequence}"}, "vendor": {"S": "playment"}, "status": {"S": status},
-             "updated_at": {"S": "2026-11-23T10:00:00.000Z"}, "version": {"N": sequence}}  # fmt: skip
+    """A stream record as DynamoDB writes it for the JobsTable: the whole item in each image."""
+    at = "2026-11-23T10:00:00.000Z"
+    job = Job(
+        reference_id=f"r-{sequence}",
+        vendor="playment",
+        status=JobStatus(status),
+        request={"vendor": "playment", "reference_id": f"r-{sequence}"},
+        request_hash="h",
+        created_at=at,
+        updated_at=at,
+        version=int(sequence),
+        history=[HistoryEntry(at=at, status=JobStatus(status), source="test")],
+    )
+    image = job_item(job)
     old = {**image, "status": {"S": previous}} if previous else None
     return {
         "eventName": "MODIFY" if previous else "INSERT",
@@ -201,6 +215,9 @@ def test_a_function_stopped_after_its_write_loses_no_event(
         lambda image: [image.pop(k) for k in list(image) if k != "reference_id"],
         lambda image: image.update(vendor={"N": "7"}),  # written by hand: a vendor that is a number
         lambda image: image.update(vendor_job_id={"N": "12"}),
+        lambda image: image.update(history={"S": "edited"}),  # GET cannot read it: no event either
+        lambda image: image.update(vendor_refs={"L": []}),
+        lambda image: image.update(result={"B": b"\x00\x01"}),
     ],
     ids=[
         "unknown-status",
@@ -210,6 +227,9 @@ def test_a_function_stopped_after_its_write_loses_no_event(
         "only-a-key",
         "numeric-vendor",
         "numeric-id",
+        "history-text",
+        "refs-a-list",
+        "binary-result",
     ],
 )
 def test_an_unreadable_record_is_set_aside_and_the_rest_of_its_batch_published(
@@ -287,3 +307,19 @@ def test_a_removed_job_is_reported_and_holds_nothing_back(
     assert len(warnings) == int(warned)
     for line in warnings:
         assert getattr(line, "reference_id", None) == removal["dynamodb"]["Keys"]["reference_id"]["S"]
+
+
+def test_a_job_a_person_repairs_by_hand_gets_its_event_even_from_a_status_no_job_has(
+    bus: str, context: LambdaContext
+) -> None:
+    # given an item someone wrote with a status in the wrong case, then repaired (UpdateItem)
+    record = stream_record("7", "COMPLETED", "SUBMITTED")
+    record["dynamodb"]["OldImage"]["status"] = {"S": "completed"}
+
+    # when the repair's stream record is published
+    answer = publish([record], context)
+
+    # then the repaired job's change reaches the bus (its previous status unknown), nothing is set aside
+    assert answer == {"batchItemFailures": []}
+    (event,) = captured(bus)
+    assert (event["detail"]["status"], event["detail"]["previous_status"]) == ("COMPLETED", None)

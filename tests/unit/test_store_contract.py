@@ -613,6 +613,24 @@ def test_jobs_awaiting_cleanup_are_those_whose_marker_is_set_oldest_first(table:
     assert [s.reference_id for s in table.store.awaiting_cleanup(limit=1)] == ["left-early"]
 
 
+def test_an_error_of_any_size_is_kept_within_its_budget_by_every_write_that_records_one(table: Table) -> None:
+    # given a queued job, and a vendor whose transient error says 450,000 characters
+    given(table, new_job("loud"))
+    error = JobError(code="api_error", message="E" * 450_000, retryable=True, details=[{"x": "y" * 10_000}])
+
+    # when the attempt is recorded (the worker's path for a transient failure)
+    job = table.store.record_failed_attempt("loud", error)
+
+    # then the write went through, inside the item's budget for errors, saying what was left out
+    assert job is not None
+    assert job.attempts == 1
+    assert job.last_error is not None
+    assert job.last_error.code == "api_error"
+    assert job.last_error.message.endswith("\u2026")
+    assert job.last_error.details == [{"omitted": 1}]
+    assert item_size({"last_error": (table.item("loud") or {})["last_error"]}) <= STORED_BUDGETS["last_error"]
+
+
 def test_a_job_marked_checked_goes_to_the_back_of_the_line_without_a_status_change(table: Table) -> None:
     given(table, new_job("a", status=JobStatus.SUBMITTED), new_job("b", status=JobStatus.SUBMITTED))
     table.set_updated_at("a", "2020-01-01T00:00:01.000Z")

@@ -827,3 +827,15 @@ def test_a_403_to_a_change_under_a_prepared_project_is_an_auth_failure(
 
     assert status == 424
     assert body["error"]["details"][0]["vendor_code"] == "forbidden"
+
+
+def test_a_form_with_many_empty_sequences_is_read_as_the_standard_reads_it(
+    running: TextkingFake, context: LambdaContext
+) -> None:
+    # given the job delivered at TEXTKING, and its callback form with 40 empty sequences around it
+    running.set_state(running.only_job().id, "translation-delivered")
+
+    status, body = callback(context, running, "translation-delivered", separator="&&", around="&" * 20)
+
+    # then it is read as the form it is, never refused for a field count it does not have
+    assert (status, body) == (200, only("applied"))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urljoin
 
 import requests
 from pydantic import ValidationError
@@ -119,6 +120,7 @@ APPLY_CONCURRENCY = 16
 # whose result was not fetched are `deferred`, re-applied from the archive (CallbackRetry), never
 # lost to a timeout. A request is not started with less than MIN_FETCH_SECONDS left.
 FETCH_SECONDS = 8.0
+MAX_REDIRECTS = 3
 MIN_FETCH_SECONDS = 0.5
 
 
@@ -415,10 +417,14 @@ class PlaymentClient:
             params={"url": result_url},
             headers={self.settings.api_key_header: self._api_key(), "Accept": "application/json"},
         )
-        if response.is_redirect and response.headers.get("Location"):
-            response = send(
-                self.session, "GET", response.headers["Location"], self._timeouts_until(deadline), deadline=deadline
-            )
+        # The Attachment API redirects to the signed URL, which may redirect again (a CDN): each
+        # Location read against the URL it answered (RFC 9110 §10.2.2: it may be relative), at
+        # most MAX_REDIRECTS hops, none of them with the key.
+        for _ in range(MAX_REDIRECTS):
+            if not (response.is_redirect and response.headers.get("Location")):
+                break
+            location = urljoin(response.url, response.headers["Location"])
+            response = send(self.session, "GET", location, self._timeouts_until(deadline), deadline=deadline)
         raise_for_status(response)
         try:
             return vendor_json.loads(response.content)
