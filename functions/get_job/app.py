@@ -4,6 +4,7 @@ first, from the table's indexes (handoff.listing), or 422 for a filter or cursor
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -12,7 +13,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AwareDatetime
 
 from handoff import api, listing
 from handoff.models import BATCH_REF_PATTERN, REFERENCE_ID_PATTERN, Job, JobList, JobStatus
@@ -73,12 +73,20 @@ def list_jobs(
         str | None, Query(description="only the jobs of this batch_ref", pattern=BATCH_REF_PATTERN)
     ] = None,
     updated_after: Annotated[
-        AwareDatetime | None,
-        Query(description="only jobs last written after this time (ISO-8601 with a time zone)"),
+        str | None,
+        Query(
+            description="only jobs last written after this time: RFC 3339 (2026-11-23T10:00:00Z, ...+01:00)",
+            pattern=listing.RFC3339_PATTERN,
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
     limit: Annotated[
-        int, Query(ge=1, le=listing.MAX_LIMIT, description="jobs per page (a page may hold fewer)")
-    ] = listing.DEFAULT_LIMIT,
+        str,
+        Query(
+            description=f"jobs per page, 1-{listing.MAX_LIMIT} in plain digits (a page may hold fewer)",
+            pattern=listing.LIMIT_PATTERN,
+        ),
+    ] = str(listing.DEFAULT_LIMIT),
     cursor: Annotated[
         str | None,
         Query(description="next_cursor of the previous page", pattern=r"^[A-Za-z0-9_-]{1,2048}$"),
@@ -96,10 +104,12 @@ def list_jobs(
         status=status,
         vendor=vendor,
         batch_ref=batch,
-        updated_after=listing.table_time(updated_after) if updated_after is not None else None,
+        updated_after=listing.table_time(datetime.fromisoformat(updated_after.upper()))
+        if updated_after is not None
+        else None,
     )
     try:
-        page = listing.list_jobs(store(), wanted, limit, cursor)
+        page = listing.list_jobs(store(), wanted, int(limit), cursor)
     except listing.ListingRefused as exc:
         return api.error_response(
             422, exc.code, exc.message, [{"field": exc.field, "message": exc.message, "type": exc.code}]

@@ -43,6 +43,7 @@ POST /batches) and submits the jobs into it, which sizes it with them (or remove
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 from functools import lru_cache
@@ -261,9 +262,9 @@ def _submit_bulk(body: BulkSubmitRequest) -> Response[str]:
     rows: list[dict[str, Any]] = [{} for _ in body.jobs]
     valid: list[tuple[int, Any]] = []
     for index, raw in enumerate(body.jobs):
-        reference_id = (
-            raw.get("reference_id") if isinstance(raw, dict) and isinstance(raw.get("reference_id"), str) else None
-        )
+        given = raw.get("reference_id") if isinstance(raw, dict) else None
+        # only an id that is one: a refused input is never echoed back
+        reference_id = given if isinstance(given, str) and re.match(REFERENCE_ID_PATTERN, given) else None
         rows[index] = {"index": index, "reference_id": reference_id}
         try:
             request = parse_submit_request(raw)

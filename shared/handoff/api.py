@@ -100,6 +100,9 @@ def _finite(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
         raise BodyRefused(400, "malformed_json", "a number is beyond the range of a double")
+    if value == 0.0 and any(digit in "123456789" for digit in text.lower().partition("e")[0]):
+        # 1e-400 would be kept as 0.0: refused as 1e400 is, never silently changed
+        raise BodyRefused(400, "malformed_json", "a number is below the range of a double")
     return value
 
 

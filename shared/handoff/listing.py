@@ -32,6 +32,16 @@ from handoff.ports import JobStore
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
+# ?limit= in plain digits, 1-100 (not "+5", " 5", "05", "5.0" or "5_0", which a lax int parser takes)
+LIMIT_PATTERN = r"^(?:100|[1-9][0-9]?)$"
+# ?updated_after= as RFC 3339 has a date-time (what the schema's format date-time means): a date,
+# "T", a time with seconds, an optional fraction, and "Z" or an offset. No epoch numbers, no
+# basic form, no space.
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+)
 # Items DynamoDB evaluates per Query. A filtered listing may read many to find a few; at most
 # MAX_QUERIES Queries per page, after which the page ends early with a cursor (as DynamoDB's own
 # Limit does) and the next page goes on from there.

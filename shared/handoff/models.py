@@ -28,7 +28,8 @@ BATCH_REF_PATTERN = REFERENCE_ID_PATTERN
 # What follows a URL's scheme: a host (or bucket) of letters, digits and . _ - that starts and
 # ends with a letter or digit, an optional port, then a path/query of printable ASCII (RFC 3986:
 # anything else is percent-encoded). No user:password@, no empty host, no whitespace or controls.
-URL_AFTER_SCHEME = r"://[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?::[0-9]{1,5})?(?:[/?#][\x21-\x7e]*)?$"
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+URL_AFTER_SCHEME = rf"://[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?::{_PORT})?(?:[/?#][\x21-\x7e]*)?$"  # port 1-65535
 
 
 def port_in_range(url: str) -> str:
@@ -243,9 +244,13 @@ def json_integer(value: Any) -> Any:
     return value
 
 
-# A name a vendor shows people (a batch's, a job's, a routing tag): not blank, and no control
-# character (a NUL, a line break). The schema says it as the validator does.
-NOT_BLANK = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+# A name a vendor shows people (a batch's, a job's, a routing tag): no control character (C0, DEL,
+# C1, the line and paragraph separators) and at least one character that shows (not a space, nor
+# a zero-width one or a byte order mark). Spelled out rather than with \s, whose meaning differs
+# between the validator's regex engine and JSON Schema's (ECMA-262): the two read it alike.
+_CONTROL_CHARS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+_INVISIBLE_CHARS = r"\x20\xa0\u1680\u2000-\u200f\u202f\u205f\u2060\u3000\ufeff"
+NOT_BLANK = rf"^[^{_CONTROL_CHARS}]*[^{_CONTROL_CHARS}{_INVISIBLE_CHARS}\t\n\r][^{_CONTROL_CHARS}]*$"
 
 
 def not_blank(value: Any) -> Any:

@@ -299,6 +299,14 @@ def test_updated_after_takes_any_time_zone_and_batch_filters(table: DynamoJobSto
         ({"limit": "101"}, "limit"),
         ({"limit": "true"}, "limit"),
         ({"limit": "2.5"}, "limit"),
+        ({"limit": "+5"}, "limit"),
+        ({"limit": "5_0"}, "limit"),
+        ({"limit": " 5"}, "limit"),
+        ({"limit": "05"}, "limit"),
+        ({"updated_after": "0"}, "updated_after"),  # an epoch number is no time of RFC 3339
+        ({"updated_after": "1700000000"}, "updated_after"),
+        ({"updated_after": "2026-11-30 10:00:00Z"}, "updated_after"),
+        ({"updated_after": "20261130T100000Z"}, "updated_after"),
         ({"cursor": "not a cursor"}, "cursor"),
         ({"cursor": "eyJ1IjogMX0"}, "cursor"),  # base64url JSON, but not one of ours
         ({"cursor": "eyJmIjp7fSwiciI6bnVsbCwidSI6IiJ9"}, "cursor"),  # {"f":{},"r":null,"u":""}

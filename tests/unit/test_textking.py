@@ -699,6 +699,7 @@ def test_a_last_attempt_after_a_lost_start_is_submitted_never_failed(
         ({"document": {"filename": "a;b.txt", "text": "x"}}, "document.filename", "pattern"),
         ({"name": " \t "}, "name", "pattern"),
         ({"document": {"filename": " .txt", "text": "x"}}, "document.filename", "a name before"),
+        ({"document": {"filename": "r.docx", "text": "x"}}, "document", "not a text format"),
         ({"document": {"filename": "r\u00e9sum\u00e9.txt", "text": "x"}}, "document.filename", "pattern"),
         ({"target_language": "en"}, "target_language", "must differ"),
     ],
@@ -715,6 +716,7 @@ def test_a_last_attempt_after_a_lost_start_is_submitted_never_failed(
         "semicolon-in-filename",
         "blank-name",
         "no-name-before-the-extension",
+        "binary-format-as-text",
         "non-ascii-filename",
         "same-languages",
     ],
@@ -742,7 +744,13 @@ def test_what_textking_takes_not_is_422_before_any_vendor_call(
 def test_the_upload_content_type_is_the_formats_bare_media_type(
     filename: str, content_type: str | None, sent: str, textking: TextkingFake, context: LambdaContext
 ) -> None:
-    document = {"filename": filename, "text": "Hello"} | ({"content_type": content_type} if content_type else {})
+    # a binary format goes by s3_uri (inline text is for text formats only)
+    if filename.endswith(".docx"):
+        boto3.client("s3").put_object(Bucket="handoff-documents", Key=f"inbox/{filename}", Body=b"Hello")
+        source = {"s3_uri": f"s3://handoff-documents/inbox/{filename}"}
+    else:
+        source = {"text": "Hello"}
+    document = {"filename": filename, **source} | ({"content_type": content_type} if content_type else {})
 
     status, _ = submit(context, request(document=document))
 

@@ -154,7 +154,13 @@ class BulkSubmitRequest(BaseModel):
         # each entry is checked on its own (an invalid one is a row of the answer), so the items
         # are not constrained; but a bulk without one object naming a vendor and a reference_id
         # can never be accepted, and the document says so
-        json_schema_extra={"contains": {"type": "object", "required": ["vendor", "reference_id"]}},
+        json_schema_extra={
+            "contains": {
+                "type": "object",
+                "required": ["vendor", "reference_id"],
+                "properties": {"vendor": {"type": "string"}, "reference_id": {"type": "string"}},
+            }
+        },
     )
 
 

@@ -58,6 +58,8 @@ class ScaleSubmitRequest(BaseModel):
         default_factory=dict,
         description="The task type's own fields (geometries, objects_to_annotate, annotation_attributes, "
         "fields, ...), sent to Scale exactly as given.",
+        # what the validator refuses, the schema forbids: no field Handoff sets or takes itself
+        json_schema_extra={"properties": {name: False for name in sorted(MANAGED_FIELDS)}},
     )
     metadata: dict[str, Any] = Field(
         default_factory=dict,

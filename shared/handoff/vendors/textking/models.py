@@ -53,6 +53,9 @@ _EXTENSIONS = "|".join(
 )
 FILENAME_PATTERN = rf"^{_NAME_CHARS}*\.(?:{_EXTENSIONS})$"
 
+# The formats that are text, which inline `text` can be (the others are binary: by s3_uri only).
+TEXT_FORMATS = frozenset({"txt", "html", "xml", "rtf"})
+
 # Quality names differ between TEXTKING's wiki and its client (REFERENCE.md gotcha 26): the stack's
 # TextkingQualities parameter decides which are accepted; the model checks only the form.
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
@@ -122,6 +125,8 @@ class TextkingDocument(BaseModel):
         extension = document_format(self.filename)
         if extension is None:
             raise ValueError(f"the filename's extension is not one TEXTKING takes: {', '.join(DOCUMENT_FORMATS)}")
+        if self.text is not None and extension not in TEXT_FORMATS:
+            raise ValueError(f".{extension} is not a text format: send the document by s3_uri, not as text")
         if self.content_type is not None and media_type(self.content_type) not in DOCUMENT_FORMATS[extension]:
             raise ValueError(
                 f"content_type is not a type of .{extension} documents ({', '.join(DOCUMENT_FORMATS[extension])})"
