@@ -100,13 +100,16 @@ def list_jobs(
             "1 invalid field(s)",
             [{"field": "vendor", "message": f"must be one of: {known}", "type": "literal_error"}],
         )
+    try:
+        after = listing.table_time(datetime.fromisoformat(updated_after.upper())) if updated_after else None
+    except ValueError:  # the pattern's form, but no such day (2026-02-30) or hour
+        detail = {"field": "updated_after", "message": "not a date-time that exists", "type": "datetime_parsing"}
+        return api.error_response(422, "invalid_request", "1 invalid field(s)", [detail])
     wanted = listing.JobFilter(
         status=status,
         vendor=vendor,
         batch_ref=batch,
-        updated_after=listing.table_time(datetime.fromisoformat(updated_after.upper()))
-        if updated_after is not None
-        else None,
+        updated_after=after,
     )
     try:
         page = listing.list_jobs(store(), wanted, int(limit), cursor)

@@ -307,6 +307,7 @@ def test_updated_after_takes_any_time_zone_and_batch_filters(table: DynamoJobSto
         ({"updated_after": "1700000000"}, "updated_after"),
         ({"updated_after": "2026-11-30 10:00:00Z"}, "updated_after"),
         ({"updated_after": "20261130T100000Z"}, "updated_after"),
+        ({"updated_after": "2026-02-30T10:00:00Z"}, "updated_after"),  # the form, but no such day
         ({"cursor": "not a cursor"}, "cursor"),
         ({"cursor": "eyJ1IjogMX0"}, "cursor"),  # base64url JSON, but not one of ours
         ({"cursor": "eyJmIjp7fSwiciI6bnVsbCwidSI6IiJ9"}, "cursor"),  # {"f":{},"r":null,"u":""}
