@@ -11,6 +11,7 @@ the container address, as they are at docker0's with `make local SAM_LOCAL=1`.""
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,8 +118,17 @@ def test_the_env_files_values_are_the_local_stacks_and_reach_it_at_the_container
         pass
 
 
-def test_every_sample_event_gets_a_meaningful_answer(env_file: tuple[Path, dict[str, Any]]) -> None:
+def test_every_sample_event_gets_a_meaningful_answer(
+    env_file: tuple[Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = variables(env_file)
+    # A container has the env file's variables and sam local's, not this test process's (tests/conftest.py)
+    for name in list(os.environ):
+        if (
+            name.startswith(("AWS_", "POWERTOOLS_", "PLAYMENT_", "TEXTKING_", "SCALE_"))
+            or name in env["SubmitJobFunction"]
+        ):
+            monkeypatch.delenv(name)
     sam = _sam_functions()
     runtimes = {
         logical: FunctionRuntime(
