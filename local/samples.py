@@ -40,23 +40,28 @@ ENV_VARS_FILE = ROOT / ".sam-local-env.json"
 LOOPBACK = "127.0.0.1"
 
 # The SubmitJob samples run at start, in order: the jobs and the batch the other samples name.
-# direct_invoke_playment / _scale / _textking submit the jobs the callback samples are about
-# (order-1042-img-7, order-1042-scale-7, doc-2026-11-001; the vendors hold them in progress);
-# direct_invoke_bulk the ones the SubmissionWorker sample names (order-1042-img-11, doc-2026-11-002);
-# direct_invoke_create_batch the batch order-1042.
-SEED_EVENTS = (
-    "submit_job/direct_invoke_playment.json",
-    "submit_job/direct_invoke_scale.json",
-    "submit_job/direct_invoke_textking.json",
-    "submit_job/direct_invoke_create_batch.json",
-    "submit_job/direct_invoke_bulk.json",
-)
-# The id the percent-encoded samples name (get_job/api_get_encoded_id.json,
-# submit_job/api_post_retry_encoded_id.json, direct_invoke_retry_colon_id.json): the Playment
-# sample's request under this reference_id.
-COLON_ID = "order:1042:img-7"
-# The CallbackRetry sample re-applies an archived Playment callback: the Playment sample's body.
-ARCHIVED_CALLBACK = ("callback_retry/sqs_batch.json", "playment_callback/api_completed.json")
+# Each vendor's direct_invoke_<vendor> submits the job its callback samples are about (the vendor
+# holds it in progress, LocalVendor.sample_ids); direct_invoke_create_batch the batch the batch
+# samples name; direct_invoke_bulk the jobs the SubmissionWorker sample names.
+BATCH_EVENTS = ("submit_job/direct_invoke_create_batch.json", "submit_job/direct_invoke_bulk.json")
+# The percent-encoded samples (get_job/api_get_encoded_id.json, submit_job/api_post_retry_encoded_id.json)
+# name the id this sample names: seeded as the request of the sample whose id is this one with "-" for ":".
+COLON_ID_EVENT = "submit_job/direct_invoke_retry_colon_id.json"
+# The CallbackRetry sample re-applies an archived callback: its vendor's api_completed sample's body.
+RETRY_EVENT = "callback_retry/sqs_batch.json"
+
+
+def seed_events(vendors: list[str]) -> list[str]:
+    """The SubmitJob samples the stack runs at start, in order (BATCH_EVENTS last)."""
+    return [f"submit_job/direct_invoke_{vendor}.json" for vendor in vendors] + list(BATCH_EVENTS)
+
+
+def seed_requests(vendors: list[str]) -> list[dict[str, Any]]:
+    """The requests SubmitJob is given at start: seed_events', then the colon id's."""
+    requests = [load_event(name) for name in seed_events(vendors)]
+    colon_id = str(load_event(COLON_ID_EVENT)["reference_id"])
+    (like,) = [r for r in requests if r.get("reference_id") == colon_id.replace(":", "-")]
+    return [*requests, {**copy.deepcopy(like), "reference_id": colon_id}]
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -206,10 +211,7 @@ def seed(
             if name.endswith("_CALLBACK_URL_PARAMETER"):
                 vendor = name.removesuffix("_CALLBACK_URL_PARAMETER").lower()
                 ssm.put_parameter(Name=value, Value=callback_urls[vendor], Type="String", Overwrite=True)
-    requests = [load_event(name) for name in SEED_EVENTS]
-    colon = copy.deepcopy(load_event("submit_job/direct_invoke_playment.json"))
-    colon["reference_id"] = COLON_ID
-    requests.append(colon)
+    requests = seed_requests(sorted(callback_urls))
     for request in requests:
         answer = submit(request)
         code = answer.get("error", {}).get("code") if isinstance(answer, dict) else None
@@ -219,11 +221,12 @@ def seed(
     expected += [job["reference_id"] for r in requests for job in r.get("jobs", [])]
     _wait_submitted(aws.client("dynamodb"), jobs_table, expected)
     done.append(f"jobs the samples name: {', '.join(expected)}")
-    done.append("batch the samples name: order-1042")
+    batches = [load_event(name).get("batch_ref") for name in BATCH_EVENTS]
+    done.append(f"batch the samples name: {', '.join(b for b in batches if b)}")
 
-    retry, body_sample = (load_event(name) for name in ARCHIVED_CALLBACK)
-    key = json.loads(retry["Records"][0]["body"])["archive_key"]
-    body = body_sample["body"]
+    message = json.loads(load_event(RETRY_EVENT)["Records"][0]["body"])
+    key = message["archive_key"]
+    body = load_event(f"{message['vendor']}_callback/api_completed.json")["body"]
     aws.client("s3").put_object(Bucket=results_bucket, Key=key, Body=body.encode(), ContentType="application/json")
     done.append(f"archived callback the CallbackRetry sample names: s3://{results_bucket}/{key}")
     return done

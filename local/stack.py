@@ -240,7 +240,7 @@ class LocalStack:
             self.forwarders = [
                 samples.Forwarder(host, port).start() for port in sorted(samples.loopback_ports(local_urls))
             ]
-            for vendor in self.vendors.values():  # URLs a vendor hands out (e.g. Playment's results) too
+            for vendor in self.vendors.values():  # URLs a vendor hands out (e.g. result URLs) too
                 assert vendor.server is not None
                 vendor.served(samples.for_containers(vendor.server.url, host))
         self.sam_local = samples.seed(

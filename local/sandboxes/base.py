@@ -79,8 +79,8 @@ class LocalVendor(ABC):
     options: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     # What this vendor's events/ samples carry, for `make local SAM_LOCAL=1` (local/samples.py):
     # the callback keys (secret field -> the sample's value) and the vendor's ids of the jobs the
-    # samples name (reference_id -> the vendor's ids: Playment's job id, Scale's task id,
-    # TEXTKING's project and job ids).
+    # samples name (reference_id -> the vendor's ids of the job, e.g. a job id, or a project
+    # id and a job id).
     sample_keys: ClassVar[Mapping[str, str]] = {}
     sample_ids: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 

@@ -14,8 +14,6 @@ import requests
 
 from handoff.vendors.textking import verify_token
 from local.samples import (
-    COLON_ID,
-    SEED_EVENTS,
     Forwarder,
     container_host,
     env_vars,
@@ -23,6 +21,7 @@ from local.samples import (
     load_event,
     loopback_ports,
     sample_events,
+    seed_requests,
 )
 from local.sandboxes.base import LocalSetup, local_vendors
 from local.sandboxes.playment import LocalPlayment
@@ -58,8 +57,10 @@ def test_each_vendors_callback_samples_carry_the_keys_and_ids_its_sandbox_holds_
 
 
 def test_the_seeded_requests_are_the_jobs_the_samples_name() -> None:
-    seeded = {load_event(name).get("reference_id") for name in SEED_EVENTS} | {COLON_ID}
-    seeded |= {job["reference_id"] for name in SEED_EVENTS for job in load_event(name).get("jobs", [])}
+    requests = seed_requests(sorted(local_vendors()))
+    seeded = {r.get("reference_id") for r in requests}
+    seeded |= {job["reference_id"] for r in requests for job in r.get("jobs", [])}
+    assert "order:1042:img-7" in seeded
     for kind in local_vendors().values():
         assert set(kind.sample_ids) <= seeded
     worker = load_event("submission_worker/sqs_batch.json")
