@@ -44,7 +44,10 @@ BROKEN = {"internal_error", "vendor_unavailable", "vendor_auth_failed", "not_kep
 @pytest.fixture(scope="module")
 def env_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
     path = tmp_path_factory.mktemp("sam") / "env.json"
-    process = StackProcess("--for-containers", HOST, "--env-vars-file", str(path), "--no-event-capture")
+    # as `make local SAM_LOCAL=1` starts it (the reconciler leaves the samples' jobs alone an hour)
+    process = StackProcess(
+        "--for-containers", HOST, "--env-vars-file", str(path), "--no-event-capture", "--reconcile-after", "3600"
+    )
     try:
         yield path, process.urls
     finally:
