@@ -22,7 +22,8 @@ STACK ?= $(if $(filter prod,$(ENV)),handoff-prod,handoff)
 
 help:
 	@echo "make demo      the whole flow on the local stack, with faults, in about a minute"
-	@echo "make local     run the local stack until Ctrl-C (no Docker, no AWS account; BY_HAND=1: you send the callbacks)"
+	@echo "make local     run the local stack until Ctrl-C (no Docker, no AWS account; BY_HAND=1: you send the callbacks;"
+	@echo "               SAM_LOCAL=1: for sam local invoke/start-api --env-vars .sam-local-env.json)"
 	@echo "make bench     print the benchmark figures (never part of make test)"
 	@echo "make install   create $(VENV) from the pinned requirements.txt, and $(VENV)/bin/handoff (the operator CLI)"
 	@echo "make test      lint + template checks + all tests (what CI runs)"
@@ -69,9 +70,14 @@ integration: install $(SAM_VENV)/.installed
 
 # BY_HAND=1: jobs wait for you (no vendor sandbox calls back, the reconciler leaves them alone for
 # an hour), so the callbacks you send are not duplicates; NO_CALLBACKS=1 and RECONCILE_AFTER=N alone.
-RECONCILE_AFTER ?= $(if $(BY_HAND),3600)
+# SAM_LOCAL=1: for `sam local invoke/start-api --env-vars .sam-local-env.json` (README "sam local"):
+# moto and the sandboxes served at docker0's address too, the events/ samples' jobs and keys held
+# (the reconciler leaves them alone for an hour, so the callback samples are applied, not
+# duplicates), the env-vars file written. SAM_LOCAL=ADDRESS: another address containers reach.
+RECONCILE_AFTER ?= $(if $(or $(BY_HAND),$(SAM_LOCAL)),3600)
 local: install
 	$(PY) -m local.stack $(if $(FAULTS),--faults) $(if $(BASE_PATH),--base-path $(call quote,$(BASE_PATH))) \
+	  $(if $(SAM_LOCAL),--for-containers $(if $(filter 1,$(SAM_LOCAL)),,$(call quote,$(SAM_LOCAL)))) \
 	  $(if $(or $(BY_HAND),$(NO_CALLBACKS)),--no-vendor-callbacks) $(if $(RECONCILE_AFTER),--reconcile-after $(call quote,$(RECONCILE_AFTER))) \
 	  $(foreach o,$(OPTIONS),--option $(call quote,$(o)))
 

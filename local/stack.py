@@ -95,6 +95,11 @@ class LocalStack:
     # A custom domain's base-path mapping on the local API ("" none): the vendors then call back to
     # http://127.0.0.1:PORT/<base_path>/callbacks/..., as a deployment with PublicCallbackBaseUrl.
     base_path: str = ""
+    # `--for-containers` (`make local SAM_LOCAL=1`, local/samples.py): the address sam local's
+    # containers reach this host at ("" off); moto and the sandboxes are served there too, the
+    # stack holds what the events/ samples name, and `env_vars_file` gets sam local's --env-vars.
+    container_host: str = ""
+    env_vars_file: Path | None = None
 
     def start(self) -> LocalStack:
         batch_size, concurrency = worker_settings(ROOT / "template.yaml")
@@ -131,6 +136,9 @@ class LocalStack:
             }
         ).start()
         self.aws.client("s3").create_bucket(Bucket=DOCUMENT_BUCKET)  # the caller's bucket: not in the template
+        if self.container_host:  # the samples' callback keys, and their jobs held where they expect them
+            for vendor in self.vendors.values():
+                vendor.play_samples()
         for name, vendor in self.vendors.items():
             logical = vendor.secret_logical_id
             self.aws.put_secret(logical, vendor.secret(self.aws.secret_values.get(logical, {})))
@@ -211,7 +219,41 @@ class LocalStack:
 
         self._reconciler = threading.Thread(target=reconcile, name="reconciler-schedule", daemon=True)
         self._reconciler.start()
+        self.forwarders: list[Any] = []
+        self.sam_local: list[str] = []  # what --for-containers did, for the announcement
+        if self.container_host:
+            self._for_containers()
         return self
+
+    def _for_containers(self) -> None:
+        """sam local's containers use this stack: served at `container_host`, holding what the
+        events/ samples name, and the env-vars file written (local/samples.py)."""
+        from local import samples
+
+        host = self.container_host
+        declared = self.aws.function_environments
+        variables = samples.env_vars(declared, self.function_environments, self.aws.endpoint, host)
+        if host != samples.LOOPBACK:
+            local_urls = {k: v for env in declared.values() for k, v in env.items()} | {"moto": self.aws.endpoint}
+            local_urls |= {name: vendor.url for name, vendor in self.vendors.items()}
+            local_urls |= {k: v for env in self.function_environments.values() for k, v in env.items()}
+            self.forwarders = [
+                samples.Forwarder(host, port).start() for port in sorted(samples.loopback_ports(local_urls))
+            ]
+            for vendor in self.vendors.values():  # URLs a vendor hands out (e.g. result URLs) too
+                assert vendor.server is not None
+                vendor.served(samples.for_containers(vendor.server.url, host))
+        self.sam_local = samples.seed(
+            self.aws,
+            self.functions["SubmitJobFunction"].invoke,
+            {name: f"{self.callback_base_url}/callbacks/{name}" for name in self.vendors},
+            declared,
+            self.environment["JOBS_TABLE_NAME"],
+            self.environment["RESULTS_BUCKET_NAME"],
+        )
+        if self.env_vars_file is not None:
+            samples.write_env_vars(self.env_vars_file, variables)
+            self.sam_local.append(f"env-vars file for sam local --env-vars: {self.env_vars_file}")
 
     def _local(self, own: dict[str, str]) -> dict[str, str]:
         """A function's variables on the local stack: callback URLs known here (no SSM), and the
@@ -289,6 +331,8 @@ class LocalStack:
         _all_at_once([self.stream.stop, self.worker.stop, self.callback_retry.stop])
         for vendor in self.vendors.values():
             vendor.stop()
+        for forwarder in getattr(self, "forwarders", []):
+            forwarder.stop()
         self.api_server.stop()
         self.lambda_server.stop()
         self.aws.stop()
@@ -314,6 +358,9 @@ class LocalStack:
             "events_queue": self.events_queue,
         }
         urls |= {f"{name}_secret": self.aws.resources[v.secret_logical_id] for name, v in self.vendors.items()}
+        if self.container_host:
+            urls["container_host"] = self.container_host
+            urls["env_vars_file"] = str(self.env_vars_file or "")
         return urls
 
     def outputs(self) -> dict[str, str]:
@@ -417,6 +464,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="no rule copying the bus's events into events_queue (less work for moto; nothing to drain)",
     )
+    parser.add_argument(
+        "--for-containers",
+        nargs="?",
+        const="docker0",
+        default="",
+        metavar="ADDRESS",
+        help="for sam local (make local SAM_LOCAL=1): serve moto and the sandboxes also at ADDRESS (default: "
+        "docker0's address), hold what the events/ samples name, write the --env-vars file",
+    )
+    parser.add_argument(
+        "--env-vars-file",
+        type=Path,
+        default=None,
+        help="where --for-containers writes sam local's --env-vars file (default: .sam-local-env.json here)",
+    )
     args = parser.parse_args(argv)
     vendor_options: dict[str, dict[str, str]] = {}
     for vendor, name, value in args.option:
@@ -436,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
             reconcile_after=args.reconcile_after,
             capture_events=not args.no_event_capture,
             base_path=args.base_path,
+            **_for_containers(args),
         ).start()
         if args.no_vendor_callbacks:
             for vendor in stack.vendors.values():
@@ -456,6 +519,17 @@ def main(argv: list[str] | None = None) -> int:
         if stack is not None:
             stack.stop()
     return 0
+
+
+def _for_containers(args: argparse.Namespace) -> dict[str, Any]:
+    """LocalStack's container_host and env_vars_file from --for-containers and --env-vars-file."""
+    if not args.for_containers:
+        return {}
+    from local.samples import ENV_VARS_FILE, container_host
+
+    host, note = container_host(args.for_containers)
+    print(f"sam local: {note}", file=sys.stderr, flush=True)
+    return {"container_host": host, "env_vars_file": args.env_vars_file or ENV_VARS_FILE}
 
 
 def announce(stack: LocalStack, args: argparse.Namespace, state_file: Path | None) -> None:
@@ -482,6 +556,10 @@ def announce(stack: LocalStack, args: argparse.Namespace, state_file: Path | Non
             f"Routes under /jobs and /batches need SigV4 signed with access key {ACCESS_KEY_ID!r}, secret "
             f"{SECRET_ACCESS_KEY!r}, region {REGION}, service execute-api; see README 'Local stack'."
         )
+        for line in stack.sam_local:
+            print(f"sam local: {line}")
+        if stack.sam_local:
+            print("sam local: README 'sam local' has the commands (sam local invoke -e events/..., start-api).")
         if args.no_vendor_callbacks:
             print("No vendor sandbox calls back: send the callbacks yourself (README 'Poking at it by hand').")
         if state_file is not None:

@@ -77,6 +77,12 @@ class LocalVendor(ABC):
     # The options it takes (`python -m local.stack --option VENDOR.NAME=VALUE`): name -> the values
     # allowed, the first being the default.
     options: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    # What this vendor's events/ samples carry, for `make local SAM_LOCAL=1` (local/samples.py):
+    # the callback keys (secret field -> the sample's value) and the vendor's ids of the jobs the
+    # samples name (reference_id -> the vendor's ids of the job, e.g. a job id, or a project
+    # id and a job id).
+    sample_keys: ClassVar[Mapping[str, str]] = {}
+    sample_ids: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     sandbox: Any  # the WSGI app; has `callbacks` (a CallbackSender) and `stop()`
 
@@ -117,6 +123,12 @@ class LocalVendor(ABC):
         """Where the vendor's API is, as its client's base URL setting wants it."""
         assert self.server is not None, "start() first"
         return self.server.url
+
+    def play_samples(self) -> None:  # noqa: B027 (a hook: a vendor without samples needs nothing here)
+        """Hook, called before secret(): from now on the vendor's secret holds `sample_keys` (its
+        callbacks carry them), and a job created for a reference_id of `sample_ids` gets the
+        sample's ids and is left in progress (no progress, no callback), so that the samples'
+        own callbacks find it where they expect it."""
 
     @abstractmethod
     def parameters(self) -> dict[str, str]:

@@ -210,6 +210,9 @@ class PlaymentSandbox:
         self.lose_next = 0  # the next N job creations succeed but their answers stall
         self.jobs: dict[str, SandboxJob] = {}
         self.by_reference: dict[str, SandboxJob] = {}
+        # reference_id -> the job id a job created for it gets; such a job is left pending (not
+        # worked on, no callback), as `make local SAM_LOCAL=1` holds the events/ samples' jobs
+        self.held: dict[str, str] = {}
         default = SandboxBatch(id=str(uuid.uuid4()), name=DEFAULT_BATCH_NAME, is_default=True)
         self.batches: dict[str, SandboxBatch] = {default.id: default}
         self.default_batch_id = default.id
@@ -369,7 +372,7 @@ class PlaymentSandbox:
             if body["reference_id"] in self.by_reference:
                 return _error(400, "FS_0001", "For each unique FLU/sequence you must use a unique reference_id")
             job = SandboxJob(
-                id=str(uuid.uuid4()),
+                id=self.held.get(str(body["reference_id"])) or str(uuid.uuid4()),
                 reference_id=str(body["reference_id"]),
                 project_id=project_id,
                 batch_id=batch_id,
@@ -379,7 +382,7 @@ class PlaymentSandbox:
             )
             self.jobs[job.id] = job
             self.by_reference[job.reference_id] = job
-        if self.callback_url:
+        if self.callback_url and job.reference_id not in self.held:
             self._work_on(job)
         answer = _ok({"job_id": job.id, "reference_id": job.reference_id, routing_field: job.tag})
         # lost: created, but the answer comes after the client has given up waiting
@@ -543,6 +546,11 @@ class LocalPlayment(LocalVendor):
         "generation": (DEFAULT_GENERATION, *(g for g in GENERATIONS if g != DEFAULT_GENERATION))
     }
 
+    sample_keys: ClassVar[Mapping[str, str]] = {"callback_key": "sample-playment-callback-key"}
+    sample_ids: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "order-1042-img-7": ("3f3e8675-ca69-46d7-aa34-96f90fcbb732",)
+    }
+
     def __init__(self, setup: LocalSetup) -> None:
         super().__init__(setup)
         self.api_key, self.callback_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -568,6 +576,10 @@ class LocalPlayment(LocalVendor):
             "PlaymentDefaultTag": "local-tag",
             "PlaymentMaxRequestsPerSecond": str(int(self.rate_limit)),
         }
+
+    def play_samples(self) -> None:
+        self.callback_key = self.sample_keys["callback_key"]
+        self.sandbox.held = {reference_id: ids[0] for reference_id, ids in self.sample_ids.items()}
 
     def secret(self, current: Mapping[str, str]) -> dict[str, str]:
         return {"api_key": self.api_key, "callback_key": self.callback_key}

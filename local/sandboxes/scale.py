@@ -28,6 +28,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import json
+import math
 import random
 import re
 import secrets
@@ -38,7 +39,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from werkzeug import Request, Response
 
@@ -153,6 +154,9 @@ class ScaleSandbox:
         self.lose_next = 0  # the next N task creations succeed but their answers stall
         self.created_then_503_next = 0  # the next N task creations succeed but are answered 503
         self.next_task_ids: deque[str] = deque()  # ids for the next tasks (a test's sample ids)
+        # unique_id -> the task id a task created for it gets; such a task is left pending (not
+        # worked on, cancelable, no callback), as `make local SAM_LOCAL=1` holds the events/ samples'
+        self.held: dict[str, str] = {}
         self.tasks: dict[str, SandboxTask] = {}
         self.by_unique_id: dict[str, SandboxTask] = {}
         self.received: list[Received] = []
@@ -260,7 +264,7 @@ class ScaleSandbox:
                 return _error(409, f"The unique_id ({unique_id}) is already used for a different task ({held.id}).")
             now = time.time()
             task = SandboxTask(
-                id=self.next_task_ids.popleft() if self.next_task_ids else uuid.uuid4().hex[:24],
+                id=self._task_id(unique_id),
                 type=task_type,
                 project=str(body["project"]),
                 unique_id=unique_id if isinstance(unique_id, str) and unique_id else None,
@@ -273,13 +277,21 @@ class ScaleSandbox:
             self.tasks[task.id] = task
             if task.unique_id is not None:
                 self.by_unique_id[task.unique_id] = task
-        self._work_on(task)
+        if task.unique_id is not None and task.unique_id in self.held:
+            task.work_begins_at = math.inf  # held: work never begins, so it stays cancelable
+        else:
+            self._work_on(task)
         answer = Response(json.dumps(task.as_json()), content_type="application/json")
         if fault == "lost":  # created, but the answer comes after the client has given up waiting
             return faulted(stalled(answer, self.stall_seconds), fault)
         if fault == "created_then_503":
             return faulted(_error(503, "Server timeout from request queueing, try again later"), fault)
         return answer
+
+    def _task_id(self, unique_id: Any) -> str:
+        if isinstance(unique_id, str) and unique_id in self.held:
+            return self.held[unique_id]
+        return self.next_task_ids.popleft() if self.next_task_ids else uuid.uuid4().hex[:24]
 
     def _work_on(self, task: SandboxTask) -> None:
         """The task's progress: work begins, then it completes (or errors) and its callback goes out."""
@@ -402,6 +414,8 @@ class LocalScale(LocalVendor):
     secret_logical_id = "ScaleSecret"  # noqa: S105 (a resource name, not a secret)
     default_rate = 30.0
     demo_tasks = 4
+    sample_keys: ClassVar[Mapping[str, str]] = {"callback_auth_key": "sample-scale-callback-auth-key"}
+    sample_ids: ClassVar[Mapping[str, tuple[str, ...]]] = {"order-1042-scale-7": ("6567a1f2c0ffee0012345678",)}
 
     def __init__(self, setup: LocalSetup) -> None:
         super().__init__(setup)
@@ -425,6 +439,10 @@ class LocalScale(LocalVendor):
             "ScaleProject": "local-project",
             "ScaleMaxRequestsPerSecond": str(int(self.rate_limit)),
         }
+
+    def play_samples(self) -> None:
+        self.callback_auth_key = self.sandbox.callback_auth_key = self.sample_keys["callback_auth_key"]
+        self.sandbox.held = {reference_id: ids[0] for reference_id, ids in self.sample_ids.items()}
 
     def secret(self, current: Mapping[str, str]) -> dict[str, str]:
         return {"api_key": self.api_key, "callback_auth_key": self.callback_auth_key}

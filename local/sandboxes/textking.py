@@ -55,7 +55,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode, urlparse
 
 from werkzeug import Request, Response
@@ -144,6 +144,10 @@ class TextkingSandbox:
         self.progress_seconds = progress_seconds  # None: states change only when a test says so
         self.auto_accept = auto_accept  # True: every delivery is accepted (completed) at once
         self.projects: dict[str, dict[str, Any]] = {}
+        # reference_id -> (project id, job id) a project named for it ("... [<reference_id>]") and
+        # its job get; such a job, once started, stays translation-pending (no progress, no
+        # callback), as `make local SAM_LOCAL=1` holds the events/ samples' jobs
+        self.held: dict[str, tuple[str, str]] = {}
         self.jobs: dict[str, SandboxJob] = {}
         self.deleted: list[str] = []  # "project <id>" / "job <id>", in order
         self.calls: list[str] = []  # "METHOD /path" without the prefix, in order
@@ -330,7 +334,8 @@ class TextkingSandbox:
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
             raise Refusal(400, "name is required: a non-empty string")
-        project: dict[str, Any] = {"id": str(uuid.uuid4()), "name": name, "state": "prepared"}
+        held = [ids[0] for reference_id, ids in self.held.items() if name.endswith(f"[{reference_id}]")]
+        project: dict[str, Any] = {"id": (held or [str(uuid.uuid4())])[0], "name": name, "state": "prepared"}
         project["due_date"] = body.get("due_date")
         self.projects[project["id"]] = project
         location = f"{API}/project/{project['id']}"
@@ -387,7 +392,7 @@ class TextkingSandbox:
 
     def _start(self, job: SandboxJob) -> None:
         job.state = "translation-pending"
-        if self.progress_seconds is None:
+        if self.progress_seconds is None or job.id in {job_id for _, job_id in self.held.values()}:
             return
         # The first state's callback, then delivery progress_seconds later; then it waits on the customer.
         self._later(0.2, job.id, "translation-pending")
@@ -419,7 +424,8 @@ class TextkingSandbox:
         self._prepared(project_id)
         body = _object(request)
         _check_job(body)
-        job = SandboxJob(id=str(uuid.uuid4()), project_id=project_id, body=body)
+        held = [job_id for held_project, job_id in self.held.values() if held_project == project_id]
+        job = SandboxJob(id=(held or [str(uuid.uuid4())])[0], project_id=project_id, body=body)
         self.jobs[job.id] = job
         location = f"{API}/project/{project_id}/job/{job.id}"
         return _json(self._job_body(job), 201, **{"Location": location, "Content-Location": location})
@@ -623,6 +629,10 @@ class LocalTextking(LocalVendor):
     prefix = "/v1"
     texts = ("Quarterly report: revenue grew.", "Release notes for version 2.", "Privacy policy, short form.")
     left_delivered = ("demo-doc-1",)  # the demo leaves these waiting on the customer
+    sample_keys: ClassVar[Mapping[str, str]] = {"signing_key": "sample-textking-signing-key"}
+    sample_ids: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "doc-2026-11-001": ("bc141454-5949-401b-9c05-7591ee2f5624", "be2bdb76-afe4-4291-bb33-5f3e4019a05e")
+    }
 
     def __init__(self, setup: LocalSetup) -> None:
         super().__init__(setup)
@@ -636,6 +646,7 @@ class LocalTextking(LocalVendor):
             refresh_token=secrets.token_urlsafe(24),
         )
         self.accepted: set[str] = set()
+        self.keys: dict[str, str] = {}  # the secret's keys fixed here (play_samples)
 
     @property
     def url(self) -> str:
@@ -657,7 +668,12 @@ class LocalTextking(LocalVendor):
             "refresh_token": str(self.sandbox.refresh_token),
             "client_id": self.sandbox.client_id,
             "client_secret": self.sandbox.client_secret,
+            **self.keys,
         }
+
+    def play_samples(self) -> None:
+        self.keys = dict(self.sample_keys)
+        self.sandbox.held = {reference_id: (ids[0], ids[1]) for reference_id, ids in self.sample_ids.items()}
 
     def connect(self, callback_url: str) -> None:
         """Nothing to do: Handoff registers its callback URL on each TEXTKING job."""

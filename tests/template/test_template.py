@@ -426,3 +426,25 @@ def test_the_template_reader_gives_intrinsics_in_their_long_form_as_sam_cli_does
         "V": "2012-10-17",
     }
     assert yaml_parse('{"A": {"Ref": "P"}}') == {"A": {"Ref": "P"}}
+
+
+def test_aws_endpoint_url_is_declared_for_every_function_and_empty_so_botocore_ignores_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Declared only so that `sam local --env-vars` (which sets declared variables only) can point
+    # boto3 at the local stack's moto server (README "sam local"); deployed, it is empty ...
+    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["AWS_ENDPOINT_URL"] == ""
+    functions = [r for r in load_template()["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+    assert not [
+        f for f in functions if "AWS_ENDPOINT_URL" in f["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    # ... and botocore takes an empty AWS_ENDPOINT_URL as none (configprovider's `if endpoint_url:`)
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "")
+    client = boto3.session.Session(region_name="us-east-1").client("dynamodb")
+    assert client.meta.endpoint_url == "https://dynamodb.us-east-1.amazonaws.com"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    client = boto3.session.Session(region_name="us-east-1").client("dynamodb")
+    assert client.meta.endpoint_url == "http://127.0.0.1:4566"
