@@ -252,6 +252,27 @@ def test_a_result_behind_relative_and_further_redirects_is_fetched(
     assert all("x-api-key" not in r.headers for r in hops)
 
 
+def test_a_result_file_that_is_not_json_is_kept_as_it_came_and_the_job_completed(
+    submitted: HTTPServer, context: LambdaContext
+) -> None:
+    # given an Attachment API whose result file is CSV, not JSON (no retry would make it JSON)
+    signed = submitted.url_for("/signed/result.csv")
+    submitted.expect_request("/v1/attachments").respond_with_response(
+        Response(status=302, headers={"Location": signed})
+    )
+    submitted.expect_request("/signed/result.csv").respond_with_data("a,b\n1,2\n", content_type="text/csv")
+
+    # when the callback names it
+    status, body = playment_callback(context, completed(RESULT_URL))
+
+    # then the job is COMPLETED with the file in S3 as it came, never deferred until the DLQ
+    assert (status, body["applied"], body["deferred"]) == (200, 1, 0)
+    assert job()["status"] == "COMPLETED"
+    key = job()["result_ref"].removeprefix("s3://handoff-results/")
+    assert archived(key)[key] == b"a,b\n1,2\n"
+    assert queue_depth(RETRIES) == 0
+
+
 def test_a_body_that_cannot_be_archived_is_503_and_nothing_is_written(
     submitted: HTTPServer, context: LambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:

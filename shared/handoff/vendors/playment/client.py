@@ -15,14 +15,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from pydantic import ValidationError
 
 from handoff import vendor_json
 from handoff.callbacks import CallbackApplier, Tally, Verdict
-from handoff.lifecycle import Observation, VendorUpdate
+from handoff.lifecycle import Document, Observation, VendorUpdate
 from handoff.models import Job, JobError, JobStatus
 from handoff.observability import logger
 from handoff.settings import core_settings, secret_json
@@ -212,7 +212,14 @@ def _with_fetched_result(
     from handoff.vendors import client_for  # the registry, which imports this package
 
     client: PlaymentClient = client_for(NAME)  # type: ignore[assignment]
-    return replace(seen, result=client.fetch_result(str(seen.result).strip(), deadline))
+    return _with_result(seen, client.fetch_result(str(seen.result).strip(), deadline))
+
+
+def _with_result(seen: Observation, fetched: Any) -> Observation:
+    """The observation with the fetched result: JSON as the result, any other file as a document."""
+    if isinstance(fetched, Document):
+        return replace(seen, result=None, document=fetched)
+    return replace(seen, result=fetched)
 
 
 def callback_key_matches(presented: str | None, keys: list[str]) -> bool:
@@ -389,6 +396,8 @@ class PlaymentClient:
             if found.result_url is None:
                 return None  # "completed" before the result is there: look again next time
             result = self.fetch_result(found.result_url)
+        document = result if isinstance(result, Document) else None
+        result = None if document is not None else result
         if update.status is JobStatus.FAILED:
             error = JobError(code="failed", message="Playment reports the job FAILED", retryable=False)
         return Observation(
@@ -396,12 +405,14 @@ class PlaymentClient:
             vendor_job_id=found.job_id,
             update=update,
             result=result,
+            document=document,
             error=error,
             detail=f"playment {found.status.strip().upper()} (lookup)",
         )
 
     def fetch_result(self, result_url: str, deadline: float | None = None) -> Any:
-        """The JSON behind a job's result URL, read as vendor JSON (handoff.vendor_json).
+        """The JSON behind a job's result URL, read as vendor JSON (handoff.vendor_json); a file
+        that is not JSON comes back as a Document (the file as it came, kept in S3 by the applier).
 
         Since 2021-07-15 result URLs are private: GET /v1/attachments?url=... with the API key
         answers with a redirect to a signed URL, which is then fetched WITHOUT the key (gotcha 11).
@@ -429,7 +440,11 @@ class PlaymentClient:
         try:
             return vendor_json.loads(response.content)
         except ValueError:
-            raise Transient("ambiguous_response", "Playment's result is not JSON") from None
+            # Not JSON: the file is still the job's result, kept as it came (no retry would
+            # make it JSON): a Document the applier keeps in S3 and points the job at.
+            name = urlsplit(result_url).path.rpartition("/")[2] or "result"
+            content_type = response.headers.get("Content-Type") or "application/octet-stream"
+            return Document(filename=name, content=response.content, content_type=content_type)
 
     def _timeouts_until(self, deadline: float | None) -> Timeouts:
         if deadline is None:
