@@ -217,9 +217,12 @@ def send(
     until = time.monotonic() + timeouts.connect + timeouts.read
     for bound in (deadline, _deadline.get()):
         if bound is not None:
-            if bound - time.monotonic() < MIN_REQUEST_SECONDS:
+            left = bound - time.monotonic()
+            if left < MIN_REQUEST_SECONDS:
                 raise Transient("out_of_time", f"{method} {_path(url)} not sent: no time left for it")
             until = min(until, bound)
+            # no wait (to connect, for the answer's start) longer than what is left either
+            timeouts = Timeouts(min(timeouts.connect, left), min(timeouts.read, left))
     try:
         # session.request, in its two halves: build the request, then send it, so that a rate slot
         # (Checkpoint.check_start) is checked after the building, at the moment it goes out.

@@ -118,10 +118,9 @@ APPLY_CONCURRENCY = 16
 # Result URLs are fetched only in the first FETCH_SECONDS of a callback, each request waiting at
 # most what is left of them: the function (Timeout 15 s) then always answers, and the annotations
 # whose result was not fetched are `deferred`, re-applied from the archive (CallbackRetry), never
-# lost to a timeout. A request is not started with less than MIN_FETCH_SECONDS left.
+# lost to a timeout.
 FETCH_SECONDS = 8.0
 MAX_REDIRECTS = 3
-MIN_FETCH_SECONDS = 0.5
 
 
 CALLBACK_CONTENT_TYPE = "application/json"
@@ -423,7 +422,7 @@ class PlaymentClient:
             self.session,
             "GET",
             self.settings.base_url + self.settings.attachments_path,
-            self._timeouts_until(deadline),
+            self.timeouts,
             deadline=deadline,
             params={"url": result_url},
             headers={self.settings.api_key_header: self._api_key(), "Accept": "application/json"},
@@ -435,7 +434,7 @@ class PlaymentClient:
             if not (response.is_redirect and response.headers.get("Location")):
                 break
             location = urljoin(response.url, response.headers["Location"])
-            response = send(self.session, "GET", location, self._timeouts_until(deadline), deadline=deadline)
+            response = send(self.session, "GET", location, self.timeouts, deadline=deadline)
         raise_for_status(response)
         try:
             return vendor_json.loads(response.content)
@@ -445,14 +444,6 @@ class PlaymentClient:
             name = urlsplit(result_url).path.rpartition("/")[2] or "result"
             content_type = response.headers.get("Content-Type") or "application/octet-stream"
             return Document(filename=name, content=response.content, content_type=content_type)
-
-    def _timeouts_until(self, deadline: float | None) -> Timeouts:
-        if deadline is None:
-            return self.timeouts
-        left = deadline - time.monotonic()
-        if left < MIN_FETCH_SECONDS:
-            raise Transient("out_of_time", "no time left in this callback to fetch the result: fetched later")
-        return Timeouts(min(self.timeouts.connect, left), min(self.timeouts.read, left))
 
     def callback_keys(self) -> list[str]:
         secret = secret_json(self.settings.secret_name)
