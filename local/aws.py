@@ -83,15 +83,27 @@ def translate(template_path: Path) -> dict[str, Any]:
     return dict(transform(sam, {}, OfflinePolicies()))
 
 
+_NO_VALUE = object()  # AWS::NoValue: the list item or property is left out
+
+
 class LocalAws:
-    def __init__(self, parameters: dict[str, str], *, stack_name: str = "handoff-local") -> None:
+    def __init__(
+        self, parameters: dict[str, str], *, stack_name: str = "handoff-local", roles_template: Path | None = None
+    ) -> None:
         self.parameters = parameters
+        # where the functions' roles come from: template.yaml, or a copy of it with a permission
+        # changed (tests/integration/test_least_privilege.py shows a removed one refused)
+        self.roles_template = roles_template
         self.stack_name = stack_name
         self.endpoint = ""
         self.resources: dict[str, str] = {}  # logical id -> physical id
         self.environment: dict[str, str] = {}  # every function's variables together (the stack's own use)
         self.function_environments: dict[str, dict[str, str]] = {}  # logical id -> that function's own
         self.secret_values: dict[str, dict[str, str]] = {}
+        # logical id -> the inline policies of that function's role, resolved against the stack
+        self.function_policies: dict[str, list[dict[str, Any]]] = {}
+        # logical id -> AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN of its role
+        self.function_credentials: dict[str, dict[str, str]] = {}
         self.outputs: dict[str, str] = {}  # the template's Outputs, as far as they resolve here
         self.template_outputs: list[str] = []  # the names of all of them
         self._server: Any = None
@@ -120,6 +132,7 @@ class LocalAws:
         self._create_stack(template)
         self._stand_in(template)
         self.function_environments = self._function_environments(template)
+        self._roles(translate(self.roles_template) if self.roles_template else template)
         self.outputs = self._outputs(template)
         self.template_outputs = list(template.get("Outputs", {}))
         self.environment = {k: v for env in self.function_environments.values() for k, v in env.items()}
@@ -199,9 +212,87 @@ class LocalAws:
             value = json.loads(generate["SecretStringTemplate"])
             value[generate["GenerateStringKey"]] = secrets.token_urlsafe(36)
             name = f"{self.stack_name}/{logical}"
-            secretsmanager.create_secret(Name=name, SecretString=json.dumps(value))
-            self.resources[logical] = name
+            created = secretsmanager.create_secret(Name=name, SecretString=json.dumps(value))
+            self.resources[logical] = created["ARN"]  # what !Ref of a secret gives on AWS
             self.secret_values[logical] = value
+
+    def _roles(self, template: dict[str, Any]) -> None:
+        """Each function's role as the template writes it (its inline policies, the translator's
+        expansion of the SAM policies included), created in moto with the ARNs of this stack, and
+        credentials of that role for the function (STS AssumeRole). The managed policies SAM adds
+        (logs, X-Ray, reading the event source) are Lambda's own needs: the local pollers read the
+        queues and the stream as the operator, and nothing is logged to CloudWatch."""
+        iam, sts = self.client("iam"), self.client("sts")
+        for logical, resource in template["Resources"].items():
+            if resource["Type"] != "AWS::Lambda::Function":
+                continue
+            role_name = resource["Properties"]["Role"]["Fn::GetAtt"][0]
+            role = template["Resources"][role_name]["Properties"]
+            iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(role["AssumeRolePolicyDocument"]))
+            documents = []
+            for policy in role.get("Policies", []):
+                # moto takes no document without a Version; IAM's default (2008-10-17) only differs
+                # in policy variables, which these policies do not use
+                document = {"Version": "2012-10-17", **self.resolve_policy(policy["PolicyDocument"], template)}
+                iam.put_role_policy(
+                    RoleName=role_name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(document)
+                )
+                documents.append(document)
+            credentials = sts.assume_role(
+                RoleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{role_name}", RoleSessionName=logical, DurationSeconds=43200
+            )["Credentials"]
+            self.function_policies[logical] = documents
+            self.function_credentials[logical] = {
+                "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+                "AWS_SESSION_TOKEN": credentials["SessionToken"],
+            }
+
+    def enforce_iam(self) -> None:
+        """From now on moto refuses any call the caller's policies do not allow (the local access
+        key is the administrator: local/moto_server.py iam_enforced)."""
+        import requests
+
+        requests.post(f"{self.endpoint}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
+
+    def resolve_policy(self, value: Any, template: dict[str, Any]) -> Any:
+        """A policy document with its intrinsics (Ref, GetAtt, Sub, If and its Conditions,
+        AWS::NoValue) resolved against the local stack."""
+        if isinstance(value, list):
+            items = [self.resolve_policy(item, template) for item in value]
+            return [item for item in items if item is not _NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if value == {"Ref": "AWS::NoValue"}:
+            return _NO_VALUE
+        if "Fn::If" in value:
+            condition, yes, no = value["Fn::If"]
+            return self.resolve_policy(yes if self._condition(condition, template) else no, template)
+        if len(value) == 1 and next(iter(value)) in {"Ref", "Fn::GetAtt", "Fn::Sub"}:
+            resolved = self._resolve(value, template)
+            if resolved is None:
+                raise ValueError(f"a policy names what the local stack cannot resolve: {value}")
+            return resolved
+        return {key: self.resolve_policy(item, template) for key, item in value.items()}
+
+    def _condition(self, name: str, template: dict[str, Any]) -> bool:
+        def evaluate(expression: Any) -> Any:
+            if isinstance(expression, dict):
+                (function, argument), *_ = expression.items()
+                if function == "Fn::Equals":
+                    return evaluate(argument[0]) == evaluate(argument[1])
+                if function == "Fn::Not":
+                    return not evaluate(argument[0])
+                if function == "Fn::And":
+                    return all(evaluate(a) for a in argument)
+                if function == "Fn::Or":
+                    return any(evaluate(a) for a in argument)
+                if function == "Condition":
+                    return self._condition(argument, template)
+                return self._resolve(expression, template)
+            return expression
+
+        return bool(evaluate(template["Conditions"][name]))
 
     def queue_url(self, logical: str) -> str:
         """The URL of the stack's queue with logical id `logical`."""
@@ -249,7 +340,8 @@ class LocalAws:
         if "Fn::Sub" in value:
             text = value["Fn::Sub"]
             for name in {p.split("}")[0] for p in text.split("${")[1:]}:
-                replacement = self._ref(name, template)
+                logical, _, attribute = name.partition(".")
+                replacement = self._attribute(logical, attribute, template) if attribute else self._ref(name, template)
                 if replacement is None:
                     return None
                 text = text.replace("${" + name + "}", replacement)
@@ -267,6 +359,10 @@ class LocalAws:
                 QueueUrl=self.queue_url(logical), AttributeNames=["QueueArn"]
             )
             return str(attributes["Attributes"]["QueueArn"])
+        if kind == "AWS::DynamoDB::Table" and logical in self.resources:
+            return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{self.resources[logical]}"
+        if kind == "AWS::S3::Bucket" and logical in self.resources:
+            return f"arn:aws:s3:::{self.resources[logical]}"
         if kind == "AWS::Events::EventBus" and logical in self.resources:
             return f"arn:aws:events:{REGION}:{ACCOUNT_ID}:event-bus/{self.resources[logical]}"
         return None
@@ -276,6 +372,10 @@ class LocalAws:
             return self.stack_name
         if name == "AWS::Region":
             return REGION
+        if name == "AWS::Partition":
+            return "aws"
+        if name == "AWS::AccountId":
+            return ACCOUNT_ID
         if name in template.get("Parameters", {}):
             return self.parameters.get(name, str(template["Parameters"][name].get("Default", "")))
         if name in self.resources:

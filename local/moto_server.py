@@ -49,6 +49,7 @@ internals, written against the pinned moto (requirements.txt):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -254,6 +255,103 @@ def dynamodb_item_size_as_dynamodb() -> None:
     responses.DynamoHandler.batch_write_item = batch_write_item  # type: ignore[method-assign]
 
 
+def iam_enforced() -> None:
+    """Identity policies enforced as far as this project's calls go (README "Least privilege,
+    checked locally"). moto checks a signed request's action against the caller's policies once
+    enforcement is on (POST /moto-api/reset-auth 0, which local/aws.py sends after setup), and
+    recognises assumed-role credentials by their session token; three things are added here:
+
+    - the resource: moto works out the ARN only for SQS (the queue) and S3 (bucket, key) and checks
+      "*" elsewhere, which no statement naming a table or a secret matches. DynamoDB (table,
+      index), Secrets Manager, EventBridge (each entry's bus) and SSM are given the ARNs the
+      request names (local/iam.py resource_arns, what the recorder writes too), each checked;
+    - the action, where IAM's is not the operation's name (SendMessageBatch needs sqs:SendMessage);
+    - the operator: the local access key (local/aws.py), which the stack itself, its pollers, the
+      tests and the operator tools sign with, is the account's administrator. Any other key must
+      be an IAM user's or an assumed role's, as moto has it.
+
+    A refusal of a JSON-protocol call is answered as AWS answers it (AccessDeniedException, 403,
+    naming the principal, the action and the resource), not moto's XML body botocore cannot read.
+    Conditions are not evaluated (moto matches only the few its trust policies use).
+    """
+    from botocore.credentials import Credentials
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.core.exceptions import JsonRESTError
+    from moto.iam import access_control
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    from local.aws import ACCESS_KEY_ID, SECRET_ACCESS_KEY
+    from local.iam import ADMIN_POLICY, IAM_ACTION_OF_OPERATION, resource_arns
+
+    class AccessDeniedException(JsonRESTError):
+        code = 403
+
+    class OperatorKey:
+        def __init__(self, account_id: str, partition: str) -> None:
+            self.arn = f"arn:{partition}:iam::{account_id}:root"
+
+        def create_credentials(self) -> Credentials:
+            return Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+
+        def collect_policies(self) -> list[str]:
+            return [json.dumps(ADMIN_POLICY)]
+
+    moto_create_access_key = access_control.create_access_key
+
+    def create_access_key(account_id: str, partition: str, access_key_id: str, headers: dict[str, str]) -> Any:
+        if access_key_id == ACCESS_KEY_ID:
+            return OperatorKey(account_id, partition)
+        return moto_create_access_key(account_id, partition, access_key_id, headers)
+
+    moto_request_init = access_control.IAMRequestBase.__init__
+
+    def request_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        moto_request_init(self, *args, **kwargs)
+        self._action = IAM_ACTION_OF_OPERATION.get(self._action, self._action)
+
+    moto_check = access_control.IAMRequestBase.check_action_permitted
+
+    def check_action_permitted(self: Any, resource: str) -> None:
+        self._checked_resource = resource
+        moto_check(self, resource)
+
+    def raise_access_denied(self: Any) -> None:
+        if "X-Amz-Target" in self._headers:
+            raise AccessDeniedException(
+                "AccessDeniedException",
+                f"User: {self._access_key.arn} is not authorized to perform: {self._action} "
+                f"on resource: {getattr(self, '_checked_resource', '*')} because no identity-based policy "
+                "allows the action",
+            )
+        raise access_control.AccessDeniedError(user_arn=self._access_key.arn, action=self._action)
+
+    moto_authorize = ActionAuthenticatorMixin._authenticate_and_authorize_normal_action
+    named = {"dynamodb", "secretsmanager", "events", "ssm"}
+
+    def authorize(self: Any, resource: str = "*") -> None:
+        service = getattr(self, "service_name", None)
+        if resource != "*" or service not in named:
+            return moto_authorize(self, resource)
+        params = getattr(self, "params", None) or {}
+        if not params:
+            try:
+                params = json.loads(self.body or "{}")
+            except (TypeError, ValueError):
+                params = {}
+        if service == "secretsmanager" and "SecretId" in params:
+            with contextlib.suppress(Exception):  # an unknown secret: moto's own answer follows
+                secret = secretsmanager_backends[self.current_account][self.region].secrets[params["SecretId"]]
+                params = {**params, "SecretId": secret.arn}
+        for arn in resource_arns(service, params, self.region, self.current_account):
+            moto_authorize(self, arn)
+
+    access_control.create_access_key = create_access_key
+    access_control.IAMRequestBase.__init__ = request_init  # type: ignore[method-assign]
+    access_control.IAMRequestBase.check_action_permitted = check_action_permitted  # type: ignore[method-assign]
+    access_control.IAMRequest._raise_access_denied = raise_access_denied  # type: ignore[method-assign]
+    ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = authorize  # type: ignore[method-assign]
+
+
 def unimplemented_as_not_implemented(create_backend_app: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """An action moto does not implement (e.g. SQS StartMessageMoveTask) is answered 501 with an
     AWS-shaped error body naming it, instead of a 500 HTML page: botocore does not retry a 501
@@ -302,6 +400,7 @@ def main() -> None:
     sqs_without_quadratic_scans()
     keep_put_object_bodies()  # local/moto_s3.py: S3 keeps bodies sent with a form Content-Type
     dynamodb_item_size_as_dynamodb()
+    iam_enforced()
     services = tuple(backends.list_of_moto_modules())  # moto's folders: fixed while it runs
     backends.list_of_moto_modules = lambda: services
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -53,6 +53,10 @@ def _container(connection: Connection, module: str, handler: str, environment: d
         if entry not in sys.path:
             sys.path.insert(0, entry)
     from local.context import LocalContext
+    from local.iam import RECORD_AWS_CALLS_ENV, record_aws_calls
+
+    if os.environ.get(RECORD_AWS_CALLS_ENV):  # before the handler's module builds any client
+        record_aws_calls(os.environ[RECORD_AWS_CALLS_ENV], name)
 
     try:
         function = getattr(importlib.import_module(module), handler)

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STATE_FILE = ROOT / ".local-stack.json"
 # The stack's DocumentSourceBucket: where a caller puts documents named by s3:// URI.
 DOCUMENT_BUCKET = "handoff-local-documents"
+CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")  # each function's own
 # Metrics output is off locally (POWERTOOLS_METRICS_DISABLED); Powertools still warns on each flush.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 for entry in (str(ROOT / "shared"), str(ROOT)):
@@ -45,6 +46,7 @@ for entry in (str(ROOT / "shared"), str(ROOT)):
 
 from local.api import LocalApi, gateway_responses_from_template, routes_from_template  # noqa: E402
 from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, LocalAws, free_port  # noqa: E402
+from local.iam import RECORD_AWS_CALLS_ENV  # noqa: E402
 from local.lambda_api import LambdaInvokeApi  # noqa: E402
 from local.runtime import FunctionRuntime  # noqa: E402
 from local.sandboxes.base import Faults, LocalSetup, LocalVendor, local_vendors  # noqa: E402
@@ -100,6 +102,11 @@ class LocalStack:
     # stack holds what the events/ samples name, and `env_vars_file` gets sam local's --env-vars.
     container_host: str = ""
     env_vars_file: Path | None = None
+    # IAM enforced by the moto server on the functions' calls (each runs with its role's credentials)
+    enforce_iam: bool = True
+    # a folder: every function container records each AWS call it makes there (local/iam.py)
+    record_aws_calls: Path | None = None
+    roles_template: Path | None = None  # the functions' roles from this copy of template.yaml (tests)
 
     def start(self) -> LocalStack:
         batch_size, concurrency = worker_settings(ROOT / "template.yaml")
@@ -133,7 +140,8 @@ class LocalStack:
                 "LogLevel": self.log_level,
                 "SecretsMaxAgeSeconds": str(self.secrets_max_age),
                 "DocumentSourceBucket": DOCUMENT_BUCKET,
-            }
+            },
+            roles_template=self.roles_template,
         ).start()
         self.aws.client("s3").create_bucket(Bucket=DOCUMENT_BUCKET)  # the caller's bucket: not in the template
         if self.container_host:  # the samples' callback keys, and their jobs held where they expect them
@@ -154,10 +162,21 @@ class LocalStack:
         }
         # Each function gets its own variables only, as on Lambda, changed where the local stack
         # differs from AWS (below), so a variable the template forgets on a function fails here too.
+        if self.record_aws_calls is not None:  # each function container writes down its AWS calls (local/iam.py)
+            common[RECORD_AWS_CALLS_ENV] = str(self.record_aws_calls)
+        # ... and runs with its own role's credentials, which the moto server holds it to once
+        # enforcement is on (local/aws.py _roles, enforce_iam); the stack itself, its pollers and
+        # the sandboxes keep the local key, the operator's.
         self.function_environments = {
-            logical: {**self._local(own), **common} for logical, own in self.aws.function_environments.items()
+            logical: {**self._local(own), **common, **self.aws.function_credentials[logical]}
+            for logical, own in self.aws.function_environments.items()
         }
-        environment = {k: v for env in self.function_environments.values() for k, v in env.items()}
+        if self.enforce_iam:
+            self.aws.enforce_iam()
+        environment = {
+            k: v for env in self.function_environments.values() for k, v in env.items() if k not in CREDENTIALS
+        }
+        environment |= common
         os.environ.update(environment)
         self.environment = environment
 
@@ -479,6 +498,26 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="where --for-containers writes sam local's --env-vars file (default: .sam-local-env.json here)",
     )
+    parser.add_argument(
+        "--no-enforce-iam",
+        action="store_true",
+        help="moto allows every call (the functions still run with their roles' credentials)",
+    )
+    parser.add_argument(
+        "--record-aws-calls",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="every function writes down each AWS call it makes (service, operation, IAM action, resource "
+        "ARNs) into FOLDER, one JSON line per call (local/iam.py; the least-privilege check reads them)",
+    )
+    parser.add_argument(
+        "--roles-template",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="take the functions' IAM roles from this copy of template.yaml (to see a missing permission refused)",
+    )
     args = parser.parse_args(argv)
     vendor_options: dict[str, dict[str, str]] = {}
     for vendor, name, value in args.option:
@@ -498,6 +537,9 @@ def main(argv: list[str] | None = None) -> int:
             reconcile_after=args.reconcile_after,
             capture_events=not args.no_event_capture,
             base_path=args.base_path,
+            enforce_iam=not args.no_enforce_iam,
+            record_aws_calls=args.record_aws_calls,
+            roles_template=args.roles_template,
             **_for_containers(args),
         ).start()
         if args.no_vendor_callbacks:
@@ -541,6 +583,7 @@ def announce(stack: LocalStack, args: argparse.Namespace, state_file: Path | Non
         **urls,
         "outputs": stack.outputs(),
         "function_environments": stack.function_environments,
+        "function_policies": stack.aws.function_policies,  # each role's inline policies, as created in moto
         "pid": os.getpid(),
     }
     if state_file is not None:

@@ -1,0 +1,187 @@
+"""Least privilege, checked locally: each function's role as the template writes it, its AWS calls
+recorded, and each call checked against the role (README "Least privilege, checked locally").
+
+The local stack creates every function's role in moto from the translated template and runs the
+function with that role's credentials (local/aws.py), and its moto server refuses what the role
+does not allow (local/moto_server.py, iam_enforced). What moto cannot judge (conditions; a resource
+it does not work out) is closed by the recorder: a function container asked to
+(RECORD_AWS_CALLS_ENV) writes down every AWS operation it calls, with its IAM action and the ARNs
+of the resources it names, and `check` evaluates each against the function's statements with
+principalmapper's IAM policy simulation (a real evaluator: wildcards, NotAction/NotResource,
+conditions, explicit deny), and lists the granted actions no call used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # moto's default account (local/aws.py)
+# A function container given this variable (a folder) records each AWS call it makes there.
+RECORD_AWS_CALLS_ENV = "HANDOFF_RECORD_AWS_CALLS"
+# The operations whose IAM action is not "<service>:<operation>" (the Service Authorization Reference):
+# what moto checks and what the recorder writes down use this one table.
+IAM_ACTION_OF_OPERATION = {
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "s3:HeadObject": "s3:GetObject",
+    "s3:ListObjectsV2": "s3:ListBucket",
+}
+# The operator (the stack itself, its pollers, the tests, the operator tools) signs with the
+# local access key; on the local AWS it is the account's administrator.
+ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+def iam_action(service: str, operation: str) -> str:
+    """The IAM action an operation of `service` (its signing name, which is its IAM prefix for
+    every service here) needs."""
+    action = f"{service}:{operation}"
+    return IAM_ACTION_OF_OPERATION.get(action, action)
+
+
+def resource_arns(service: str, params: dict[str, Any], region: str = REGION, account: str = ACCOUNT_ID) -> list[str]:
+    """The ARNs of what a call names, as IAM authorizes it (["*"] for a call on no resource)."""
+    if service == "dynamodb" and "TableName" in params:
+        table = str(params["TableName"])
+        arn = table if table.startswith("arn:") else f"arn:aws:dynamodb:{region}:{account}:table/{table}"
+        return [f"{arn}/index/{params['IndexName']}" if params.get("IndexName") else arn]
+    if service == "sqs" and "QueueUrl" in params:
+        parts = str(params["QueueUrl"]).rstrip("/").split("/")
+        return [f"arn:aws:sqs:{region}:{parts[-2]}:{parts[-1]}"]
+    if service == "s3" and "Bucket" in params:
+        return [f"arn:aws:s3:::{params['Bucket']}" + (f"/{params['Key']}" if "Key" in params else "")]
+    if service == "secretsmanager" and "SecretId" in params:
+        secret = str(params["SecretId"])
+        return [secret if secret.startswith("arn:") else f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}"]
+    if service == "events" and "Entries" in params:
+        buses = {str(entry.get("EventBusName") or "default") for entry in params["Entries"]}
+        return sorted(b if b.startswith("arn:") else f"arn:aws:events:{region}:{account}:event-bus/{b}" for b in buses)
+    if service == "ssm" and "Name" in params:
+        return [f"arn:aws:ssm:{region}:{account}:parameter/{str(params['Name']).lstrip('/')}"]
+    return ["*"]
+
+
+# -- the recorder (in a function container) ------------------------------------------------------------
+
+
+def record_aws_calls(folder: str, function: str) -> None:
+    """From now on, every botocore session made in this process (boto3's default one, and the
+    one Powertools' parameters build for themselves) records each call its clients make: one JSON
+    line per call in `<folder>/<function>-<pid>.jsonl`. A botocore event hook, registered on each
+    session as it is made, so it is there before any client is built from it."""
+    import botocore.session
+
+    path = Path(folder) / f"{function}-{os.getpid()}.jsonl"
+    lock = threading.Lock()
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        service = model.service_model.signing_name
+        line = {
+            "function": function,
+            "service": service,
+            "operation": model.name,
+            "action": iam_action(service, model.name),
+            "resources": resource_arns(service, params),
+        }
+        with lock, path.open("a") as out:
+            out.write(json.dumps(line) + "\n")
+
+    made = botocore.session.Session.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        made(self, *args, **kwargs)
+        self.register("before-parameter-build", record, unique_id="handoff-record-aws-calls")
+
+    botocore.session.Session.__init__ = init
+
+
+def recorded_calls(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for path in sorted(folder.glob("*.jsonl")) for line in path.read_text().splitlines()]
+
+
+# -- the check -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One action one statement of a function's role allows, on its resources."""
+
+    function: str
+    action: str
+    resources: tuple[str, ...]
+
+
+@dataclass
+class Verdict:
+    denied: list[tuple[str, str, str]]  # (function, action, resource) a call needed and the role does not allow
+    unused: list[Grant]  # allowed by the role, and no recorded call of the function used it
+    calls: int
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def grants(policies: dict[str, list[dict[str, Any]]]) -> list[Grant]:
+    return [
+        Grant(function, action, tuple(str(r) for r in _listed(statement.get("Resource", "*"))))
+        for function, documents in policies.items()
+        for document in documents
+        for statement in _listed(document["Statement"])
+        if statement["Effect"] == "Allow"
+        for action in _listed(statement.get("Action", []))
+    ]
+
+
+def check(policies: dict[str, list[dict[str, Any]]], calls: Iterable[dict[str, Any]]) -> Verdict:
+    """Each recorded call against its function's policies, as IAM evaluates an identity's policies
+    (principalmapper's local simulation: an explicit Deny wins, else an Allow must match action,
+    resource and condition); and each granted action that no call of that function matched."""
+    import collections
+    import collections.abc
+
+    # principalmapper 1.1.5 (its last release) imports these from `collections`, gone since 3.10
+    for name in ("Mapping", "MutableMapping"):
+        if not hasattr(collections, name):
+            setattr(collections, name, getattr(collections.abc, name))
+    from principalmapper.common import Node, Policy
+    from principalmapper.querying.local_policy_simulation import policy_has_matching_statement
+    from principalmapper.querying.query_interface import local_check_authorization
+    from principalmapper.util.case_insensitive_dict import CaseInsensitiveDict
+
+    nodes = {}
+    for function, documents in policies.items():
+        arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{function}Role"
+        attached = [Policy(arn, f"{function}Policy{i}", document) for i, document in enumerate(documents)]
+        nodes[function] = Node(
+            arn, f"AROA{function.upper()[:17]}", attached, None, {}, None, 0, False, False, None, False, None
+        )
+    denied: list[tuple[str, str, str]] = []
+    used: list[tuple[str, str, str]] = []
+    count = 0
+    for call in calls:
+        count += 1
+        function = call["function"]
+        for resource in call["resources"]:
+            if function not in nodes or not local_check_authorization(
+                nodes[function], call["action"], resource, {"aws:RequestedRegion": REGION}
+            ):
+                denied.append((function, call["action"], resource))
+            used.append((function, call["action"], resource))
+    unused = []
+    for grant in grants(policies):
+        statement = {"Statement": [{"Effect": "Allow", "Action": grant.action, "Resource": list(grant.resources)}]}
+        if not any(
+            function == grant.function
+            and policy_has_matching_statement(statement, "Allow", action, resource, CaseInsensitiveDict())
+            for function, action, resource in used
+        ):
+            unused.append(grant)
+    return Verdict(sorted(set(denied)), unused, count)
