@@ -50,9 +50,16 @@ def verdict(text: str) -> str:
 
 
 def wrong_secret(stack: Stack, **values: str) -> str:
-    """A secret in the stack's AWS holding `values` (the stack's own secrets stay as they are)."""
+    """A secret in the stack's AWS holding `values` (the stack's own secrets stay as they are),
+    which SubmitJob's role may read, as an operator pointing it at another secret would grant."""
     name = f"preflight-{uuid.uuid4().hex[:8]}"
-    stack.aws("secretsmanager").create_secret(Name=name, SecretString=json.dumps(values))
+    arn = stack.aws("secretsmanager").create_secret(Name=name, SecretString=json.dumps(values))["ARN"]
+    statement = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": arn}
+    stack.aws("iam").put_role_policy(
+        RoleName=f"{FUNCTION}Role",
+        PolicyName=name,
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+    )
     return name
 
 
