@@ -4,7 +4,9 @@ The SAM template is translated offline (aws-sam-translator, as `sam deploy` woul
 CloudFormation is created as a stack in moto, so tables, indexes, queues, the dead-letter wiring
 and the bucket are exactly what deploys. What moto cannot build is left out and stood in for here
 (../shared/notes/local-aws.md §3): API Gateway and Lambda (the local API and pollers run the
-handlers), the schedule, alarms, log groups and IAM; secrets (moto creates an
+handlers), the schedule, alarms and log groups; the functions' roles are created from the
+template's own policies and enforced (_roles, enforce_iam; README "Least privilege, checked
+locally"); secrets (moto creates an
 empty row) are created with freshly generated keys; TTL is switched on by hand.
 The functions' environment is the template's own, with its !Ref/!Sub resolved against the stack.
 """
