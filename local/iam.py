@@ -7,8 +7,8 @@ does not allow (local/moto_server.py, iam_enforced). What moto cannot judge (con
 it does not work out) is closed by the recorder: a function container asked to
 (RECORD_AWS_CALLS_ENV) writes down every AWS operation it calls, with its IAM action and the ARNs
 of the resources it names, and `check` evaluates each against the function's statements with
-principalmapper's IAM policy simulation (a real evaluator: wildcards, NotAction/NotResource,
-conditions, explicit deny), and lists the granted actions no call used.
+moto's IAM policy evaluator (wildcards, NotAction, explicit deny; a statement with a condition is
+refused, not guessed at: the functions' roles have none), and lists the granted actions no call used.
 """
 
 from __future__ import annotations
@@ -142,27 +142,24 @@ def grants(policies: dict[str, list[dict[str, Any]]]) -> list[Grant]:
 
 def check(policies: dict[str, list[dict[str, Any]]], calls: Iterable[dict[str, Any]]) -> Verdict:
     """Each recorded call against its function's policies, as IAM evaluates an identity's policies
-    (principalmapper's local simulation: an explicit Deny wins, else an Allow must match action,
-    resource and condition); and each granted action that no call of that function matched."""
-    import collections
-    import collections.abc
+    (moto's evaluator, the one its server enforces with: an explicit Deny wins, else an Allow must
+    match action and resource, `*` wildcards included); and each granted action that no call of
+    that function matched. Raises ValueError for a statement it cannot judge (a Condition, a
+    NotResource): the check would otherwise pass what IAM might refuse."""
+    from moto.iam.access_control import IAMPolicy, IAMPolicyStatement, PermissionResult
 
-    # principalmapper 1.1.5 (its last release) imports these from `collections`, gone since 3.10
-    for name in ("Mapping", "MutableMapping"):
-        if not hasattr(collections, name):
-            setattr(collections, name, getattr(collections.abc, name))
-    from principalmapper.common import Node, Policy
-    from principalmapper.querying.local_policy_simulation import policy_has_matching_statement
-    from principalmapper.querying.query_interface import local_check_authorization
-    from principalmapper.util.case_insensitive_dict import CaseInsensitiveDict
-
-    nodes = {}
     for function, documents in policies.items():
-        arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{function}Role"
-        attached = [Policy(arn, f"{function}Policy{i}", document) for i, document in enumerate(documents)]
-        nodes[function] = Node(
-            arn, f"AROA{function.upper()[:17]}", attached, None, {}, None, 0, False, False, None, False, None
-        )
+        for document in documents:
+            for statement in _listed(document["Statement"]):
+                unjudged = sorted({"Condition", "NotResource", "NotPrincipal"} & set(statement))
+                if unjudged:
+                    raise ValueError(f"{function}: a statement with {', '.join(unjudged)}: {json.dumps(statement)}")
+    evaluators = {function: [IAMPolicy(json.dumps(d)) for d in documents] for function, documents in policies.items()}
+
+    def allowed(function: str, action: str, resource: str) -> bool:
+        results = [policy.is_action_permitted(action, resource) for policy in evaluators.get(function, [])]
+        return PermissionResult.DENIED not in results and PermissionResult.PERMITTED in results
+
     denied: list[tuple[str, str, str]] = []
     used: list[tuple[str, str, str]] = []
     count = 0
@@ -170,17 +167,14 @@ def check(policies: dict[str, list[dict[str, Any]]], calls: Iterable[dict[str, A
         count += 1
         function = call["function"]
         for resource in call["resources"]:
-            if function not in nodes or not local_check_authorization(
-                nodes[function], call["action"], resource, {"aws:RequestedRegion": REGION}
-            ):
+            if not allowed(function, call["action"], resource):
                 denied.append((function, call["action"], resource))
             used.append((function, call["action"], resource))
     unused = []
     for grant in grants(policies):
-        statement = {"Statement": [{"Effect": "Allow", "Action": grant.action, "Resource": list(grant.resources)}]}
+        statement = IAMPolicyStatement({"Effect": "Allow", "Action": grant.action, "Resource": list(grant.resources)})
         if not any(
-            function == grant.function
-            and policy_has_matching_statement(statement, "Allow", action, resource, CaseInsensitiveDict())
+            function == grant.function and statement.is_action_permitted(action, resource) is PermissionResult.PERMITTED
             for function, action, resource in used
         ):
             unused.append(grant)

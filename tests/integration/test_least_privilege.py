@@ -2,8 +2,8 @@
 
 The local stack runs each function with its own role's credentials and its moto server refuses what
 the role does not allow; on top of that every function's AWS calls are recorded here and each is
-evaluated against that function's policies by a real IAM policy evaluator (principalmapper's local
-simulation), which also lists the granted actions no call used. A flow that makes every function
+evaluated against that function's policies by moto's IAM policy evaluator (local/iam.py check),
+which also lists the granted actions no call used. A flow that makes every function
 run once drives it: three vendors' jobs, a bulk one for the worker, the callbacks the sandboxes
 send, a customer's acceptance, a deferred callback applied again, a read, the reconciler's rounds.
 """
@@ -230,3 +230,52 @@ def test_unused_grants_are_reported_per_statement() -> None:
     # then the call is allowed and the other action is reported unused
     assert verdict.denied == []
     assert verdict.unused == [Grant("F", "s3:PutObject", ("arn:aws:s3:::b/*",))]
+
+
+def test_a_call_outside_the_roles_resources_or_under_an_explicit_deny_is_refused() -> None:
+    # given a role allowing one table's items, wildcard included, and denying one of its indexes
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table/jobs"
+    policies = {
+        "F": [
+            {
+                "Statement": [
+                    {"Effect": "Allow", "Action": "dynamodb:*Item", "Resource": [table, f"{table}/index/*"]},
+                    {"Effect": "Deny", "Action": "dynamodb:GetItem", "Resource": f"{table}/index/secret"},
+                ]
+            }
+        ]
+    }
+    calls = [
+        {"function": "F", "action": "dynamodb:GetItem", "resources": [table]},
+        {"function": "F", "action": "dynamodb:GetItem", "resources": [f"{table}/index/secret"]},
+        {"function": "F", "action": "dynamodb:GetItem", "resources": [f"{table}-other"]},
+        {"function": "F", "action": "dynamodb:Query", "resources": [table]},
+        {"function": "G", "action": "dynamodb:GetItem", "resources": [table]},
+    ]
+
+    # when checked
+    verdict = check(policies, calls)
+
+    # then only the first is allowed: the denied index, another table, another action, another function are not
+    assert verdict.denied == sorted(
+        [
+            ("F", "dynamodb:GetItem", f"{table}/index/secret"),
+            ("F", "dynamodb:GetItem", f"{table}-other"),
+            ("F", "dynamodb:Query", table),
+            ("G", "dynamodb:GetItem", table),
+        ]
+    )
+
+
+def test_a_statement_the_evaluator_cannot_judge_is_refused_not_guessed() -> None:
+    # given a role whose statement carries a Condition
+    statement = {
+        "Effect": "Allow",
+        "Action": "s3:GetObject",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}},
+    }
+
+    # when checked, then the check says it cannot judge it
+    with pytest.raises(ValueError, match="Condition"):
+        check({"F": [{"Statement": [statement]}]}, [])
