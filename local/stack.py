@@ -27,6 +27,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,10 @@ class LocalStack:
     secrets_max_age: int = 300  # the template's default; 0 makes a rotated key count at once
     log_level: str = "WARNING"
     capture_events: bool = True  # the rule that copies events into `events_queue` (see _capture_events)
+    # "eager": every function's containers run their init before the stack says it is ready (one each;
+    # SubmissionWorker as many as its concurrency), as `sam local start-api --warm-containers EAGER`;
+    # "lazy": each container starts on the invocation that needs it (a cold start, as on Lambda).
+    warm_containers: str = "lazy"
     # A custom domain's base-path mapping on the local API ("" none): the vendors then call back to
     # http://127.0.0.1:PORT/<base_path>/callbacks/..., as a deployment with PublicCallbackBaseUrl.
     base_path: str = ""
@@ -163,6 +168,11 @@ class LocalStack:
 
         # Every function runs in processes of its own, as Lambda runs it (local/runtime.py).
         self.functions = self._functions(self.function_environments)
+        if self.warm_containers == "eager":
+            # Before any poller starts: the first invocations then find their containers warm.
+            # A container that cannot finish its init raises here: the stack does not start.
+            with ThreadPoolExecutor(max_workers=len(self.functions)) as pool:
+                list(pool.map(lambda item: item[1].warm(_eager_containers(*item)), self.functions.items()))
         self.api = LocalApi(
             stage, binary_media_types, routes, self.functions, gateway_responses_from_template(), base_path=base
         )
@@ -375,6 +385,12 @@ class LocalStack:
         return outputs
 
 
+def _eager_containers(name: str, runtime: FunctionRuntime) -> int:
+    """Containers `--warm-containers eager` starts: one per function (sam local's EAGER), and for
+    SubmissionWorker as many as its concurrency, since a bulk keeps every one of them busy at once."""
+    return runtime.concurrency if name == "SubmissionWorkerFunction" else 1
+
+
 def _all_at_once(stops: list[Callable[[], None]]) -> None:
     threads = [threading.Thread(target=stop, daemon=True) for stop in stops]
     for thread in threads:
@@ -440,6 +456,14 @@ def main(argv: list[str] | None = None) -> int:
         help="concurrent SubmissionWorker invocations (default: the template's WorkerMaxConcurrency)",
     )
     parser.add_argument(
+        "--warm-containers",
+        choices=("eager", "lazy"),
+        default="lazy",
+        help="eager: every function's containers finish their init before the stack is ready (SubmissionWorker "
+        "as many as its concurrency), as sam local's --warm-containers EAGER; lazy (default): cold starts "
+        "on first use",
+    )
+    parser.add_argument(
         "--no-vendor-callbacks", action="store_true", help="no vendor sandbox calls back (jobs still move on)"
     )
     parser.add_argument("--secrets-max-age", type=int, default=300, help="seconds a function caches a secret")
@@ -497,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             secrets_max_age=args.secrets_max_age,
             reconcile_after=args.reconcile_after,
             capture_events=not args.no_event_capture,
+            warm_containers=args.warm_containers,
             base_path=args.base_path,
             **_for_containers(args),
         ).start()
