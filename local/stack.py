@@ -338,7 +338,11 @@ class LocalStack:
         # pollers waiting on one are free at once and no poller starts another container. Each
         # group is stopped side by side: Ctrl-C stops the stack in about a second.
         _all_at_once([runtime.stop for runtime in self.functions.values()])
-        _all_at_once([self.stream.stop, self.worker.stop, self.callback_retry.stop])
+        # The SQS pollers are not waited for: each is in a long poll of up to a second, after which
+        # it sees the stop and ends (its functions are stopped: it can invoke nothing).
+        self.worker.stop(wait=False)
+        self.callback_retry.stop(wait=False)
+        self.stream.stop()
         for vendor in self.vendors.values():
             vendor.stop()
         for forwarder in getattr(self, "forwarders", []):
