@@ -66,6 +66,10 @@ def _container(connection: Connection, module: str, handler: str, environment: d
         failed_init: Exception | None = exc
     else:
         failed_init = None
+    try:  # init is over (FunctionRuntime.warm waits for this; invoke passes over it)
+        connection.send(("ready", None))
+    except (EOFError, OSError):
+        return
     while True:
         try:
             kind, event = connection.recv()
@@ -119,15 +123,19 @@ class FunctionRuntime:
         _, connection = container
         try:
             connection.send(("invoke", event))  # an event may be anything JSON, null included
-            if not connection.poll(self.timeout + 5):
-                # Lambda stops a function at its timeout and the sandbox goes: so does the container
-                # (kept, it would hold a slot of the concurrency and answer the next event late).
-                self._discard(container)
-                message = f"Task timed out after {self.timeout:.2f} seconds"
-                raise InvocationError(
-                    f"{self.name}: {message}", {"errorMessage": message, "errorType": "Sandbox.Timedout"}
-                )
-            outcome, value = connection.recv()
+            deadline = time.monotonic() + self.timeout + 5
+            outcome: str = "ready"
+            value: Any = None
+            while outcome == "ready":  # a container not warmed says so once, when its init is over
+                if not connection.poll(max(0.0, deadline - time.monotonic())):
+                    # Lambda stops a function at its timeout and the sandbox goes: so does the
+                    # container (kept, it would hold a slot of the concurrency and answer late).
+                    self._discard(container)
+                    message = f"Task timed out after {self.timeout:.2f} seconds"
+                    raise InvocationError(
+                        f"{self.name}: {message}", {"errorMessage": message, "errorType": "Sandbox.Timedout"}
+                    )
+                outcome, value = connection.recv()
         except (EOFError, OSError) as exc:
             self._discard(container)
             message = f"{self.name}: the container died"
@@ -165,6 +173,30 @@ class FunctionRuntime:
         for process, _ in containers:
             process.join(timeout=5)
 
+    def warm(self, count: int, timeout: float = 120.0) -> int:
+        """Start containers until `count` exist (at most the concurrency), each running its init
+        (the handler module's import) now, and wait until they have: `sam local start-api
+        --warm-containers EAGER`. Returns how many containers are ready. Raises InvocationError
+        when the runtime is stopped or a container does not finish its init within `timeout` s."""
+        started: list[tuple[Any, Connection]] = []
+        with self._lock:
+            if self._closed:
+                raise InvocationError(f"{self.name}: stopped", {"errorMessage": "stopped", "errorType": "Stopped"})
+            while len(self._all) < min(count, self.concurrency):
+                started.append(self._start())
+        deadline = time.monotonic() + timeout
+        for container in started:
+            _, connection = container
+            try:
+                ready = connection.poll(max(0.0, deadline - time.monotonic())) and connection.recv()[0] == "ready"
+            except (EOFError, OSError):
+                ready = False
+            if not ready:
+                self._discard(container)
+                raise InvocationError(f"{self.name}: a container did not finish its init in {timeout:.0f} s")
+            self._idle.put(container)
+        return len(self._all)
+
     def _take(self) -> tuple[Any, Connection]:
         try:
             return self._idle.get_nowait()
@@ -174,22 +206,18 @@ class FunctionRuntime:
             if self._closed:
                 raise InvocationError(f"{self.name}: stopped", {"errorMessage": "stopped", "errorType": "Stopped"})
             if len(self._all) < self.concurrency:
-                ours, theirs = self._context.Pipe()
-                process = self._context.Process(
-                    target=_container,
-                    args=(
-                        theirs,
-                        self.module,
-                        self.handler,
-                        self.environment,
-                        self.name,
-                        self.timeout,
-                        self.logs_to_stderr,
-                    ),
-                    name=f"{self.name}-container",
-                    daemon=True,
-                )
-                process.start()
-                self._all.append((process, ours))
-                return process, ours
+                return self._start()
         return self._idle.get()
+
+    def _start(self) -> tuple[Any, Connection]:
+        """A new container (a cold start), counted in `_all`; the caller holds the lock."""
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(
+            target=_container,
+            args=(theirs, self.module, self.handler, self.environment, self.name, self.timeout, self.logs_to_stderr),
+            name=f"{self.name}-container",
+            daemon=True,
+        )
+        process.start()
+        self._all.append((process, ours))
+        return process, ours

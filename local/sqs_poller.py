@@ -83,9 +83,12 @@ class SqsPoller:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Stop polling. wait: until each poller's receive (a long poll of `wait_seconds`) and
+        invocation are over; else return at once and let them end by themselves (daemon threads
+        that start nothing more): the stack stopping its functions and moto just after."""
         self._stop.set()
-        for thread in self._threads:
+        for thread in self._threads if wait else ():
             thread.join(timeout=self.wait_seconds + self.timeout_seconds)
         self._threads.clear()
 

@@ -27,6 +27,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,10 @@ class LocalStack:
     secrets_max_age: int = 300  # the template's default; 0 makes a rotated key count at once
     log_level: str = "WARNING"
     capture_events: bool = True  # the rule that copies events into `events_queue` (see _capture_events)
+    # "eager": every function's containers run their init before the stack says it is ready (one each;
+    # SubmissionWorker as many as its concurrency), as `sam local start-api --warm-containers EAGER`;
+    # "lazy": each container starts on the invocation that needs it (a cold start, as on Lambda).
+    warm_containers: str = "lazy"
     # A custom domain's base-path mapping on the local API ("" none): the vendors then call back to
     # http://127.0.0.1:PORT/<base_path>/callbacks/..., as a deployment with PublicCallbackBaseUrl.
     base_path: str = ""
@@ -182,6 +187,11 @@ class LocalStack:
 
         # Every function runs in processes of its own, as Lambda runs it (local/runtime.py).
         self.functions = self._functions(self.function_environments)
+        if self.warm_containers == "eager":
+            # Before any poller starts: the first invocations then find their containers warm.
+            # A container that cannot finish its init raises here: the stack does not start.
+            with ThreadPoolExecutor(max_workers=len(self.functions)) as pool:
+                list(pool.map(lambda item: item[1].warm(_eager_containers(*item)), self.functions.items()))
         self.api = LocalApi(
             stage, binary_media_types, routes, self.functions, gateway_responses_from_template(), base_path=base
         )
@@ -347,7 +357,11 @@ class LocalStack:
         # pollers waiting on one are free at once and no poller starts another container. Each
         # group is stopped side by side: Ctrl-C stops the stack in about a second.
         _all_at_once([runtime.stop for runtime in self.functions.values()])
-        _all_at_once([self.stream.stop, self.worker.stop, self.callback_retry.stop])
+        # The SQS pollers are not waited for: each is in a long poll of up to a second, after which
+        # it sees the stop and ends (its functions are stopped: it can invoke nothing).
+        self.worker.stop(wait=False)
+        self.callback_retry.stop(wait=False)
+        self.stream.stop()
         for vendor in self.vendors.values():
             vendor.stop()
         for forwarder in getattr(self, "forwarders", []):
@@ -392,6 +406,12 @@ class LocalStack:
             if name.endswith("CallbackUrl") and vendor in self.vendors:
                 outputs[name] = f"{self.callback_base_url}/callbacks/{vendor}"
         return outputs
+
+
+def _eager_containers(name: str, runtime: FunctionRuntime) -> int:
+    """Containers `--warm-containers eager` starts: one per function (sam local's EAGER), and for
+    SubmissionWorker as many as its concurrency, since a bulk keeps every one of them busy at once."""
+    return runtime.concurrency if name == "SubmissionWorkerFunction" else 1
 
 
 def _all_at_once(stops: list[Callable[[], None]]) -> None:
@@ -457,6 +477,14 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="concurrent SubmissionWorker invocations (default: the template's WorkerMaxConcurrency)",
+    )
+    parser.add_argument(
+        "--warm-containers",
+        choices=("eager", "lazy"),
+        default="lazy",
+        help="eager: every function's containers finish their init before the stack is ready (SubmissionWorker "
+        "as many as its concurrency), as sam local's --warm-containers EAGER; lazy (default): cold starts "
+        "on first use",
     )
     parser.add_argument(
         "--no-vendor-callbacks", action="store_true", help="no vendor sandbox calls back (jobs still move on)"
@@ -536,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
             secrets_max_age=args.secrets_max_age,
             reconcile_after=args.reconcile_after,
             capture_events=not args.no_event_capture,
+            warm_containers=args.warm_containers,
             base_path=args.base_path,
             enforce_iam=not args.no_enforce_iam,
             record_aws_calls=args.record_aws_calls,

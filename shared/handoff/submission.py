@@ -20,6 +20,7 @@ retries_exhausted and the message goes on to the dead-letter queue).
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,47 @@ from handoff.vendors.base import (
 RETRIES_EXHAUSTED = "retries_exhausted"
 # After a busy rate limiter (no slot within the caller's patience), look again this soon.
 BUSY_RETRY_SECONDS = 1
+
+
+class _Enqueuer:
+    """Sends the SubmissionQueue messages of a bulk as its jobs are recorded, ten to a
+    SendMessageBatch (its limit), from whichever thread recorded the tenth; `flush` sends the rest
+    and returns every reference_id that could not be sent (the reconciler enqueues those jobs once
+    they are quiet: they are recorded QUEUED)."""
+
+    CHUNK = 10
+
+    def __init__(self, queue: RetryQueue) -> None:
+        self.queue = queue
+        self._pending: list[str] = []
+        self._unsent: list[str] = []
+        self._lock = threading.Lock()
+
+    def add(self, reference_id: str) -> None:
+        with self._lock:
+            self._pending.append(reference_id)
+            if len(self._pending) < self.CHUNK:
+                return
+            chunk, self._pending = self._pending, []
+        self._send(chunk)
+
+    def flush(self) -> list[str]:
+        with self._lock:
+            chunk, self._pending = self._pending, []
+        if chunk:
+            self._send(chunk)
+        with self._lock:
+            return list(self._unsent)
+
+    def _send(self, chunk: list[str]) -> None:
+        try:
+            unsent = self.queue.send_many(chunk)
+        except Exception:  # the jobs are recorded; the reconciler enqueues QUEUED jobs nobody holds
+            logger.exception("could not enqueue part of a bulk submission", extra={"jobs": len(chunk)})
+            unsent = chunk
+        if unsent:
+            with self._lock:
+                self._unsent += unsent
 
 
 class Outcome(StrEnum):
@@ -200,7 +242,8 @@ class Submitter:
     def submit_many(
         self, requests: list[SubmitRequest]
     ) -> list[SubmitResult | ConflictError | InvalidForVendor | BatchRefused]:
-        """Record every job QUEUED (in parallel), then enqueue the new ones in batches of ten.
+        """Record every job QUEUED (in parallel), enqueuing the new ones ten at a time as they are
+        recorded: the worker starts on the first jobs of a bulk while the rest are being written.
 
         A reference_id given twice in one call is decided by its first entry, every time: only
         the first is written, and each later one is answered as a repeat of it (replayed when it
@@ -226,10 +269,15 @@ class Submitter:
                 self._check(request)
             except InvalidForVendor as exc:
                 return exc
-            return self._record(request)
+            recorded = self._record(request)
+            if recorded.created:  # a leader written now: answered QUEUED below, so its message goes
+                enqueue.add(request.reference_id)
+            return recorded
 
+        enqueue = _Enqueuer(self.queue)
         with ThreadPoolExecutor(max_workers=8) as pool:
             created = dict(zip(leaders, pool.map(check_and_record, leaders), strict=True))
+        unsent = enqueue.flush()
         results: list[SubmitResult | ConflictError | InvalidForVendor | BatchRefused] = []
         for index, request in enumerate(requests):
             leader = first[request.reference_id]
@@ -248,12 +296,6 @@ class Submitter:
                     results.append(_replay(outcome.job, later))
             except ConflictError as exc:
                 results.append(exc)
-        new = [r.job.reference_id for r in results if isinstance(r, SubmitResult) and r.outcome is Outcome.QUEUED]
-        try:
-            unsent = self.queue.send_many(new)
-        except Exception:  # the jobs are recorded; the reconciler enqueues QUEUED jobs nobody holds
-            logger.exception("could not enqueue the bulk submission", extra={"jobs": len(new)})
-            unsent = new
         vendor_of = {r.reference_id: r.vendor for r in requests}
         for ref in unsent:
             count("SubmissionEnqueueFailed", vendor_of[ref])

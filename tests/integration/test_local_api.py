@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from werkzeug.test import Client, TestResponse
 
 from local.api import LocalApi, Route, gateway_responses_from_template, routes_from_template
 from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
-from local.runtime import FunctionRuntime
+from local.runtime import FunctionRuntime, InvocationError
 from local.sandboxes.server import BackgroundServer
 from local.sigv4 import SigV4Verifier
 from tests.conftest import PLAYMENT_CALLBACK_KEY, table_items
@@ -349,3 +350,31 @@ def test_after_a_504_the_container_finishes_and_returns_to_its_pool(slow_runtime
     answered = call(patient, "GET", f"/{STAGE}/slow")
     assert answered.status_code == 200
     assert json.loads(answered.get_data())["invocations"] == 3  # the same container ran all three
+
+
+def test_eager_containers_finish_their_init_before_the_first_invocation() -> None:
+    # given a function whose init (its module import) takes a noticeable time, warmed eagerly
+    runtime = FunctionRuntime("Slow", "tests.integration.slow_function", "handler", {}, timeout=10, concurrency=3)
+    try:
+        assert runtime.warm(2) == 2
+
+        # when two invocations arrive at once
+        started = time.time()
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: runtime.invoke({"queryStringParameters": {"sleep": "0.3"}}), range(2)))
+
+        # then each ran in a container of its own whose init was over before they came (no third one)
+        bodies = [json.loads(answer["body"]) for answer in answers]
+        assert sorted(body["invocations"] for body in bodies) == [1, 1]
+        assert len({body["pid"] for body in bodies}) == 2
+        assert all(body["loaded_at"] < started for body in bodies)
+        assert len(runtime._all) == 2
+    finally:
+        runtime.stop()
+
+
+def test_warming_a_stopped_function_is_refused() -> None:
+    runtime = FunctionRuntime("Slow", "tests.integration.slow_function", "handler", {}, timeout=10, concurrency=1)
+    runtime.stop()
+    with pytest.raises(InvocationError, match="stopped"):
+        runtime.warm(1)

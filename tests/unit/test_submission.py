@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import random
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -289,6 +290,60 @@ def test_bulk_records_every_job_queued_and_enqueues_each_new_one_once(world: Wor
     assert sorted(j["reference_id"] for j in world.store.jobs()) == ["a", "b"]
     assert {j["status"] for j in world.store.jobs()} == {"QUEUED"}
     assert sorted(world.queue.messages()) == ["a", "b"]
+
+
+def test_a_bulks_first_jobs_are_enqueued_while_the_rest_are_still_being_recorded(world: World) -> None:
+    # given a store that writes the bulk's last job only once something has been enqueued (or 5 s on)
+    enqueued = threading.Event()
+    send_many, create = world.queue.send_many, world.store.create
+
+    def sending(reference_ids: Any) -> list[str]:
+        unsent = send_many(reference_ids)
+        enqueued.set()
+        return unsent
+
+    def creating(job: Any, **kwargs: Any) -> Any:
+        if job.reference_id == "bulk-39":
+            seen["last_waited_for_a_message"] = enqueued.wait(timeout=5)
+        return create(job, **kwargs)
+
+    seen: dict[str, bool] = {}
+    world.queue.send_many = sending  # type: ignore[method-assign]
+    world.store.create = creating  # type: ignore[method-assign]
+
+    # when 40 jobs arrive in one bulk
+    results = world.submitter.submit_many([request(f"bulk-{n:02d}") for n in range(40)])
+
+    # then the first messages went out before the last job was written, and every job has one
+    assert seen == {"last_waited_for_a_message": True}
+    assert [r.outcome for r in results if not isinstance(r, Exception)] == [Outcome.QUEUED] * 40
+    assert sorted(world.queue.messages()) == [f"bulk-{n:02d}" for n in range(40)]
+
+
+def test_a_bulk_enqueues_what_it_can_when_the_queue_fails_part_way(world: World) -> None:
+    # given a queue that refuses every other SendMessageBatch
+    calls: list[int] = []
+    send_many = world.queue.send_many
+
+    def flaky(reference_ids: Any) -> list[str]:
+        ids = list(reference_ids)
+        calls.append(len(ids))
+        if len(calls) % 2 == 0:
+            raise ConnectionError("the queue is unavailable")
+        return send_many(ids)
+
+    world.queue.send_many = flaky  # type: ignore[method-assign]
+
+    # when 30 jobs arrive in one bulk
+    results = world.submitter.submit_many([request(f"bulk-{n:02d}") for n in range(30)])
+
+    # then every job is recorded QUEUED and answered so, each message went in a batch of ten at most,
+    # and the jobs whose batch failed have no message (the reconciler enqueues them once quiet)
+    assert [r.outcome for r in results if not isinstance(r, Exception)] == [Outcome.QUEUED] * 30
+    assert {j["status"] for j in world.store.jobs()} == {"QUEUED"}
+    assert all(n <= 10 for n in calls)
+    assert sum(calls) == 30
+    assert len(world.queue.messages()) == sum(n for i, n in enumerate(calls) if i % 2 == 0)
 
 
 def test_bulk_jobs_are_kept_queued_when_the_queue_is_down(world: World) -> None:
