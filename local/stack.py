@@ -176,7 +176,10 @@ class LocalStack:
             logical: {**self._local(own), **common, **self.aws.function_credentials[logical]}
             for logical, own in self.aws.function_environments.items()
         }
-        if self.enforce_iam:
+        # Not with --for-containers: sam local gives its containers the host's credentials (its
+        # --env-vars sets only the variables a function declares), never a role's, so they would be
+        # refused as an unknown key. IAM is proven on the local stack's own functions instead.
+        if self.enforce_iam and not self.container_host:
             self.aws.enforce_iam()
         environment = {
             k: v for env in self.function_environments.values() for k, v in env.items() if k not in CREDENTIALS
