@@ -16,6 +16,13 @@ and the function; none of the development packages (moto, awscrt, ...) that the 
 holds. Nothing is written while measuring (PYTHONDONTWRITEBYTECODE, /opt is read-only in Lambda).
 Runs are interleaved (boto3, anchor, handler) so that a noisy neighbour hits all alike; the figure
 is the median of `runs`.
+
+Memory: each handler process's peak RSS (ru_maxrss, from wait4) and CPU time (user + system) are
+measured too, and printed beside the function's MemorySize (template.yaml). Lambda gives a function
+CPU in proportion to its memory, one vCPU at 1,769 MB; the estimated cold start at MemorySize
+assumes the deployed arm64 core is as fast as this machine's and scales the measured CPU time by
+1769 / MemorySize (below 1,769 MB). Peak RSS is the import's (what a cold start holds before the
+first request): a request's own data comes on top of it.
 """
 
 from __future__ import annotations
@@ -29,22 +36,40 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_PYTHON = "3.13"  # the functions' runtime (template.yaml)
 
 
-def handler_modules() -> dict[str, str]:
+def _functions() -> dict[str, dict[str, Any]]:
     from local.cfn_yaml import yaml_parse
 
     sam = yaml_parse((ROOT / "template.yaml").read_text())
-    modules = {}
+    default_memory = sam.get("Globals", {}).get("Function", {}).get("MemorySize", 128)
+    functions = {}
     for name, resource in sam["Resources"].items():
         if resource["Type"] == "AWS::Serverless::Function":
-            folder = Path(resource["Properties"]["CodeUri"]).name
-            module = resource["Properties"]["Handler"].rsplit(".", 1)[0]
-            modules[name] = f"functions.{folder}.{module}"
+            properties = resource["Properties"]
+            functions[name] = {**properties, "MemorySize": properties.get("MemorySize", default_memory)}
+    return functions
+
+
+def handler_modules() -> dict[str, str]:
+    modules = {}
+    for name, properties in _functions().items():
+        folder = Path(properties["CodeUri"]).name
+        module = properties["Handler"].rsplit(".", 1)[0]
+        modules[name] = f"functions.{folder}.{module}"
     return modules
+
+
+def memory_sizes() -> dict[str, Any]:
+    """function -> its MemorySize (MB) in template.yaml (a number, or a {"!Ref": parameter})."""
+    return {name: properties["MemorySize"] for name, properties in _functions().items()}
+
+
+ONE_VCPU_MB = 1769  # Lambda: a function gets one vCPU's worth of CPU at 1,769 MB, in proportion below
 
 
 LAYER = ROOT / ".bench-layer"
@@ -108,7 +133,18 @@ LAMBDA_ENVIRONMENT = {
 }
 
 
+class Run:
+    """One fresh process: wall seconds, CPU seconds (user + system) and peak RSS (MB)."""
+
+    def __init__(self, wall: float, cpu: float, rss_mb: float) -> None:
+        self.wall, self.cpu, self.rss_mb = wall, cpu, rss_mb
+
+
 def timed_import(python: str, layer: Path, statement: str, function: str) -> float:
+    return measured_import(python, layer, statement, function).wall
+
+
+def measured_import(python: str, layer: Path, statement: str, function: str) -> Run:
     path = [str(layer), str(ROOT)]
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -118,24 +154,49 @@ def timed_import(python: str, layer: Path, statement: str, function: str) -> flo
     }
     program = f"import sys; sys.path[:0] = {path!r}; {statement}"
     started = time.perf_counter()
-    subprocess.run([python, "-S", "-c", program], env=env, check=True, cwd=ROOT)
-    return time.perf_counter() - started
+    process = subprocess.Popen([python, "-S", "-c", program], env=env, cwd=ROOT)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, program)
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)  # ru_maxrss: KB on Linux
 
 
-def measure(python: str, layer: Path, runs: int = 7) -> tuple[list[tuple[str, float, float, float, float]], float]:
-    """([(function, handler s, boto3 s, anchor s, handler / boto3)], anchor / boto3), medians."""
+class Row:
+    """One function's medians: handler, boto3 and anchor wall seconds; the handler's CPU seconds
+    and peak RSS (MB)."""
+
+    def __init__(self, function: str, handler: list[Run], baseline: list[float], anchor: list[float]) -> None:
+        self.function = function
+        self.handler = statistics.median(r.wall for r in handler)
+        self.baseline = statistics.median(baseline)
+        self.anchor = statistics.median(anchor)
+        self.cpu = statistics.median(r.cpu for r in handler)
+        self.rss_mb = max(r.rss_mb for r in handler)
+        self.ratio = self.handler / self.baseline
+
+
+def measure(python: str, layer: Path, runs: int = 7) -> tuple[list[Row], float]:
+    """([Row per function], anchor / boto3 (median over the functions))."""
     rows = []
     anchors = []
     for function, module in sorted(handler_modules().items()):
-        handler, baseline, anchor = [], [], []
+        handler: list[Run] = []
+        baseline: list[float] = []
+        anchor: list[float] = []
         for _ in range(runs):
             baseline.append(timed_import(python, layer, "import boto3", function))
             anchor.append(timed_import(python, layer, f"exec({ANCHOR!r})", function))
-            handler.append(timed_import(python, layer, f"import {module}", function))
-        h, b, a = statistics.median(handler), statistics.median(baseline), statistics.median(anchor)
-        anchors.append(a / b)
-        rows.append((function, h, b, a, h / b))
+            handler.append(measured_import(python, layer, f"import {module}", function))
+        row = Row(function, handler, baseline, anchor)
+        anchors.append(row.anchor / row.baseline)
+        rows.append(row)
     return rows, statistics.median(anchors)
+
+
+def _memory_mb(value: Any) -> int | None:
+    return value if isinstance(value, int) else None  # a parameter (!Ref): not known here
 
 
 def main() -> None:
@@ -153,13 +214,28 @@ def main() -> None:
         + ("" if ships else f": NOT the runtime's {RUNTIME_PYTHON}, none runs here; a stand-in for what ships")
     )
     rows, anchor_ratio = measure(python, layer)
-    print(f"  {'function':28} {'handler':>9} {'boto3':>9} {'anchor':>9} {'ratio':>7}  (anchor {anchor_ratio:.2f})")
-    for function, handler, baseline, anchor, ratio in rows:
-        print(f"  {function:28} {handler * 1000:7.0f}ms {baseline * 1000:7.0f}ms {anchor * 1000:7.0f}ms {ratio:7.2f}")
-    ratios = [row[4] for row in rows]
+    memory = memory_sizes()
+    print(
+        f"  {'function':28} {'handler':>9} {'boto3':>9} {'anchor':>9} {'ratio':>7}  (anchor {anchor_ratio:.2f})"
+        f" {'CPU':>8} {'peak RSS':>9} {'MemorySize':>10} {'init at MemorySize':>18}"
+    )
+    for row in rows:
+        size = _memory_mb(memory[row.function])
+        share = min(1.0, size / ONE_VCPU_MB) if size else None
+        estimate = f"{row.cpu / share * 1000:6.0f}ms ({share:.2f} vCPU)" if share else "?"
+        print(
+            f"  {row.function:28} {row.handler * 1000:7.0f}ms {row.baseline * 1000:7.0f}ms {row.anchor * 1000:7.0f}ms"
+            f" {row.ratio:7.2f}{'':16} {row.cpu * 1000:6.0f}ms {row.rss_mb:6.0f} MB {size or '?':>7} MB {estimate:>18}"
+        )
+    ratios = [row.ratio for row in rows]
     print(
         f"  median ratio {statistics.median(ratios):.2f}, highest {max(ratios):.2f}; the minimal Powertools anchor "
         f"{anchor_ratio:.2f} x import boto3 (a function heavier than the anchor imports more than it needs)"
+    )
+    print(
+        "  CPU: the handler process's user + system time; peak RSS: its ru_maxrss (the import's; a request's data "
+        f"comes on top); init at MemorySize: CPU x {ONE_VCPU_MB} / MemorySize, assuming an arm64 vCPU as fast as "
+        "this machine's core (Lambda's CPU is in proportion to memory, one vCPU at 1,769 MB)"
     )
 
 

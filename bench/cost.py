@@ -24,9 +24,23 @@ CALLBACKS = 2  # PENDING, COMPLETED
 EVENTS = 4  # QUEUED, SUBMITTED, IN_PROGRESS, COMPLETED
 PUBLISH_BATCH = 10  # stream records per EventPublisher invocation (busy stack: up to 100)
 
-# Lambda: 512 MB arm64 (template.yaml Globals). Durations are ASSUMED, not measured in AWS:
-# SubmitJob and SubmissionWorker wait on the vendor (~300 ms round trip assumed).
-MEMORY_GB = 0.5
+
+# Lambda: arm64, each function's MemorySize as template.yaml sets it. Durations are ASSUMED, not
+# measured in AWS: SubmitJob and SubmissionWorker wait on the vendor (~300 ms round trip assumed).
+def _memory_gb() -> dict[str, float]:
+    from bench.cold_start import memory_sizes
+
+    sizes = memory_sizes()
+    callback = max(sizes[f"{name}CallbackFunction"] for name in ("Playment", "Textking", "Scale"))
+    return {
+        "SubmitJob": sizes["SubmitJobFunction"] / 1024,
+        "SubmissionWorker": sizes["SubmissionWorkerFunction"] / 1024,
+        "Callback": callback / 1024,
+        "EventPublisher": sizes["EventPublisherFunction"] / 1024,
+    }
+
+
+MEMORY_GB = _memory_gb()
 DURATION_S = {"SubmitJob": 0.40, "SubmissionWorker": 0.40, "Callback": 0.05, "EventPublisher": 0.10}
 
 
@@ -85,12 +99,11 @@ def per_job_requests(measured: Measured) -> dict[str, float]:
         "s3_put": (CALLBACKS + DUPLICATE_SHARE) * count(callback, "s3.PutObject"),
         "api_calls": 1 + CALLBACKS + DUPLICATE_SHARE,
         "invocations": 1 + CALLBACKS + DUPLICATE_SHARE + RETRY_SHARE + EVENTS / PUBLISH_BATCH,
-        "gb_s": MEMORY_GB
-        * (
-            DURATION_S["SubmitJob"]
-            + RETRY_SHARE * DURATION_S["SubmissionWorker"]
-            + (CALLBACKS + DUPLICATE_SHARE) * DURATION_S["Callback"]
-            + EVENTS / PUBLISH_BATCH * DURATION_S["EventPublisher"]
+        "gb_s": (
+            MEMORY_GB["SubmitJob"] * DURATION_S["SubmitJob"]
+            + RETRY_SHARE * MEMORY_GB["SubmissionWorker"] * DURATION_S["SubmissionWorker"]
+            + (CALLBACKS + DUPLICATE_SHARE) * MEMORY_GB["Callback"] * DURATION_S["Callback"]
+            + EVENTS / PUBLISH_BATCH * MEMORY_GB["EventPublisher"] * DURATION_S["EventPublisher"]
         ),
     }
 
@@ -117,7 +130,7 @@ def step_functions_costs(per_job: dict[str, float]) -> dict[str, float]:
     costs.pop("SQS (retries)")
     costs["Lambda requests"] = cost("lambda_request", JOBS * (per_job["invocations"] + 1))  # + the Submit task
     costs["Lambda duration"] = cost(
-        "lambda_gb_s_arm", JOBS * (per_job["gb_s"] + MEMORY_GB * 0.05)
+        "lambda_gb_s_arm", JOBS * (per_job["gb_s"] + MEMORY_GB["SubmitJob"] * 0.05)
     )  # SubmitJob only starts it
     costs["Step Functions transitions"] = cost("sfn_transition", JOBS * transitions)
     return costs

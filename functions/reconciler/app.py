@@ -7,6 +7,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 import boto3
+import requests  # noqa: F401 (this function calls a vendor: requests loads at cold start, not in a request)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handoff.callbacks import CallbackApplier

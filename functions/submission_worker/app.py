@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 import boto3
+import requests  # noqa: F401 (this function calls a vendor: requests loads at cold start, not in a request)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 

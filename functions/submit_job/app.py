@@ -50,6 +50,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import boto3
+import requests  # noqa: F401 (this function calls a vendor: requests loads at cold start, not in a request)
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths

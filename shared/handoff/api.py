@@ -188,8 +188,8 @@ def form_body(max_bytes: int) -> BodyRule:
 class Resolver(APIGatewayRestResolver):
     """Powertools' REST resolver behind the request gate (see the module docstring)."""
 
-    def __init__(self, bodies: Mapping[tuple[str, str], BodyRule]) -> None:
-        super().__init__(enable_validation=True, json_body_deserializer=self._json_value)
+    def __init__(self, bodies: Mapping[tuple[str, str], BodyRule], *, validation: bool = True) -> None:
+        super().__init__(enable_validation=validation, json_body_deserializer=self._json_value)
         self.bodies = dict(bodies)  # (method, resource as in the template) -> rule
         self._parsed: tuple[str, Any] | None = None  # (body text, its value) of the current request
 
@@ -365,14 +365,20 @@ def proxy_error(status: int, code: str, message: str, details: list[dict[str, An
     }
 
 
-def new_resolver(bodies: Mapping[tuple[str, str], BodyRule] | None = None) -> Resolver:
-    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+def new_resolver(bodies: Mapping[tuple[str, str], BodyRule] | None = None, *, validation: bool = True) -> Resolver:
+    """The resolver of an HTTP function. `validation`: Powertools validates the routes' typed
+    parameters (path, query, body models) and answers 422 for them. A function whose routes take
+    none (the callbacks: each reads its body itself, behind the gate) passes False: it never imports
+    Powertools' OpenAPI models and validation middleware (issue 17: 150-300 ms of cold start), and
+    answers exactly as before (tests/unit/test_api_events.py checks every route's resolver)."""
+    app = Resolver(bodies or {}, validation=validation)
+    if validation:
+        from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
-    app = Resolver(bodies or {})
-    # IAM routes declare security=IAM; the scheme (SigV4 in the Authorization header) is declared here.
-    app.configure_openapi(
-        title="Handoff", security_schemes={"sigv4": APIKey(name="Authorization", in_=APIKeyIn.header)}
-    )
+        # IAM routes declare security=IAM; the scheme (SigV4 in the Authorization header) is declared here.
+        app.configure_openapi(
+            title="Handoff", security_schemes={"sigv4": APIKey(name="Authorization", in_=APIKeyIn.header)}
+        )
 
     @app.exception_handler(BodyRefused)
     def _refused(exc: BodyRefused) -> Response[str]:

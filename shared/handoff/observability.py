@@ -19,7 +19,18 @@ from aws_lambda_powertools.metrics import MetricUnit
 # escape; Powertools' default (ensure_ascii=False) fails to encode it and the line is lost.
 logger = Logger(service="handoff", json_serializer=partial(json.dumps, separators=(",", ":"), default=str))
 metrics = Metrics(namespace="Handoff", service="handoff")
-tracer = Tracer(service="handoff")
+# Only botocore is patched at cold start (every function calls AWS): patch_all would import and
+# patch every library the X-Ray SDK knows (sqlite3, the database drivers it looks for, requests),
+# none of which a function without a vendor uses. requests is patched where a vendor client's
+# session is made (trace_vendor_http), so vendor calls are traced as before.
+TRACED_AT_COLD_START = ("botocore",)
+tracer = Tracer(service="handoff", patch_modules=TRACED_AT_COLD_START)
+
+
+def trace_vendor_http() -> None:
+    """Trace requests' calls from here on (idempotent: the X-Ray SDK patches a module once).
+    Called before a vendor client makes its requests.Session."""
+    tracer.patch(("requests",))
 
 
 _threads = threading.local()

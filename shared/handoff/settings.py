@@ -200,6 +200,27 @@ def results_bucket() -> str:
     return bucket
 
 
+# Powertools' providers by their DEFAULT_PROVIDERS key: (class, AWS service).
+_PROVIDERS = {"secrets": ("SecretsProvider", "secretsmanager"), "ssm": ("SSMProvider", "ssm")}
+
+
+def parameters_provider(kind: str) -> Any:
+    """Powertools' default provider `kind` ("secrets", "ssm"), the one parameters.get_secret and
+    get_parameter use, built on a client from boto3's default session: the session the function's
+    other clients come from, whose service models and endpoint data are loaded already. Left to
+    itself, Powertools builds each provider on a new boto3 Session, which loads them all again
+    (60-150 ms at a function's first read). Built again after parameters.clear_caches()."""
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+
+    if kind not in DEFAULT_PROVIDERS:
+        import boto3  # a function's clients have imported it already
+
+        provider, service = _PROVIDERS[kind]
+        DEFAULT_PROVIDERS[kind] = getattr(parameters, provider)(boto3_client=boto3.client(service))
+    return DEFAULT_PROVIDERS[kind]
+
+
 def secret_json(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
     """A JSON secret from Secrets Manager, cached for SECRETS_MAX_AGE_SECONDS (`force_fetch`: read
     from Secrets Manager now, and cache that).
@@ -207,9 +228,7 @@ def secret_json(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
     Powertools caches by (name, transform) only, so rotation keeps current and previous values
     inside one JSON secret rather than reading AWSPREVIOUS (anchors.md §2.1).
     """
-    from aws_lambda_powertools.utilities import parameters  # deferred: only functions with secrets pay for it
-
-    value = parameters.get_secret(
+    value = parameters_provider("secrets").get(
         name, transform="json", max_age=core_settings().secrets_max_age, force_fetch=force_fetch
     )
     if not isinstance(value, dict):
@@ -217,7 +236,9 @@ def secret_json(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
     return value
 
 
-_secrets_client: Any = None  # made once per container, by the first put_secret_json
+def ssm_parameter(name: str) -> str:
+    """An SSM parameter's value, cached for SECRETS_MAX_AGE_SECONDS."""
+    return str(parameters_provider("ssm").get(name, max_age=core_settings().secrets_max_age))
 
 
 def put_secret_json(name: str, value: dict[str, Any]) -> None:
@@ -226,12 +247,7 @@ def put_secret_json(name: str, value: dict[str, Any]) -> None:
     this container uses it at once. Raises botocore's ClientError when it cannot be stored."""
     import json
 
-    global _secrets_client
-    if _secrets_client is None:
-        import boto3  # deferred: only a function that writes a secret (a vendor token refresh) pays for it
-
-        _secrets_client = boto3.client("secretsmanager")
-    _secrets_client.put_secret_value(SecretId=name, SecretString=json.dumps(value))
+    parameters_provider("secrets").client.put_secret_value(SecretId=name, SecretString=json.dumps(value))
     secret_json(name, force_fetch=True)
 
 

@@ -17,15 +17,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
-import requests
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from handoff.lifecycle import Observation
 from handoff.models import Job, JobError, Quote
-from handoff.observability import tracer
+from handoff.observability import trace_vendor_http, tracer
+
+if TYPE_CHECKING:  # requests is imported where a request is made: a function that calls no vendor never loads it
+    import requests
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
 AUTH_STATUSES = frozenset({401, 403})
@@ -190,7 +192,11 @@ POOL_SIZE = 32
 
 def new_session() -> requests.Session:
     """A session for a vendor client, whose connection pool holds every request in flight (with
-    requests' default of 10, the 11th concurrent request would open and throw away a connection)."""
+    requests' default of 10, the 11th concurrent request would open and throw away a connection).
+    Its calls are traced (only the functions that make one patch requests for X-Ray)."""
+    import requests
+
+    trace_vendor_http()
     session = requests.Session()
     adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE)
     session.mount("https://", adapter)
@@ -214,6 +220,8 @@ def send(
     Network failures and a body not read in time come back as Transient. A request that cannot
     even be built (a header value with a line break, a URL that is not one) is Rejected
     (`request_not_built`): sending it again can never succeed."""
+    import requests  # loaded by the session's maker already (new_session)
+
     until = time.monotonic() + timeouts.connect + timeouts.read
     for bound in (deadline, _deadline.get()):
         if bound is not None:

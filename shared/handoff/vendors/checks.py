@@ -10,11 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import requests
-
+from handoff.observability import trace_vendor_http
 from handoff.vendors.base import Rejected, Timeouts, Transient, VendorError, json_or_none, send
+
+if TYPE_CHECKING:  # requests is imported where a request is made: a function that calls no vendor never loads it
+    import requests
 
 OK = "ok"
 FAILED = "FAILED"
@@ -100,6 +102,9 @@ def probe_callback(
         return Check(vendor, name, SKIPPED, f"no callback URL known here ({setting})")
     # A callback function may be starting cold: give it the time a vendor would.
     patient = Timeouts(timeouts.connect, max(timeouts.read, CALLBACK_READ_SECONDS))
+    import requests
+
+    trace_vendor_http()
     http = session or requests.Session()
     try:
         response = send(http, "POST", url, patient, data=body, headers={"Content-Type": content_type})

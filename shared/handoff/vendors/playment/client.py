@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import requests
 from pydantic import ValidationError
 
 from handoff import vendor_json
@@ -44,6 +43,9 @@ from handoff.vendors.base import (
 )
 from handoff.vendors.playment.models import PlaymentAnnotation, PlaymentSubmitRequest
 from handoff.vendors.playment.settings import PlaymentSettings, playment_settings
+
+if TYPE_CHECKING:  # requests is imported where a request is made: a function that calls no vendor never loads it
+    import requests
 
 NAME = "playment"
 ALREADY_SUBMITTED_CODES = frozenset({"FS_0001"})

@@ -22,9 +22,8 @@ Built from REFERENCE.md §6 and the official SDK (scaleapi, scaleapi/api.py and 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 from pydantic import ValidationError
 
 from handoff import vendor_json
@@ -50,6 +49,9 @@ from handoff.vendors.base import (
 )
 from handoff.vendors.scale.models import REFERENCE_KEY, ScaleCallback, ScaleSubmitRequest, ScaleTask
 from handoff.vendors.scale.settings import ScaleSettings, scale_callback_url, scale_settings
+
+if TYPE_CHECKING:  # requests is imported where a request is made: a function that calls no vendor never loads it
+    import requests
 
 NAME = "scale"
 CALLBACK_CONTENT_TYPE = "application/json"

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from handoff.settings import ConfigurationError, core_settings, env_settings
+from handoff.settings import ConfigurationError, env_settings, ssm_parameter
 
 # A Scale task type is a path segment of POST /v1/task/{type}: lower-case letters and digits
 # (imageannotation, videoannotation, textcollection, ...: scaleapi.tasks.TaskType).
@@ -48,6 +48,4 @@ def scale_callback_url() -> str:
         return settings.callback_url
     if not settings.callback_url_parameter:
         raise ConfigurationError("set SCALE_CALLBACK_URL or SCALE_CALLBACK_URL_PARAMETER")
-    from aws_lambda_powertools.utilities import parameters
-
-    return str(parameters.get_parameter(settings.callback_url_parameter, max_age=core_settings().secrets_max_age))
+    return ssm_parameter(settings.callback_url_parameter)

@@ -19,10 +19,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-import requests
 from pydantic import ValidationError
 
 from handoff.callbacks import CallbackApplier, Tally, Verdict
@@ -48,6 +47,9 @@ from handoff.vendors.base import (
 )
 from handoff.vendors.textking.models import CALLBACK_FIELD_MAX, TextkingSubmitRequest, upload_content_type
 from handoff.vendors.textking.settings import TextkingSettings, textking_callback_url, textking_settings
+
+if TYPE_CHECKING:  # requests is imported where a request is made: a function that calls no vendor never loads it
+    import requests
 
 NAME = "textking"
 DOCUMENT_KEPT_SECONDS = 60.0  # see TextkingClient._document
