@@ -130,13 +130,16 @@ def _listed(value: Any) -> list[Any]:
 
 
 def grants(policies: dict[str, list[dict[str, Any]]]) -> list[Grant]:
+    """Each action each Allow statement grants, on each of its resources: one Grant apiece, so that a
+    resource no call used is reported even when the statement's other resources were used."""
     return [
-        Grant(function, action, tuple(str(r) for r in _listed(statement.get("Resource", "*"))))
+        Grant(function, action, (str(resource),))
         for function, documents in policies.items()
         for document in documents
         for statement in _listed(document["Statement"])
         if statement["Effect"] == "Allow"
         for action in _listed(statement.get("Action", []))
+        for resource in _listed(statement.get("Resource", "*"))
     ]
 
 
@@ -179,3 +182,42 @@ def check(policies: dict[str, list[dict[str, Any]]], calls: Iterable[dict[str, A
         ):
             unused.append(grant)
     return Verdict(sorted(set(denied)), unused, count)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m local.iam FOLDER`: the check, on the calls a running local stack recorded into
+    FOLDER (`--record-aws-calls FOLDER`) against its roles (read from its state file). Exit 1 when a
+    call was not allowed, 2 when there is nothing to check."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m local.iam", description=main.__doc__)
+    parser.add_argument("folder", type=Path, help="the folder given to --record-aws-calls")
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent / ".local-stack.json",
+        help="the running stack's state file (default: .local-stack.json in the repository)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        policies = json.loads(args.state_file.read_text())["function_policies"]
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"local.iam: cannot read the stack's roles from {args.state_file}: {exc!r}", file=sys.stderr)
+        return 2
+    calls = recorded_calls(args.folder) if args.folder.is_dir() else []
+    if not calls:
+        said = f"no recorded calls in {args.folder} (start the stack with --record-aws-calls)"
+        print(f"local.iam: {said}", file=sys.stderr)
+        return 2
+    verdict = check(policies, calls)
+    print(f"{verdict.calls} calls checked; {len(verdict.denied)} not allowed by the function's role")
+    for function, action, resource in verdict.denied:
+        print(f"  NOT ALLOWED  {function}  {action}  {resource}")
+    for grant in verdict.unused:
+        print(f"  unused       {grant.function}  {grant.action}  {', '.join(grant.resources)}")
+    return 1 if verdict.denied else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

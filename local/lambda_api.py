@@ -28,9 +28,9 @@ log tail in the answer), versions and aliases other than $LATEST, async retries 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -130,11 +130,8 @@ class LambdaInvokeApi:
 
     @staticmethod
     def _run_async(logical: str, invoke: Callable[[dict[str, Any]], Any], event: dict[str, Any]) -> None:
-        try:
+        with contextlib.suppress(InvocationError):  # logged where it happened (local/runtime.py: [ERROR] ...)
             invoke(event)
-        except InvocationError as exc:
-            said = f"{exc.error.get('errorType')}: {exc.error.get('errorMessage')}"
-            print(f"[lambda] {logical} (Event invocation) failed: {said}", file=sys.stderr, flush=True)
 
     @staticmethod
     def _refusal(status: int, kind: str, message: str) -> Response:

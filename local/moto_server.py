@@ -317,11 +317,22 @@ def iam_enforced() -> None:
 
     def raise_access_denied(self: Any) -> None:
         if "X-Amz-Target" in self._headers:
+            resource = getattr(self, "_checked_resource", "*")
+            # AWS says which: a Deny that matched, or no Allow that did (worked out on a refusal only)
+            denied = any(
+                access_control.IAMPolicy(policy).is_action_permitted(self._action, resource)
+                is access_control.PermissionResult.DENIED
+                for policy in self._access_key.collect_policies()
+            )
+            why = (
+                "with an explicit deny in an identity-based policy"
+                if denied
+                else "because no identity-based policy allows the action"
+            )
             raise AccessDeniedException(
                 "AccessDeniedException",
                 f"User: {self._access_key.arn} is not authorized to perform: {self._action} "
-                f"on resource: {getattr(self, '_checked_resource', '*')} because no identity-based policy "
-                "allows the action",
+                f"on resource: {resource} {why}",
             )
         raise access_control.AccessDeniedError(user_arn=self._access_key.arn, action=self._action)
 
@@ -350,6 +361,23 @@ def iam_enforced() -> None:
     access_control.IAMRequestBase.check_action_permitted = check_action_permitted  # type: ignore[method-assign]
     access_control.IAMRequest._raise_access_denied = raise_access_denied  # type: ignore[method-assign]
     ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = authorize  # type: ignore[method-assign]
+
+
+def enforcement_kept(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """IAM enforcement, once the stack has switched it on (local/aws.py: POST /moto-api/reset-auth),
+    cannot be switched off or put off again by anyone who can reach the port: 403."""
+    switched: list[bool] = []
+
+    def serve(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/moto-api/reset-auth":
+            if switched:
+                body = json.dumps({"message": "IAM enforcement is on for this stack's life (--no-enforce-iam)"})
+                start_response("403 Forbidden", [("Content-Type", "application/json")])
+                return [body.encode()]
+            switched.append(True)
+        return app(environ, start_response)
+
+    return serve
 
 
 def unimplemented_as_not_implemented(create_backend_app: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -407,7 +435,7 @@ def main() -> None:
     app = one_dynamodb_request_at_a_time(
         DomainDispatcherApplication(unimplemented_as_not_implemented(create_backend_app))
     )
-    run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=True, request_handler=MotoRequestHandler)
+    run_simple("127.0.0.1", int(sys.argv[1]), enforcement_kept(app), threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

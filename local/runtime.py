@@ -87,6 +87,13 @@ def _container(connection: Connection, module: str, handler: str, environment: d
                 "errorType": type(exc).__name__,
                 "stackTrace": traceback.format_tb(exc.__traceback__, limit=5),
             }
+            # As Lambda's runtime logs an unhandled error, whoever invoked (a poller, the API, an
+            # Event invoke): a function refused by IAM, say, is never silent.
+            print(
+                f"[ERROR] {name}: {error['errorType']}: {error['errorMessage']}\n{traceback.format_exc(limit=5)}",
+                file=sys.stderr,
+                flush=True,
+            )
             try:
                 connection.send(("error", (traceback.format_exc(limit=5), error)))
             except (EOFError, OSError):
@@ -132,6 +139,7 @@ class FunctionRuntime:
                     # container (kept, it would hold a slot of the concurrency and answer late).
                     self._discard(container)
                     message = f"Task timed out after {self.timeout:.2f} seconds"
+                    print(f"[ERROR] {self.name}: {message}", file=sys.stderr, flush=True)  # as Lambda logs it
                     raise InvocationError(
                         f"{self.name}: {message}", {"errorMessage": message, "errorType": "Sandbox.Timedout"}
                     )
@@ -139,6 +147,7 @@ class FunctionRuntime:
         except (EOFError, OSError) as exc:
             self._discard(container)
             message = f"{self.name}: the container died"
+            print(f"[ERROR] {message}", file=sys.stderr, flush=True)
             raise InvocationError(message, {"errorMessage": message, "errorType": "Runtime.ExitError"}) from exc
         self._idle.put(container)
         if outcome == "error":

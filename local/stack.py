@@ -536,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--record-aws-calls",
-        type=Path,
+        type=_nonempty_path,
         default=None,
         metavar="FOLDER",
         help="every function writes down each AWS call it makes (service, operation, IAM action, resource "
@@ -550,6 +550,14 @@ def main(argv: list[str] | None = None) -> int:
         help="take the functions' IAM roles from this copy of template.yaml (to see a missing permission refused)",
     )
     args = parser.parse_args(argv)
+    if args.record_aws_calls is not None:
+        folder = args.record_aws_calls
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            parser.error(f"--record-aws-calls {str(folder)!r}: not a folder this stack can write to (create it first)")
+    if args.roles_template is not None:
+        problem = _roles_template_problem(args.roles_template)
+        if problem:
+            parser.error(f"--roles-template {str(args.roles_template)!r}: {problem}")
     vendor_options: dict[str, dict[str, str]] = {}
     for vendor, name, value in args.option:
         vendor_options.setdefault(vendor, {})[name] = value
@@ -595,6 +603,33 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _roles_template_problem(path: Path) -> str:
+    """Why `path` cannot give the functions' roles ("" when it can): it must be a SAM template that
+    translates, with every function template.yaml has."""
+    from local.aws import translate
+
+    try:
+        translated = translate(path)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    except Exception as exc:  # YAML, a template that is no mapping, SAM's own refusal: said in one line
+        return f"not a template SAM can translate: {first_line(str(exc)) or type(exc).__name__}"
+    ours = translate(ROOT / "template.yaml")
+    functions = {k for k, v in ours["Resources"].items() if v["Type"] == "AWS::Lambda::Function"}
+    missing = sorted(functions - set(translated.get("Resources", {})))
+    return f"it has no {', '.join(missing)} (a copy of template.yaml is expected)" if missing else ""
+
+
+def _nonempty_path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path (the current folder would be taken silently)")
+    return Path(text)
+
+
+def first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
 def _for_containers(args: argparse.Namespace) -> dict[str, Any]:
     """LocalStack's container_host and env_vars_file from --for-containers and --env-vars-file."""
     if not args.for_containers:
@@ -616,6 +651,8 @@ def announce(stack: LocalStack, args: argparse.Namespace, state_file: Path | Non
         "outputs": stack.outputs(),
         "function_environments": stack.function_environments,
         "function_policies": stack.aws.function_policies,  # each role's inline policies, as created in moto
+        "resources": stack.aws.resources,  # logical id -> physical id, as CloudFormation's stack resources
+        "stack_name": stack.aws.stack_name,
         "pid": os.getpid(),
     }
     if state_file is not None:
@@ -637,6 +674,13 @@ def announce(stack: LocalStack, args: argparse.Namespace, state_file: Path | Non
             print("sam local: README 'sam local' has the commands (sam local invoke -e events/..., start-api).")
         if args.no_vendor_callbacks:
             print("No vendor sandbox calls back: send the callbacks yourself (README 'Poking at it by hand').")
+        if args.no_enforce_iam or stack.container_host:
+            print("IAM: not enforced; every function's call is allowed (README 'Least privilege, checked locally').")
+        else:
+            roles = args.roles_template or "template.yaml"
+            print(f"IAM: enforced, each function with its own role from {roles} (a refused call logs AccessDenied).")
+        if args.record_aws_calls is not None:
+            print(f"IAM: every function's AWS calls are written to {args.record_aws_calls}/ (local/iam.py check).")
         if state_file is not None:
             print(
                 f"Operator tools find this stack through {state_file}: .venv/bin/handoff (jobs list, jobs show, "

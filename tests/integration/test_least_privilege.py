@@ -16,56 +16,211 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
+from botocore.exceptions import ClientError
 
 from local.iam import Grant, check, recorded_calls
 from local.process import StackProcess
 from tests.integration.conftest import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
-# A granted action the flow above does not use is either removed from template.yaml or listed here,
-# with why the function needs it: (function, action) -> the reason.
+# A granted action on a resource that the flow above does not use is either removed from template.yaml or
+# listed here, for exactly that resource ({LogicalId} for the local stack's physical name), with why the
+# function needs it: a grant moved to another resource, or a new one, needs its own reason.
+ARN = "arn:aws:{}:us-east-1:123456789012:{}"
 NEEDED_THOUGH_NOT_USED_HERE = {
-    ("SubmitJobFunction", "ssm:GetParameter"): "callback URLs from SSM on AWS; the local stack gives them directly",
-    ("SubmissionWorkerFunction", "ssm:GetParameter"): "callback URLs from SSM on AWS; given directly locally",
-    ("SubmitJobFunction", "s3:GetObject"): "TEXTKING documents given as s3:// URIs (DocumentSourceBucket)",
-    ("SubmissionWorkerFunction", "s3:GetObject"): "TEXTKING documents given as s3:// URIs, on a retry",
-    ("SubmitJobFunction", "secretsmanager:PutSecretValue"): "a refreshed TEXTKING token (README: the refresh grant)",
-    ("SubmissionWorkerFunction", "secretsmanager:PutSecretValue"): "a refreshed TEXTKING token",
-    ("ReconcilerFunction", "secretsmanager:PutSecretValue"): "a refreshed TEXTKING token",
-    ("TextkingCallbackFunction", "secretsmanager:PutSecretValue"): "a refreshed TEXTKING token",
-    ("CallbackRetryFunction", "secretsmanager:PutSecretValue"): "a refreshed TEXTKING token",
-    ("SubmitJobFunction", "dynamodb:DeleteItem"): "a batch whose creation at the vendor failed is removed",
-    ("SubmitJobFunction", "events:PutEvents"): "`Batch Completed` when a batch is closed with every job final",
-    ("SubmitJobFunction", "dynamodb:PutItem"): "batches (POST /batches) as well as jobs",
-    ("SubmitJobFunction", "dynamodb:UpdateItem"): "batches: closing, counting",
-    ("SubmitJobFunction", "dynamodb:GetItem"): "batches: GET /batches/{batch_ref}",
-    ("GetJobFunction", "dynamodb:Query"): "GET /jobs?status=, ?vendor=, ?batch_ref= (listing by index)",
-    ("ReconcilerFunction", "s3:PutObject"): "a result or translation fetched by the reconciler, too large for the item",
-    ("ReconcilerFunction", "sqs:SendMessage"): "a QUEUED job whose queue message was lost is enqueued again",
-    ("ReconcilerFunction", "dynamodb:Query"): "the cleanup index (cleanup_due-index)",
+    (
+        "CallbackRetryFunction",
+        "dynamodb:GetItem",
+        ARN.format("dynamodb", "table/{JobsTable}"),
+    ): "an archived Playment callback whose result is a URL",
+    (
+        "CallbackRetryFunction",
+        "s3:PutObject",
+        "arn:aws:s3:::{ResultsBucket}/deliveries/*",
+    ): "a deferred callback's large result or delivery",
+    (
+        "CallbackRetryFunction",
+        "s3:PutObject",
+        "arn:aws:s3:::{ResultsBucket}/results/*",
+    ): "a deferred callback's large result or delivery",
+    (
+        "CallbackRetryFunction",
+        "secretsmanager:GetSecretValue",
+        "{PlaymentSecret}",
+    ): "each vendor's key, for the vendor of the callback",
+    (
+        "CallbackRetryFunction",
+        "secretsmanager:GetSecretValue",
+        "{ScaleSecret}",
+    ): "each vendor's key, for the vendor of the callback",
+    (
+        "CallbackRetryFunction",
+        "secretsmanager:GetSecretValue",
+        "{TextkingSecret}",
+    ): "each vendor's key, for the vendor of the callback",
+    ("CallbackRetryFunction", "secretsmanager:PutSecretValue", "{TextkingSecret}"): "a refreshed TEXTKING token",
+    (
+        "CallbackRetryFunction",
+        "sqs:ChangeMessageVisibility",
+        ARN.format("sqs", "{CallbackRetryQueue}"),
+    ): "a callback still deferred is retried later",
+    (
+        "EventPublisherFunction",
+        "dynamodb:GetItem",
+        ARN.format("dynamodb", "table/{BatchesTable}"),
+    ): "the batch of a job that changed",
+    (
+        "EventPublisherFunction",
+        "dynamodb:GetItem",
+        ARN.format("dynamodb", "table/{JobsTable}"),
+    ): "the batch of a job that changed",
+    (
+        "EventPublisherFunction",
+        "dynamodb:Query",
+        ARN.format("dynamodb", "table/{JobsTable}/index/batch_ref-index"),
+    ): "a batch's jobs (batch_ref-index)",
+    (
+        "EventPublisherFunction",
+        "dynamodb:UpdateItem",
+        ARN.format("dynamodb", "table/{BatchesTable}"),
+    ): "a batch's counts and its one `Batch Completed`",
+    (
+        "EventPublisherFunction",
+        "sqs:SendMessage",
+        ARN.format("sqs", "{EventsDLQ}"),
+    ): "a stream batch never published goes to EventsDLQ",
+    (
+        "PlaymentCallbackFunction",
+        "dynamodb:GetItem",
+        ARN.format("dynamodb", "table/{JobsTable}"),
+    ): "a result given as a URL: the job is read to fetch it",
+    (
+        "PlaymentCallbackFunction",
+        "sqs:SendMessage",
+        ARN.format("sqs", "{CallbackRetryQueue}"),
+    ): "a callback that cannot be applied now is deferred",
     (
         "ReconcilerFunction",
-        "secretsmanager:GetSecretValue",
-    ): "each vendor's key, when it has a quiet job of that vendor",
-    ("CallbackRetryFunction", "s3:PutObject"): "a deferred callback's large result or delivery",
-    ("CallbackRetryFunction", "sqs:ChangeMessageVisibility"): "a callback still deferred is retried later",
-    ("CallbackRetryFunction", "secretsmanager:GetSecretValue"): "each vendor's key, for the vendor of the callback",
-    ("SubmissionWorkerFunction", "sqs:ChangeMessageVisibility"): "a vendor answering 429/5xx: the job waits",
-    ("SubmissionWorkerFunction", "secretsmanager:GetSecretValue"): "each vendor's key, for the vendors of its jobs",
-    ("PlaymentCallbackFunction", "sqs:SendMessage"): "a callback that cannot be applied now is deferred",
-    ("TextkingCallbackFunction", "sqs:SendMessage"): "a callback that cannot be applied now is deferred",
-    ("ScaleCallbackFunction", "sqs:SendMessage"): "a callback that cannot be applied now is deferred",
-    ("PlaymentCallbackFunction", "s3:PutObject"): "a result too large for the item (results/playment/)",
-    ("ScaleCallbackFunction", "s3:PutObject"): "a result too large for the item (results/scale/)",
-    ("PlaymentCallbackFunction", "dynamodb:GetItem"): "a result given as a URL: the job is read to fetch it",
-    ("CallbackRetryFunction", "dynamodb:GetItem"): "an archived Playment callback whose result is a URL",
-    ("SubmitJobFunction", "dynamodb:Query"): "a batch's jobs (batch_ref-index), closing or listing a batch",
-    ("EventPublisherFunction", "sqs:SendMessage"): "a stream batch never published goes to EventsDLQ",
-    ("EventPublisherFunction", "dynamodb:UpdateItem"): "a batch's counts and its one `Batch Completed`",
-    ("EventPublisherFunction", "dynamodb:GetItem"): "the batch of a job that changed",
-    ("EventPublisherFunction", "dynamodb:Query"): "a batch's jobs (batch_ref-index)",
+        "s3:PutObject",
+        "arn:aws:s3:::{ResultsBucket}/deliveries/*",
+    ): "a result or translation fetched by the reconciler, too large for the item",
+    (
+        "ReconcilerFunction",
+        "s3:PutObject",
+        "arn:aws:s3:::{ResultsBucket}/results/*",
+    ): "a result or translation fetched by the reconciler, too large for the item",
+    ("ReconcilerFunction", "secretsmanager:PutSecretValue", "{TextkingSecret}"): "a refreshed TEXTKING token",
+    (
+        "ReconcilerFunction",
+        "sqs:SendMessage",
+        ARN.format("sqs", "{SubmissionQueue}"),
+    ): "a QUEUED job whose queue message was lost is enqueued again",
+    (
+        "ScaleCallbackFunction",
+        "sqs:SendMessage",
+        ARN.format("sqs", "{CallbackRetryQueue}"),
+    ): "a callback that cannot be applied now is deferred",
+    (
+        "SubmissionWorkerFunction",
+        "s3:GetObject",
+        "arn:aws:s3:::{DocumentSourceBucket}/*",
+    ): "TEXTKING documents given as s3:// URIs, on a retry",
+    ("SubmissionWorkerFunction", "secretsmanager:PutSecretValue", "{TextkingSecret}"): "a refreshed TEXTKING token",
+    (
+        "SubmissionWorkerFunction",
+        "sqs:ChangeMessageVisibility",
+        ARN.format("sqs", "{SubmissionQueue}"),
+    ): "a vendor answering 429/5xx: the job waits",
+    (
+        "SubmissionWorkerFunction",
+        "ssm:GetParameter",
+        ARN.format("ssm", "parameter/{AWS::StackName}/scale-callback-url"),
+    ): "callback URLs from SSM on AWS; given directly locally",
+    (
+        "SubmissionWorkerFunction",
+        "ssm:GetParameter",
+        ARN.format("ssm", "parameter/{AWS::StackName}/textking-callback-url"),
+    ): "callback URLs from SSM on AWS; given directly locally",
+    (
+        "SubmitJobFunction",
+        "dynamodb:DeleteItem",
+        ARN.format("dynamodb", "table/{BatchesTable}"),
+    ): "a batch whose creation at the vendor failed is removed",
+    (
+        "SubmitJobFunction",
+        "dynamodb:GetItem",
+        ARN.format("dynamodb", "table/{BatchesTable}"),
+    ): "batches: GET /batches/{batch_ref}",
+    (
+        "SubmitJobFunction",
+        "dynamodb:GetItem",
+        ARN.format("dynamodb", "table/{JobsTable}"),
+    ): "POST /jobs/{reference_id}/retry, /cancel and /order read the job first",
+    (
+        "SubmitJobFunction",
+        "dynamodb:PutItem",
+        ARN.format("dynamodb", "table/{BatchesTable}"),
+    ): "batches (POST /batches) as well as jobs",
+    (
+        "SubmitJobFunction",
+        "dynamodb:Query",
+        ARN.format("dynamodb", "table/{JobsTable}/index/batch_ref-index"),
+    ): "a batch's jobs (batch_ref-index), closing or listing a batch",
+    (
+        "SubmitJobFunction",
+        "dynamodb:UpdateItem",
+        ARN.format("dynamodb", "table/{BatchesTable}"),
+    ): "batches: closing, counting",
+    (
+        "SubmitJobFunction",
+        "events:PutEvents",
+        ARN.format("events", "event-bus/{AWS::StackName}"),
+    ): "`Batch Completed` when a batch is closed with every job final",
+    (
+        "SubmitJobFunction",
+        "secretsmanager:PutSecretValue",
+        "{TextkingSecret}",
+    ): "a refreshed TEXTKING token (README: the refresh grant)",
+    (
+        "SubmitJobFunction",
+        "ssm:GetParameter",
+        ARN.format("ssm", "parameter/{AWS::StackName}/scale-callback-url"),
+    ): "callback URLs from SSM on AWS; the local stack gives them directly",
+    (
+        "SubmitJobFunction",
+        "ssm:GetParameter",
+        ARN.format("ssm", "parameter/{AWS::StackName}/textking-callback-url"),
+    ): "callback URLs from SSM on AWS; the local stack gives them directly",
+    ("TextkingCallbackFunction", "secretsmanager:PutSecretValue", "{TextkingSecret}"): "a refreshed TEXTKING token",
+    (
+        "TextkingCallbackFunction",
+        "sqs:SendMessage",
+        ARN.format("sqs", "{CallbackRetryQueue}"),
+    ): "a callback that cannot be applied now is deferred",
+    (
+        "PlaymentCallbackFunction",
+        "s3:PutObject",
+        "arn:aws:s3:::{ResultsBucket}/results/playment/*",
+    ): "a result too large for the item (results/playment/)",
+    (
+        "ScaleCallbackFunction",
+        "s3:PutObject",
+        "arn:aws:s3:::{ResultsBucket}/results/scale/*",
+    ): "a result too large for the item (results/scale/)",
+    (
+        "GetJobFunction",
+        "dynamodb:Query",
+        ARN.format("dynamodb", "table/{JobsTable}/index/batch_ref-index"),
+    ): "GET /jobs?batch_ref= of a batch that exists (listing by index)",
+    # Which vendors' jobs the worker and the reconciler meet depends on timing: each key may go unused.
+    **{
+        (function, "secretsmanager:GetSecretValue", f"{{{vendor}Secret}}"): "each vendor's key, for its jobs"
+        for function in ("ReconcilerFunction", "SubmissionWorkerFunction")
+        for vendor in ("Playment", "Scale", "Textking")
+    },
 }
 
 
@@ -86,17 +241,35 @@ def every_function_once(stack: Stack) -> None:
             "document": {"filename": "lp.txt", "text": "Hello."},
         },
     ]
+    # a TEXTKING document given as an s3:// URI in the caller's bucket (SubmitJob reads it)
+    stack.aws("s3").put_object(Bucket=stack.urls["document_bucket"], Key="docs/lp.txt", Body=b"Hello from S3.")
+    jobs.append(
+        {
+            **jobs[2],
+            "reference_id": "lp-doc-s3",
+            "document": {"filename": "lp.txt", "s3_uri": f"s3://{stack.urls['document_bucket']}/docs/lp.txt"},
+        }
+    )
     for job in jobs:
         answer = stack.call("POST", "/jobs", job)
         assert answer.status_code in {201, 202}, answer.text
     bulk = stack.call("POST", "/jobs", {"jobs": [{**jobs[0], "reference_id": "lp-img-2"}]})
     assert bulk.status_code == 202, bulk.text
-    waiting = {"lp-img-1": "COMPLETED", "lp-img-2": "COMPLETED", "lp-scale-1": "COMPLETED", "lp-doc-1": "DELIVERED"}
+    waiting = {
+        "lp-img-1": "COMPLETED",
+        "lp-img-2": "COMPLETED",
+        "lp-scale-1": "COMPLETED",
+        "lp-doc-1": "DELIVERED",
+        "lp-doc-s3": "DELIVERED",
+    }
     seen = wait_until(stack, waiting)
     sandbox = stack.urls["textking_sandbox"].removesuffix("/v1")
     accepted = requests.post(f"{sandbox}/_sandbox/job/{seen['lp-doc-1']['vendor_job_id']}/accept", timeout=10)
     assert accepted.status_code == 200, accepted.text
     wait_until(stack, {"lp-doc-1": "COMPLETED"})
+    for query in ("status=COMPLETED", "vendor=playment", "batch_ref=lp-none"):  # GetJob's listing indexes
+        listed = stack.call("GET", f"/jobs?{query}")
+        assert listed.status_code == 200, listed.text
     # a Playment callback the sandbox sent, archived, applied again as CallbackRetry applies one
     s3, sqs = stack.aws("s3"), stack.aws("sqs")
     archived = s3.list_objects_v2(Bucket=stack.urls["results_bucket"], Prefix="raw/playment/")["Contents"][0]["Key"]
@@ -108,6 +281,13 @@ def every_function_once(stack: Stack) -> None:
     while queued(sqs, stack.urls["callback_retry_queue"]):
         assert time.monotonic() < deadline, "the callback retry was not applied"
         time.sleep(0.5)
+    # a Playment job whose callbacks are lost: only the reconciler can finish it (a lookup)
+    playment = stack.urls["playment_sandbox"]
+    assert requests.post(f"{playment}/_sandbox/knobs", json={"drop_rate": 1}, timeout=10).status_code == 200
+    answer = stack.call("POST", "/jobs", {**jobs[0], "reference_id": "lp-img-quiet"})
+    assert answer.status_code in {201, 202}, answer.text
+    finished = wait_until(stack, {"lp-img-quiet": "COMPLETED"})["lp-img-quiet"]
+    assert finished["history"][-1]["source"] == "reconciler", finished["history"]
 
 
 def queued(sqs: Any, url: str) -> int:
@@ -138,7 +318,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Path]
     stack = Stack(process.urls, process.output)
     try:
         every_function_once(stack)
-        time.sleep(6)  # a reconciler round after all that (every 5 s)
         yield stack, folder
     finally:
         process.stop()
@@ -157,15 +336,34 @@ def test_every_call_each_function_makes_is_allowed_by_its_role(run: tuple[Stack,
     # then none needed what the role does not allow, and moto refused none either
     assert verdict.denied == [], "\n".join(f"{f}: {a} on {r}" for f, a, r in verdict.denied)
     assert not [line for line in stack.output if "AccessDenied" in line]
-    unused = sorted({(g.function, g.action) for g in verdict.unused})
+    # and every granted action on every resource is used, or its reason is given above for exactly
+    # that action on exactly that resource (a grant moved to another resource needs a new reason)
+    named = logical_names(stack)
+    unused = sorted({(g.function, g.action, named(r)) for g in verdict.unused for r in g.resources})
     print(f"{verdict.calls} calls checked; granted and not used by this flow:")
-    for function, action in unused:
-        print(f"  {function} {action}: {NEEDED_THOUGH_NOT_USED_HERE.get((function, action), 'NOT JUSTIFIED')}")
-    # and every granted action is used, or its reason is given above
-    unjustified = [pair for pair in unused if pair not in NEEDED_THOUGH_NOT_USED_HERE]
-    assert unjustified == [], (
-        f"granted, never used, no reason given: remove from template.yaml or justify: {unjustified}"
+    for grant in unused:
+        print(f"  {' '.join(grant)}: {NEEDED_THOUGH_NOT_USED_HERE.get(grant, 'NOT JUSTIFIED')}")
+    unjustified = [grant for grant in unused if grant not in NEEDED_THOUGH_NOT_USED_HERE]
+    assert unjustified == [], "granted, never used, no reason given: remove from template.yaml or justify:\n" + (
+        "\n".join(f"  {grant}" for grant in unjustified)
     )
+
+
+def logical_names(stack: Stack) -> Any:
+    """An ARN with the local stack's physical names written as {LogicalId} (as the template names
+    them), so that a reason given for a grant holds for that resource only, on any local stack."""
+    physical: dict[str, str] = {stack.urls["document_bucket"]: "{DocumentSourceBucket}"}
+    for logical, value in stack.urls["resources"].items():
+        name = value.rsplit("/", 1)[-1] if value.startswith("http") else value  # a queue's id is its URL
+        physical[name] = f"{{{logical}}}"
+    physical[stack.urls["stack_name"]] = "{AWS::StackName}"  # names derived from it (the bus's is it)
+
+    def named(arn: str) -> str:
+        for name in sorted(physical, key=len, reverse=True):
+            arn = arn.replace(name, physical[name])
+        return arn
+
+    return named
 
 
 def test_a_permission_removed_from_the_template_is_refused_and_found(tmp_path: Path) -> None:
@@ -202,6 +400,9 @@ def test_a_permission_removed_from_the_template_is_refused_and_found(tmp_path: P
         time.sleep(0.2)
         refused = [line for line in stack.output if "AccessDeniedException" in line]
         assert refused, "".join(stack.output[-20:])
+        assert any(line.startswith("[ERROR] GetJobFunction") for line in stack.output) or any(
+            '"function_name":"GetJobFunction"' in line for line in refused
+        )
         assert "dynamodb:GetItem" in refused[0]
         assert table in refused[0]
         # and the check finds the missing permission from the recorded calls, naming all three
@@ -211,25 +412,25 @@ def test_a_permission_removed_from_the_template_is_refused_and_found(tmp_path: P
         process.stop()
 
 
-def test_unused_grants_are_reported_per_statement() -> None:
-    # given a role granting two actions, of which a call uses one
-    policies = {
-        "F": [
-            {
-                "Statement": [
-                    {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::b/*"}
-                ]
-            }
-        ]
+def test_unused_grants_are_reported_per_action_and_resource() -> None:
+    # given a role granting two actions on two prefixes, of which a call uses one action on one prefix
+    statement = {
+        "Effect": "Allow",
+        "Action": ["s3:GetObject", "s3:PutObject"],
+        "Resource": ["arn:aws:s3:::b/raw/*", "arn:aws:s3:::b/results/*"],
     }
-    calls = [{"function": "F", "action": "s3:GetObject", "resources": ["arn:aws:s3:::b/k"]}]
+    calls = [{"function": "F", "action": "s3:GetObject", "resources": ["arn:aws:s3:::b/raw/k"]}]
 
     # when checked
-    verdict = check(policies, calls)
+    verdict = check({"F": [{"Statement": [statement]}]}, calls)
 
-    # then the call is allowed and the other action is reported unused
+    # then the call is allowed, and each other action on each resource is reported unused
     assert verdict.denied == []
-    assert verdict.unused == [Grant("F", "s3:PutObject", ("arn:aws:s3:::b/*",))]
+    assert verdict.unused == [
+        Grant("F", "s3:GetObject", ("arn:aws:s3:::b/results/*",)),
+        Grant("F", "s3:PutObject", ("arn:aws:s3:::b/raw/*",)),
+        Grant("F", "s3:PutObject", ("arn:aws:s3:::b/results/*",)),
+    ]
 
 
 def test_a_call_outside_the_roles_resources_or_under_an_explicit_deny_is_refused() -> None:
@@ -279,3 +480,28 @@ def test_a_statement_the_evaluator_cannot_judge_is_refused_not_guessed() -> None
     # when checked, then the check says it cannot judge it
     with pytest.raises(ValueError, match="Condition"):
         check({"F": [{"Statement": [statement]}]}, [])
+
+
+def test_enforcement_cannot_be_switched_off_on_a_running_stack(run: tuple[Stack, Path]) -> None:
+    # given a running stack with IAM enforced
+    stack, _ = run
+    endpoint = stack.urls["aws_endpoint"]
+
+    # when anyone who reaches the port asks moto to stop enforcing
+    answer = requests.post(f"{endpoint}/moto-api/reset-auth", data=b"1000000", timeout=10)
+
+    # then it is refused, and a function's credentials still reach only what its role allows
+    assert answer.status_code == 403, answer.text
+    credentials = stack.urls["function_environments"]["GetJobFunction"]
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=credentials["AWS_SESSION_TOKEN"],
+    )
+    with pytest.raises(ClientError) as refused:
+        dynamodb.put_item(TableName=stack.urls["jobs_table"], Item={"reference_id": {"S": "lp-forged"}})
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "because no identity-based policy allows the action" in str(refused.value)
