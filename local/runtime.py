@@ -39,7 +39,7 @@ class InvocationError(RuntimeError):
 
 
 def _container(connection: Connection, module: str, handler: str, environment: dict[str, str], name: str,
-               timeout: float, logs_to_stderr: bool = False) -> None:  # fmt: skip
+               timeout: float, logs_to_stderr: bool = False, log_errors: bool = True) -> None:  # fmt: skip
     if logs_to_stderr:  # an operator tool's stdout is its report: the function's log lines go to stderr
         sys.stdout.flush()
         os.dup2(2, 1)
@@ -88,12 +88,14 @@ def _container(connection: Connection, module: str, handler: str, environment: d
                 "stackTrace": traceback.format_tb(exc.__traceback__, limit=5),
             }
             # As Lambda's runtime logs an unhandled error, whoever invoked (a poller, the API, an
-            # Event invoke): a function refused by IAM, say, is never silent.
-            print(
-                f"[ERROR] {name}: {error['errorType']}: {error['errorMessage']}\n{traceback.format_exc(limit=5)}",
-                file=sys.stderr,
-                flush=True,
-            )
+            # Event invoke): a function refused by IAM, say, is never silent. (Not for an operator
+            # tool that reports the error itself, in one line: log_errors=False.)
+            if log_errors:
+                print(
+                    f"[ERROR] {name}: {error['errorType']}: {error['errorMessage']}\n{traceback.format_exc(limit=5)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             try:
                 connection.send(("error", (traceback.format_exc(limit=5), error)))
             except (EOFError, OSError):
@@ -111,8 +113,10 @@ class FunctionRuntime:
         timeout: float,
         concurrency: int,
         logs_to_stderr: bool = False,
+        log_errors: bool = True,
     ) -> None:
         self.logs_to_stderr = logs_to_stderr
+        self.log_errors = log_errors  # False: the caller reports a function's error itself
         self.name = name
         self.module = module
         self.handler = handler
@@ -223,7 +227,16 @@ class FunctionRuntime:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
             target=_container,
-            args=(theirs, self.module, self.handler, self.environment, self.name, self.timeout, self.logs_to_stderr),
+            args=(
+                theirs,
+                self.module,
+                self.handler,
+                self.environment,
+                self.name,
+                self.timeout,
+                self.logs_to_stderr,
+                self.log_errors,
+            ),
             name=f"{self.name}-container",
             daemon=True,
         )

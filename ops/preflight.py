@@ -72,6 +72,7 @@ def run_local(state: dict[str, Any]) -> dict[str, Any]:
         timeout=FUNCTION_TIMEOUT,
         concurrency=1,
         logs_to_stderr=True,
+        log_errors=False,  # its error is this tool's one-line answer
     )
     try:
         answer: dict[str, Any] = runtime.invoke({"action": EVENT_ACTION, "callback_urls": urls})

@@ -348,6 +348,27 @@ def test_every_call_each_function_makes_is_allowed_by_its_role(run: tuple[Stack,
         "\n".join(f"  {grant}" for grant in unjustified)
     )
 
+    endpoint = stack.urls["aws_endpoint"]
+
+    # and when anyone who reaches the port asks moto to stop enforcing
+    answer = requests.post(f"{endpoint}/moto-api/reset-auth", data=b"1000000", timeout=10)
+
+    # then it is refused, and a function's credentials still reach only what its role allows
+    assert answer.status_code == 403, answer.text
+    credentials = stack.urls["function_environments"]["GetJobFunction"]
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=credentials["AWS_SESSION_TOKEN"],
+    )
+    with pytest.raises(ClientError) as refused:
+        dynamodb.put_item(TableName=stack.urls["jobs_table"], Item={"reference_id": {"S": "lp-forged"}})
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "because no identity-based policy allows the action" in str(refused.value)
+
 
 def logical_names(stack: Stack) -> Any:
     """An ARN with the local stack's physical names written as {LogicalId} (as the template names
@@ -480,28 +501,3 @@ def test_a_statement_the_evaluator_cannot_judge_is_refused_not_guessed() -> None
     # when checked, then the check says it cannot judge it
     with pytest.raises(ValueError, match="Condition"):
         check({"F": [{"Statement": [statement]}]}, [])
-
-
-def test_enforcement_cannot_be_switched_off_on_a_running_stack(run: tuple[Stack, Path]) -> None:
-    # given a running stack with IAM enforced
-    stack, _ = run
-    endpoint = stack.urls["aws_endpoint"]
-
-    # when anyone who reaches the port asks moto to stop enforcing
-    answer = requests.post(f"{endpoint}/moto-api/reset-auth", data=b"1000000", timeout=10)
-
-    # then it is refused, and a function's credentials still reach only what its role allows
-    assert answer.status_code == 403, answer.text
-    credentials = stack.urls["function_environments"]["GetJobFunction"]
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=credentials["AWS_SESSION_TOKEN"],
-    )
-    with pytest.raises(ClientError) as refused:
-        dynamodb.put_item(TableName=stack.urls["jobs_table"], Item={"reference_id": {"S": "lp-forged"}})
-    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
-    assert "because no identity-based policy allows the action" in str(refused.value)
