@@ -13,6 +13,8 @@ The functions' environment is the template's own, with its !Ref/!Sub resolved ag
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 import secrets
@@ -62,7 +64,14 @@ def free_port() -> int:
 
 
 def translate(template_path: Path) -> dict[str, Any]:
-    """The SAM template as plain CloudFormation, translated offline."""
+    """The SAM template as plain CloudFormation, translated offline: a copy of its own for each
+    caller, translated once per process for the same text (the stack and its option checks both
+    need it). Raises what reading, parsing or SAM's translator raise."""
+    return copy.deepcopy(_translated(template_path.read_text()))
+
+
+@functools.lru_cache(maxsize=4)
+def _translated(text: str) -> dict[str, Any]:
     from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
     from samtranslator.translator.transform import transform
 
@@ -75,7 +84,7 @@ def translate(template_path: Path) -> dict[str, Any]:
         def load(self) -> dict[str, str]:
             return {}
 
-    sam = yaml_parse(template_path.read_text())
+    sam = yaml_parse(text)
     for resource in sam["Resources"].values():  # as `sam package` would have rewritten them
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = "s3://local-artifacts/function.zip"

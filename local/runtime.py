@@ -87,17 +87,15 @@ def _container(connection: Connection, module: str, handler: str, environment: d
                 "errorType": type(exc).__name__,
                 "stackTrace": traceback.format_tb(exc.__traceback__, limit=5),
             }
+            text = traceback.format_exc(limit=5)
             # As Lambda's runtime logs an unhandled error, whoever invoked (a poller, the API, an
             # Event invoke): a function refused by IAM, say, is never silent. (Not for an operator
             # tool that reports the error itself, in one line: log_errors=False.)
             if log_errors:
-                print(
-                    f"[ERROR] {name}: {error['errorType']}: {error['errorMessage']}\n{traceback.format_exc(limit=5)}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                said = f"[ERROR] {name}: {error['errorType']}: {error['errorMessage']}"
+                print(f"{said}\n{text}", file=sys.stderr, flush=True)
             try:
-                connection.send(("error", (traceback.format_exc(limit=5), error)))
+                connection.send(("error", (text, error)))
             except (EOFError, OSError):
                 return
 

@@ -447,29 +447,13 @@ class DynamoJobStore(_ConditionalTable):
     ) -> list[StaleJob]:
         """Jobs in `status` not written since `updated_before`, oldest first (status-updated_at-index),
         of `vendor` only, or of any vendor but those in `other_than`."""
-        return [
-            StaleJob(
-                i["reference_id"]["S"],
-                JobStatus(i["status"]["S"]),
-                i["updated_at"]["S"],
-                i.get("vendor", {}).get("S", ""),
-            )
-            for i in self._query(status, updated_before, limit, vendor, other_than)
-        ]
+        return _stale_jobs(self._query(status, updated_before, limit, vendor, other_than))
 
     def awaiting_cleanup(self, limit: int) -> list[StaleJob]:
         """Up to `limit` jobs whose vendor_refs name something left at the vendor (CLEANUP_REF
         set), least recently written first: one Query of the sparse cleanup_due-index, which
         holds only those (the caller checks each is still FAILED)."""
-        return [
-            StaleJob(
-                i["reference_id"]["S"],
-                JobStatus(i["status"]["S"]),
-                i["updated_at"]["S"],
-                i.get("vendor", {}).get("S", ""),
-            )
-            for i in self._query_cleanup(limit)
-        ]
+        return _stale_jobs(self._query_cleanup(limit))
 
     def mark_checked(self, reference_id: str, status: JobStatus) -> bool:
         """Note that the reconciler looked at the job and found nothing new (no status change).
@@ -965,3 +949,16 @@ class DynamoBatchStore(_ConditionalTable):
         )
         item: dict[str, Any] | None = response.get("Item")
         return item
+
+
+def _stale_jobs(items: list[dict[str, Any]]) -> list[StaleJob]:
+    """Index items (keys, status, updated_at, vendor) as the reconciler's candidates."""
+    return [
+        StaleJob(
+            i["reference_id"]["S"],
+            JobStatus(i["status"]["S"]),
+            i["updated_at"]["S"],
+            i.get("vendor", {}).get("S", ""),
+        )
+        for i in items
+    ]
