@@ -88,6 +88,7 @@ def bulk_at_limit(jobs: int = 200, limit: int = 20, latency: float = 0.3, *, war
         "960",
         "--warm-containers",
         "eager" if warm else "lazy",
+        *(() if warm else ("--fresh-containers",)),
     )
     try:
         knobs = requests.post(f"{stack.urls['playment_sandbox']}/_sandbox/knobs", json={"latency": latency}, timeout=30)

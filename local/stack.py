@@ -99,6 +99,10 @@ class LocalStack:
     # SubmissionWorker as many as its concurrency), as `sam local start-api --warm-containers EAGER`;
     # "lazy": each container starts on the invocation that needs it (a cold start, as on Lambda).
     warm_containers: str = "lazy"
+    # True: every container starts as a fresh interpreter (a cold start that re-imports boto3 and the
+    # rest, as long as Lambda's); False (default): forked from a server that imported them once
+    # (local/runtime.py PRELOADED), a cold start that pays only for the function's own module.
+    fresh_containers: bool = False
     # A custom domain's base-path mapping on the local API ("" none): the vendors then call back to
     # http://127.0.0.1:PORT/<base_path>/callbacks/..., as a deployment with PublicCallbackBaseUrl.
     base_path: str = ""
@@ -329,6 +333,7 @@ class LocalStack:
                 environments[name],
                 timeout=float(props.get("Timeout", default_timeout)),
                 concurrency=concurrency.get(name, self.api_concurrency),
+                preload=not self.fresh_containers,
             )
         return runtimes
 
@@ -490,6 +495,12 @@ def main(argv: list[str] | None = None) -> int:
         "on first use",
     )
     parser.add_argument(
+        "--fresh-containers",
+        action="store_true",
+        help="each container starts as a fresh interpreter, importing everything itself (a cold start as long "
+        "as a fresh import); default: forked from a server that imported the libraries every function uses",
+    )
+    parser.add_argument(
         "--no-vendor-callbacks", action="store_true", help="no vendor sandbox calls back (jobs still move on)"
     )
     parser.add_argument("--secrets-max-age", type=int, default=300, help="seconds a function caches a secret")
@@ -576,6 +587,7 @@ def main(argv: list[str] | None = None) -> int:
             reconcile_after=args.reconcile_after,
             capture_events=not args.no_event_capture,
             warm_containers=args.warm_containers,
+            fresh_containers=args.fresh_containers,
             base_path=args.base_path,
             enforce_iam=not args.no_enforce_iam,
             record_aws_calls=args.record_aws_calls,
