@@ -83,8 +83,9 @@ class _Invoker:
         sys.stderr.flush()
         for fd, wrapped in ((1, stdout), (2, stderr)):
             duplicate = wrapped.detach()
-            os.dup2(duplicate, fd)
-            os.close(duplicate)
+            if duplicate != fd:  # spawned: the very descriptor, inherited under its own number
+                os.dup2(duplicate, fd)
+                os.close(duplicate)
         os.environ.clear()
         os.environ.update(environment)
         os.chdir(directory)

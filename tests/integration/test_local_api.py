@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -378,3 +380,43 @@ def test_warming_a_stopped_function_is_refused() -> None:
     runtime.stop()
     with pytest.raises(InvocationError, match="stopped"):
         runtime.warm(1)
+
+
+VARIABLES = ("HANDOFF_TEST_SET_LATER", "HANDOFF_TEST_REMOVED_LATER", "OWN", "PATH")
+
+
+@pytest.mark.parametrize("preload", [True, False], ids=["forked-from-preloaded-server", "fresh-interpreter"])
+def test_a_container_inherits_what_the_invoker_has_when_it_starts(
+    preload: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # given a container server already running (started by an earlier function), then the invoker's
+    # environment, directory and output changed
+    monkeypatch.setenv("HANDOFF_TEST_REMOVED_LATER", "earlier")
+    earlier = FunctionRuntime("Earlier", "tests.integration.echo_function", "handler", {}, timeout=10, concurrency=1)
+    try:
+        earlier.invoke({"say": "before", "variables": []})
+    finally:
+        earlier.stop()
+    monkeypatch.setenv("HANDOFF_TEST_SET_LATER", "later")
+    monkeypatch.delenv("HANDOFF_TEST_REMOVED_LATER")
+    monkeypatch.chdir(tmp_path)
+    capfd.readouterr()
+
+    # when a new function's container starts and runs
+    runtime = FunctionRuntime(
+        "Echo", "tests.integration.echo_function", "handler", {"OWN": "own"}, timeout=10, concurrency=1,
+        preload=preload,
+    )  # fmt: skip
+    try:
+        answer = runtime.invoke({"say": "hello", "variables": [*VARIABLES]})
+    finally:
+        runtime.stop()
+
+    # then it has the invoker's variables as they are now, its own on top, the invoker's directory,
+    # and its output goes where the invoker's goes now; only a forked one found the libraries loaded
+    assert answer["variables"] == {
+        "HANDOFF_TEST_SET_LATER": "later", "HANDOFF_TEST_REMOVED_LATER": None, "OWN": "own", "PATH": os.environ["PATH"]
+    }  # fmt: skip
+    assert answer["directory"] == str(tmp_path)
+    assert "echo-function says hello" in capfd.readouterr().out
+    assert answer["imported_before_me"] == (["boto3", "pydantic", "requests"] if preload else [])
