@@ -389,6 +389,10 @@ class LocalAws:
             return ACCOUNT_ID
         if name in template.get("Parameters", {}):
             return self.parameters.get(name, str(template["Parameters"][name].get("Default", "")))
+        resource = template["Resources"].get(name, {})
+        if resource.get("Type") == "AWS::Lambda::Alias":  # AutoPublishAlias: its ARN, of a function run here
+            function = resource["Properties"]["FunctionName"]["Ref"]  # run here, named by its logical id
+            return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}:{resource['Properties']['Name']}"
         if name in self.resources:
             physical = self.resources[name]
             if template["Resources"][name]["Type"] == "AWS::SQS::Queue":

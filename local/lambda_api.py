@@ -7,7 +7,9 @@ so `boto3.client("lambda", endpoint_url=<lambda_endpoint>).invoke(FunctionName=.
 its own processes with its own environment (local/runtime.py). A function is named by its logical
 id (`SubmitJobFunction`, as sam local names it), by its local ARN
 (`arn:aws:lambda:us-east-1:123456789012:function:SubmitJobFunction`, what the local stack's outputs
-hold, e.g. `SubmitJobFunctionArn`) or a partial ARN; a `:$LATEST` qualifier is accepted.
+hold, e.g. `SubmitJobFunctionArn`, with its alias: `...:function:SubmitJobFunction:live`) or a partial
+ARN; a qualifier is accepted when it is `$LATEST` or the template's alias (AutoPublishAlias), in the
+name or as `?Qualifier=` (the local stack publishes no versions: both run the same code).
 
 It answers as Lambda does wherever a caller could notice:
 
@@ -52,15 +54,19 @@ def function_arn(name: str) -> str:
 
 
 class LambdaInvokeApi:
-    def __init__(self, functions: Mapping[str, Callable[[dict[str, Any]], Any]]) -> None:
+    def __init__(
+        self, functions: Mapping[str, Callable[[dict[str, Any]], Any]], aliases: frozenset[str] = frozenset()
+    ) -> None:
         self.functions = functions  # logical id -> invoke(event) (local.runtime.FunctionRuntime.invoke)
+        self.qualifiers = frozenset({"$LATEST"}) | aliases  # what a name or ?Qualifier= may end in
         self.invoked: list[tuple[str, str, int]] = []  # (logical id, invocation type, status)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         return self.serve(Request(environ))(environ, start_response)
 
-    def resolve(self, name: str) -> str | None:
-        """The logical id `name` designates (logical id, ARN, partial ARN, `:$LATEST`), or None."""
+    def resolve(self, name: str, qualifier: str | None = None) -> str | None:
+        """The logical id `name` designates (logical id, ARN, partial ARN, `:$LATEST` or `:<alias>`,
+        or that `qualifier`), or None."""
         from urllib.parse import unquote
 
         name = unquote(name)
@@ -70,7 +76,10 @@ class LambdaInvokeApi:
         )
         if not found or found.group("fn") not in self.functions:
             return None
-        if found.group("q") not in (None, "$LATEST") or found.group("region") not in (None, REGION):
+        named = found.group("q")
+        if named is not None and qualifier is not None and named != qualifier:
+            return None  # Lambda: the qualifier in the name and the parameter must agree
+        if (named or qualifier) not in (None, *self.qualifiers) or found.group("region") not in (None, REGION):
             return None
         return found.group("fn")
 
@@ -80,7 +89,7 @@ class LambdaInvokeApi:
         if request.method != "POST" or route is None:
             return self._refusal(404, "UnknownOperationException", f"no operation {request.method} {request.path}")
         name = route.group("name")
-        logical = self.resolve(name)
+        logical = self.resolve(name, request.args.get("Qualifier"))
         if logical is None:
             return self._refusal(
                 404, "ResourceNotFoundException", f"Function not found: {function_arn(name.rsplit(':', 1)[-1])}"

@@ -57,6 +57,20 @@ from local.sqs_poller import SqsPoller  # noqa: E402
 from local.stream_poller import EventSourceMapping, StreamPoller  # noqa: E402
 
 
+def template_aliases(template: Path = ROOT / "template.yaml") -> frozenset[str]:
+    """The aliases template.yaml publishes its functions under (AutoPublishAlias: Globals or a function's)."""
+    from local.cfn_yaml import yaml_parse
+
+    sam = yaml_parse(template.read_text())
+    found = {sam.get("Globals", {}).get("Function", {}).get("AutoPublishAlias")}
+    found |= {
+        r["Properties"].get("AutoPublishAlias")
+        for r in sam["Resources"].values()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+    return frozenset(a for a in found if isinstance(a, str))
+
+
 def stream_mapping(template: Path, function: str, queue_url: Callable[[str], str]) -> EventSourceMapping:
     """The settings of `function`'s DynamoDB event (its only one) in the SAM template."""
     from local.cfn_yaml import yaml_parse
@@ -205,7 +219,9 @@ class LocalStack:
         self.api_server = BackgroundServer(self.api, port=api_port, request_handler=LocalApi.request_handler).start()
         # The Lambda Invoke API, as `sam local start-lambda` serves it: direct invokes of any function.
         self.lambda_server = BackgroundServer(
-            LambdaInvokeApi({name: runtime.invoke for name, runtime in self.functions.items()})
+            LambdaInvokeApi(
+                {name: runtime.invoke for name, runtime in self.functions.items()}, aliases=template_aliases()
+            )
         ).start()
         self.lambda_endpoint = self.lambda_server.url
 

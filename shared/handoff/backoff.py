@@ -22,7 +22,9 @@ MAX_DELAY_SECONDS = 900
 class Backoff:
     base: int
     cap: int
-    rng: random.Random = field(default_factory=random.Random, compare=False)
+    # Drawn from the OS each time, not from a seeded state: with SnapStart (template parameter)
+    # every environment resumed from one snapshot would otherwise draw the same "random" delays.
+    rng: random.Random = field(default_factory=random.SystemRandom, compare=False)
 
     def __post_init__(self) -> None:
         if self.base < 0 or self.cap < self.base or self.cap > MAX_DELAY_SECONDS:

@@ -86,12 +86,31 @@ def test_a_function_error_is_lambdas_unhandled_error(stack: Stack) -> None:
     assert error["errorType"] != ""
 
 
+def test_the_alias_every_trigger_invokes_is_invocable_by_name_and_by_qualifier(stack: Stack) -> None:
+    # given the template publishes every function under the alias "live" (SnapStart needs it)
+    client = lambda_client(stack)
+    scheduled = (ROOT / "events/reconciler/scheduled.json").read_bytes()
+
+    # when the Reconciler is invoked through its alias, in the name and as the Qualifier parameter
+    by_name = client.invoke(FunctionName="ReconcilerFunction:live", Payload=scheduled)
+    by_qualifier = client.invoke(FunctionName="ReconcilerFunction", Qualifier="live", Payload=scheduled)
+
+    # then both run the function
+    for response in (by_name, by_qualifier):
+        assert (response["StatusCode"], response.get("FunctionError")) == (200, None)
+        assert "errors" in json.loads(response["Payload"].read())
+
+
 def test_refusals_are_lambdas(stack: Stack) -> None:
     client = lambda_client(stack)
     with pytest.raises(client.exceptions.ResourceNotFoundException, match="Function not found"):
         client.invoke(FunctionName="NoSuchFunction", Payload=b"{}")
     with pytest.raises(client.exceptions.ResourceNotFoundException):
-        client.invoke(FunctionName="SubmitJobFunction:7", Payload=b"{}")  # only $LATEST exists here
+        client.invoke(FunctionName="SubmitJobFunction:7", Payload=b"{}")  # no version is published here
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.invoke(FunctionName="GetJobFunction", Qualifier="nope", Payload=b"{}")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):  # the name's and the parameter's disagree
+        client.invoke(FunctionName="GetJobFunction:live", Qualifier="$LATEST", Payload=b"{}")
     with pytest.raises(client.exceptions.InvalidRequestContentException):
         client.invoke(FunctionName="GetJobFunction", Payload=b"{not json")
     assert client.invoke(FunctionName="GetJobFunction", InvocationType="DryRun")["StatusCode"] == 204

@@ -189,7 +189,7 @@ def test_the_local_stacks_outputs_name_its_resources(stack: Stack) -> None:
     outputs = outputs_like_a_deployment(stack)
     assert outputs["ResultsBucketName"] == stack.urls["results_bucket"]
     assert str(outputs["SubmissionDLQArn"]).startswith("arn:aws:sqs:us-east-1:")
-    assert str(outputs["SubmitJobFunctionArn"]).endswith(":function:SubmitJobFunction")
+    assert str(outputs["SubmitJobFunctionArn"]).endswith(":function:SubmitJobFunction:live")
 
 
 def test_the_readmes_local_sigv4_snippet_works_as_printed(stack: Stack, tmp_path: Path) -> None:

@@ -27,10 +27,12 @@ NAME_PROPERTY: dict[str, str | None] = {
     "AWS::Events::EventBus": "Name",
     "AWS::Events::Rule": "Name",
     "AWS::IAM::Role": "RoleName",
+    "AWS::Lambda::Alias": None,  # AutoPublishAlias: named within its function
     "AWS::Lambda::EventSourceMapping": None,
     "AWS::Lambda::Function": "FunctionName",
     "AWS::Lambda::LayerVersion": "LayerName",
     "AWS::Lambda::Permission": None,
+    "AWS::Lambda::Version": None,
     "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::Logs::MetricFilter": None,  # FilterName is unique within its log group only
     "AWS::S3::Bucket": "BucketName",

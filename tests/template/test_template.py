@@ -448,3 +448,35 @@ def test_aws_endpoint_url_is_declared_for_every_function_and_empty_so_botocore_i
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
     client = boto3.session.Session(region_name="us-east-1").client("dynamodb")
     assert client.meta.endpoint_url == "http://127.0.0.1:4566"
+
+
+def test_snapstart_is_a_parameter_off_by_default_and_every_trigger_invokes_the_published_alias() -> None:
+    from local.aws import translate
+
+    # given the template as SAM translates it
+    sam = load_template()
+    template = translate(ROOT / "template.yaml")
+    resources = template["Resources"]
+    functions = [name for name, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Function"]
+
+    # then SnapStart is a choice, off unless asked for, applied to every function's published versions
+    parameter = sam["Parameters"]["SnapStart"]
+    assert (parameter["Default"], sorted(parameter["AllowedValues"])) == ("None", ["None", "PublishedVersions"])
+    for name in functions:
+        assert resources[name]["Properties"]["SnapStart"] == {"ApplyOn": {"Ref": "SnapStart"}}
+        assert resources[f"{name}Aliaslive"]["Type"] == "AWS::Lambda::Alias"
+    # and every trigger invokes the alias (a restored snapshot), never the unpublished $LATEST
+    targets = []
+    for resource in resources.values():
+        properties = resource["Properties"]
+        if resource["Type"] in ("AWS::Lambda::EventSourceMapping", "AWS::Lambda::Permission"):
+            targets.append(properties["FunctionName"])
+        if resource["Type"] == "AWS::Scheduler::Schedule":
+            targets.append(properties["Target"]["Arn"])
+    assert len(targets) >= len(functions)
+    assert all(list(t) == ["Ref"] and t["Ref"].endswith("Aliaslive") for t in targets), targets
+    integrations = re.findall(r"functions/\$\{(\w+)", json.dumps(resources["HandoffApi"]["Properties"]["Body"]))
+    assert integrations
+    assert all(i.endswith("Aliaslive") for i in integrations), integrations
+    # and a direct caller is given the alias too
+    assert sam["Outputs"]["SubmitJobFunctionArn"]["Value"] == {"!Ref": "SubmitJobFunctionAliaslive"}
