@@ -118,9 +118,16 @@ class LocalAws:
         self.outputs: dict[str, str] = {}  # the template's Outputs, as far as they resolve here
         self.template_outputs: list[str] = []  # the names of all of them
         self._server: Any = None
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._queue_urls: dict[str, str] = {}
 
     def client(self, service: str) -> Any:
-        return endpoint_client(self.endpoint, service)
+        """The admin's client of `service` on this stack's moto server, made once (boto3 clients are
+        thread-safe; setting up a stack asks for one about 60 times)."""
+        key = (self.endpoint, service)
+        if key not in self._clients:
+            self._clients[key] = endpoint_client(self.endpoint, service)
+        return self._clients[key]
 
     def start(self) -> LocalAws:
         port = free_port()
@@ -307,8 +314,10 @@ class LocalAws:
 
     def queue_url(self, logical: str) -> str:
         """The URL of the stack's queue with logical id `logical`."""
-        name = self.resources[logical].rsplit("/", 1)[-1]  # moto's physical id of a queue is its URL
-        return str(self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"])
+        if logical not in self._queue_urls:
+            name = self.resources[logical].rsplit("/", 1)[-1]  # moto's physical id of a queue is its URL
+            self._queue_urls[logical] = str(self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"])
+        return self._queue_urls[logical]
 
     def put_secret(self, logical: str, value: dict[str, str]) -> None:
         self.client("secretsmanager").put_secret_value(SecretId=self.resources[logical], SecretString=json.dumps(value))
