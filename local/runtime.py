@@ -64,12 +64,29 @@ class InvocationError(RuntimeError):
         self.error = error or {"errorMessage": message, "errorType": "Runtime.Unknown", "stackTrace": []}
 
 
-class _Invoker:
-    """What a process spawned by the invoker would inherit from it: its environment, working
-    directory, stdout and stderr as they are now (a forked container's server has its own)."""
+# What a container keeps of the invoker's environment when it is not to inherit it whole (the local
+# stack's functions: each sees the template's variables for it and these, as a Lambda sees its own
+# and the runtime's basics; never the host's AWS_*, POWERTOOLS_* or another function's).
+HOST_BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
 
-    def __init__(self) -> None:
-        self.environment = dict(os.environ)
+
+def _error_of(exc: BaseException) -> tuple[dict[str, Any], str]:
+    """Lambda's error body for `exc` (errorMessage, errorType, stackTrace) and its whole traceback:
+    an init error's own line is the deepest, under the import machinery's frames."""
+    frames = traceback.format_tb(exc.__traceback__)
+    error = {"errorMessage": str(exc), "errorType": type(exc).__name__, "stackTrace": frames}
+    return error, "".join(traceback.format_exception(exc))
+
+
+class _Invoker:
+    """What a process spawned by the invoker would inherit from it: its environment (whole, or
+    only HOST_BASICS), working directory, stdout and stderr as they are now (a forked container's
+    server has its own)."""
+
+    def __init__(self, inherit_environment: bool = True) -> None:
+        self.environment = (
+            dict(os.environ) if inherit_environment else {k: v for k, v in os.environ.items() if k in HOST_BASICS}
+        )
         self.directory = os.getcwd()
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -92,7 +109,8 @@ class _Invoker:
 
 
 def _container(connection: Connection, invoker: None, module: str, handler: str, environment: dict[str, str],
-               name: str, timeout: float, logs_to_stderr: bool = False, log_errors: bool = True) -> None:  # fmt: skip
+               name: str, timeout: float, logs_to_stderr: bool = False, log_errors: bool = True,
+               memory_mb: int = 512) -> None:  # fmt: skip
     # `invoker` (an _Invoker) took effect when this process unpickled it: the invoker's
     # environment, directory and output are this container's before anything below runs.
     if logs_to_stderr:  # an operator tool's stdout is its report: the function's log lines go to stderr
@@ -121,8 +139,8 @@ def _container(connection: Connection, invoker: None, module: str, handler: str,
         failed_init: Exception | None = exc
     else:
         failed_init = None
-    try:  # init is over (FunctionRuntime.warm waits for this; invoke passes over it)
-        connection.send(("ready", None))
+    try:  # init is over (FunctionRuntime.warm waits for this, and refuses a failed one; invoke passes over it)
+        connection.send(("ready", None if failed_init is None else _error_of(failed_init)))
     except (EOFError, OSError):
         return
     while True:
@@ -135,14 +153,9 @@ def _container(connection: Connection, invoker: None, module: str, handler: str,
         try:
             if failed_init is not None:
                 raise failed_init
-            connection.send(("ok", function(event, LocalContext(name, timeout))))
+            connection.send(("ok", function(event, LocalContext(name, timeout, memory_mb))))
         except Exception as exc:
-            error = {
-                "errorMessage": str(exc),
-                "errorType": type(exc).__name__,
-                "stackTrace": traceback.format_tb(exc.__traceback__, limit=5),
-            }
-            text = traceback.format_exc(limit=5)
+            error, text = _error_of(exc)
             # As Lambda's runtime logs an unhandled error, whoever invoked (a poller, the API, an
             # Event invoke): a function refused by IAM, say, is never silent. (Not for an operator
             # tool that reports the error itself, in one line: log_errors=False.)
@@ -178,7 +191,14 @@ class FunctionRuntime:
         logs_to_stderr: bool = False,
         log_errors: bool = True,
         preload: bool = True,
+        inherit_environment: bool = True,
+        memory_mb: int = 512,
     ) -> None:
+        # inherit_environment=False: the container gets `environment` and HOST_BASICS only (the
+        # local stack); True: the invoker's whole environment under it (an operator tool, whose
+        # function needs the operator's AWS profile). memory_mb: the context's memory_limit_in_mb.
+        self.inherit_environment = inherit_environment
+        self.memory_mb = memory_mb
         self.logs_to_stderr = logs_to_stderr
         self.log_errors = log_errors  # False: the caller reports a function's error itself
         self.name = name
@@ -202,6 +222,7 @@ class FunctionRuntime:
             outcome: str = "ready"
             value: Any = None
             while outcome == "ready":  # a container not warmed says so once, when its init is over
+                # (an init that raised is answered below, as every invocation of it is)
                 if not connection.poll(max(0.0, deadline - time.monotonic())):
                     # Lambda stops a function at its timeout and the sandbox goes: so does the
                     # container (kept, it would hold a slot of the concurrency and answer late).
@@ -215,7 +236,8 @@ class FunctionRuntime:
         except (EOFError, OSError) as exc:
             self._discard(container)
             message = f"{self.name}: the container died"
-            print(f"[ERROR] {message}", file=sys.stderr, flush=True)
+            if not self._closed:  # stopping the stack ends its containers: that is no error to report
+                print(f"[ERROR] {message}", file=sys.stderr, flush=True)
             raise InvocationError(message, {"errorMessage": message, "errorType": "Runtime.ExitError"}) from exc
         self._idle.put(container)
         if outcome == "error":
@@ -264,13 +286,21 @@ class FunctionRuntime:
         deadline = time.monotonic() + timeout
         for container in started:
             _, connection = container
+            failed: Any = None
             try:
-                ready = connection.poll(max(0.0, deadline - time.monotonic())) and connection.recv()[0] == "ready"
+                ready = connection.poll(max(0.0, deadline - time.monotonic()))
+                if ready:
+                    kind, failed = connection.recv()
+                    ready = kind == "ready"
             except (EOFError, OSError):
                 ready = False
             if not ready:
                 self._discard(container)
                 raise InvocationError(f"{self.name}: a container did not finish its init in {timeout:.0f} s")
+            if failed is not None:  # as Lambda: the function's init raised, so no invocation of it can run
+                self._discard(container)
+                error, text = failed
+                raise InvocationError(f"{self.name}: its init raised:\n{text}", error)
             self._idle.put(container)
         return len(self._all)
 
@@ -293,7 +323,7 @@ class FunctionRuntime:
             target=_container,
             args=(
                 theirs,
-                _Invoker(),
+                _Invoker(self.inherit_environment),
                 self.module,
                 self.handler,
                 self.environment,
@@ -301,6 +331,7 @@ class FunctionRuntime:
                 self.timeout,
                 self.logs_to_stderr,
                 self.log_errors,
+                self.memory_mb,
             ),
             name=f"{self.name}-container",
             daemon=True,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -49,7 +50,7 @@ from local.api import LocalApi, gateway_responses_from_template, routes_from_tem
 from local.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, LocalAws, free_port  # noqa: E402
 from local.iam import RECORD_AWS_CALLS_ENV  # noqa: E402
 from local.lambda_api import LambdaInvokeApi  # noqa: E402
-from local.runtime import FunctionRuntime  # noqa: E402
+from local.runtime import FunctionRuntime, InvocationError  # noqa: E402
 from local.sandboxes.base import Faults, LocalSetup, LocalVendor, local_vendors  # noqa: E402
 from local.sandboxes.base import vendor_option as checked_vendor_option  # noqa: E402
 from local.sandboxes.server import BackgroundServer  # noqa: E402
@@ -211,8 +212,16 @@ class LocalStack:
         if self.warm_containers == "eager":
             # Before any poller starts: the first invocations then find their containers warm.
             # A container that cannot finish its init raises here: the stack does not start.
-            with ThreadPoolExecutor(max_workers=len(self.functions)) as pool:
-                list(pool.map(lambda item: item[1].warm(_eager_containers(*item)), self.functions.items()))
+            try:
+                with ThreadPoolExecutor(max_workers=len(self.functions)) as pool:
+                    list(pool.map(lambda item: item[1].warm(_eager_containers(*item)), self.functions.items()))
+            except InvocationError:
+                # nothing of a stack that does not start stays behind (the pollers and API are not up yet)
+                _all_at_once([runtime.stop for runtime in self.functions.values()])
+                for vendor in self.vendors.values():
+                    vendor.stop()
+                self.aws.stop()
+                raise
         self.api = LocalApi(
             stage, binary_media_types, routes, self.functions, gateway_responses_from_template(), base_path=base
         )
@@ -331,6 +340,7 @@ class LocalStack:
 
         sam = yaml_parse((ROOT / "template.yaml").read_text())
         default_timeout = sam.get("Globals", {}).get("Function", {}).get("Timeout", 3)
+        default_memory = sam.get("Globals", {}).get("Function", {}).get("MemorySize", 128)
         concurrency = {
             "SubmissionWorkerFunction": self.worker_concurrency or worker_settings(ROOT / "template.yaml")[1],
             "ReconcilerFunction": 1,
@@ -350,6 +360,10 @@ class LocalStack:
                 timeout=float(props.get("Timeout", default_timeout)),
                 concurrency=concurrency.get(name, self.api_concurrency),
                 preload=not self.fresh_containers,
+                # as on Lambda: the template's variables for this function (and the host's PATH,
+                # HOME, locale: local/runtime.py HOST_BASICS), never the stack's or another function's
+                inherit_environment=False,
+                memory_mb=int(props.get("MemorySize", default_memory)),
             )
         return runtimes
 
@@ -446,15 +460,38 @@ def _all_at_once(stops: list[Callable[[], None]]) -> None:
         thread.join()
 
 
+# The template's LogLevel parameter's AllowedValues: what a function's Logger takes.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= `minimum` (refused at start, not by every function later)."""
+
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {minimum} or more")
+        return value
+
+    return whole_number
+
+
 def rate_limit(text: str) -> tuple[str, float]:
-    """`--rate VENDOR=N`: a sandbox's requests/s."""
+    """`--rate VENDOR=N`: a sandbox's requests/s, and the stack's (the template's
+    <Vendor>MaxRequestsPerSecond, whose MinValue is 1)."""
     name, _, value = text.partition("=")
     if name not in local_vendors():
         raise argparse.ArgumentTypeError(f"no sandbox for vendor {name!r} (known: {', '.join(local_vendors())})")
     try:
-        return name, float(value)
+        rate = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected VENDOR=N, N requests per second") from None
+    if not math.isfinite(rate) or rate < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: N must be a number of requests per second, 1 or more")
+    return name, rate
 
 
 def vendor_option(text: str) -> tuple[str, str, str]:
@@ -479,7 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", action="store_true", help="switch the demo's faults on")
     parser.add_argument("--ready-json", action="store_true", help="print one JSON line when ready (for tests)")
     parser.add_argument("--until-stdin-closes", action="store_true")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="the functions' POWERTOOLS_LOG_LEVEL"
+    )
     parser.add_argument(
         "--rate",
         action="append",
@@ -498,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=at_least(1),
         default=None,
         help="concurrent SubmissionWorker invocations (default: the template's WorkerMaxConcurrency)",
     )
@@ -519,9 +558,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-vendor-callbacks", action="store_true", help="no vendor sandbox calls back (jobs still move on)"
     )
-    parser.add_argument("--secrets-max-age", type=int, default=300, help="seconds a function caches a secret")
     parser.add_argument(
-        "--reconcile-after", type=int, default=8, help="seconds of silence before the reconciler looks a job up"
+        "--secrets-max-age", type=at_least(0), default=300, help="seconds a function caches a secret (0: no caching)"
+    )
+    parser.add_argument(
+        "--reconcile-after",
+        type=at_least(1),
+        default=8,
+        help="seconds of silence before the reconciler looks a job up",
     )
     parser.add_argument(
         "--base-path",
@@ -620,6 +664,9 @@ def main(argv: list[str] | None = None) -> int:
             threading.Event().wait()
     except KeyboardInterrupt:
         pass
+    except InvocationError as exc:  # --warm-containers eager: a function's init raised
+        print(f"error: the stack did not start: {exc}", file=sys.stderr)
+        return 1
     finally:
         # A second Ctrl-C (or SIGTERM) does not interrupt the stop: it takes a second or two.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

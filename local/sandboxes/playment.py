@@ -574,7 +574,7 @@ class LocalPlayment(LocalVendor):
             "PlaymentApiGeneration": self.generation,  # paths, routing field and header follow it
             "PlaymentBaseUrl": self.url,
             "PlaymentDefaultTag": "local-tag",
-            "PlaymentMaxRequestsPerSecond": str(int(self.rate_limit)),
+            "PlaymentMaxRequestsPerSecond": f"{self.rate_limit:g}",
         }
 
     def play_samples(self) -> None:

@@ -437,7 +437,7 @@ class LocalScale(LocalVendor):
         return {
             "ScaleBaseUrl": self.url,
             "ScaleProject": "local-project",
-            "ScaleMaxRequestsPerSecond": str(int(self.rate_limit)),
+            "ScaleMaxRequestsPerSecond": f"{self.rate_limit:g}",
         }
 
     def play_samples(self) -> None:

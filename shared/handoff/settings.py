@@ -93,14 +93,14 @@ class CallbackRetrySettings(BaseModel):
 
 def _parse_budgets(value: str) -> dict[str, int]:
     budgets = {}
-    for vendor, seconds in _parse_rates(value).items():
+    for vendor, seconds in _parse_rates(value, unit="seconds").items():
         if seconds != int(seconds):
             raise ValueError(f"expected vendor=whole seconds, got {vendor}={seconds}")
         budgets[vendor] = int(seconds)
     return budgets
 
 
-def _parse_rates(value: str) -> dict[str, float]:
+def _parse_rates(value: str, unit: str = "requests_per_second") -> dict[str, float]:
     rates: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in value.split(","))):
         vendor, sep, number = part.partition("=")
@@ -109,7 +109,7 @@ def _parse_rates(value: str) -> dict[str, float]:
         except ValueError:
             rate = 0.0
         if not sep or not vendor.strip() or rate <= 0:
-            raise ValueError(f"expected vendor=requests_per_second, got {part!r}")
+            raise ValueError(f"expected vendor={unit} (a number above 0), got {part!r}")
         rates[vendor.strip()] = rate
     return rates
 

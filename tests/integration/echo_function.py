@@ -17,4 +17,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "variables": {name: os.environ.get(name) for name in event["variables"]},
         "directory": os.getcwd(),
         "imported_before_me": IMPORTED_BEFORE_ME,
+        "memory_mb": context.memory_limit_in_mb,
     }

@@ -417,6 +417,40 @@ def test_a_container_inherits_what_the_invoker_has_when_it_starts(
     assert answer["variables"] == {
         "HANDOFF_TEST_SET_LATER": "later", "HANDOFF_TEST_REMOVED_LATER": None, "OWN": "own", "PATH": os.environ["PATH"]
     }  # fmt: skip
+    # and a local stack's function (inherit_environment=False) has only its own and the host's basics
+    monkeypatch.setenv("POWERTOOLS_DEV", "true")
+    own_only = FunctionRuntime(
+        "Echo", "tests.integration.echo_function", "handler", {"OWN": "own"}, timeout=10, concurrency=1,
+        preload=preload, inherit_environment=False, memory_mb=1024,
+    )  # fmt: skip
+    try:
+        answer = own_only.invoke({"say": "again", "variables": [*VARIABLES, "POWERTOOLS_DEV"]})
+    finally:
+        own_only.stop()
+    assert answer["variables"] == {
+        "HANDOFF_TEST_SET_LATER": None, "HANDOFF_TEST_REMOVED_LATER": None, "OWN": "own", "PATH": os.environ["PATH"],
+        "POWERTOOLS_DEV": None,
+    }  # fmt: skip
+    assert answer["memory_mb"] == 1024
     assert answer["directory"] == str(tmp_path)
     assert "echo-function says hello" in capfd.readouterr().out
     assert answer["imported_before_me"] == (["boto3", "pydantic", "requests"] if preload else [])
+
+
+def test_a_function_whose_init_raises_is_refused_when_warmed_with_its_own_line() -> None:
+    # given a function whose module raises when imported
+    runtime = FunctionRuntime("Failing", "tests.integration.failing_init_function", "handler", {}, timeout=10,
+                              concurrency=1)  # fmt: skip
+    try:
+        # when its containers are warmed (a stack started with --warm-containers eager)
+        with pytest.raises(InvocationError) as raised:
+            runtime.warm(1)
+        # then the warm-up fails, saying why and where: the module's own line, under importlib's frames
+        assert raised.value.error["errorMessage"] == "this function's init fails on purpose"
+        assert 'failing_init_function.py", line 5' in str(raised.value)
+        # and an invocation is answered with that error, as Lambda answers a function whose init raised
+        with pytest.raises(InvocationError) as invoked:
+            runtime.invoke({})
+        assert invoked.value.error["errorType"] == "RuntimeError"
+    finally:
+        runtime.stop()
