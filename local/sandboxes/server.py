@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +108,10 @@ SANDBOX_KNOBS = (
     "work_seconds",
 )
 CALLBACK_KNOBS = ("drop_rate", "duplicate_rate", "reorder_seconds")
+# A knob named *_rate is a probability, rate_limit is requests per second (1 or more), and every
+# other one is seconds, at most an hour (a sandbox sleeps them: a larger value would hold its
+# threads past any test, or overflow time.sleep).
+MAX_KNOB_SECONDS = 3600
 
 
 def admin_answer(request: Any, sandbox: Any, jobs: Any) -> Any:
@@ -122,7 +127,10 @@ def admin_answer(request: Any, sandbox: Any, jobs: Any) -> Any:
     if request.path == "/_sandbox/jobs":
         return Response(json.dumps(jobs()), content_type="application/json")
     if request.path == "/_sandbox/knobs" and request.method == "POST":
-        knobs = request.get_json(silent=True)
+        try:  # JSON whatever the Content-Type says: curl -d sends form's, and the knobs are still meant
+            knobs = json.loads(request.get_data() or b"null")
+        except ValueError:
+            knobs = None
         targets = {name: sandbox for name in SANDBOX_KNOBS if hasattr(sandbox, name)}
         targets |= {name: sandbox.callbacks for name in CALLBACK_KNOBS}
         # A knob this sandbox does not have, or a value that is no number, is refused whole: a
@@ -131,8 +139,14 @@ def admin_answer(request: Any, sandbox: Any, jobs: Any) -> Any:
         for name, value in (knobs or {}).items() if isinstance(knobs, dict) else ():
             if name not in targets:
                 problems.append(f"{name}: not a knob of this sandbox (its knobs: {', '.join(sorted(targets))})")
-            elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                problems.append(f"{name}: must be a number >= 0")
+            elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                problems.append(f"{name}: must be a number (not {json.dumps(value)})")
+            elif name.endswith("_rate") and not 0 <= value <= 1:
+                problems.append(f"{name}: must be a probability from 0 to 1")
+            elif name == "rate_limit" and value < 1:
+                problems.append(f"{name}: must be requests per second, 1 or more")
+            elif name != "rate_limit" and not name.endswith("_rate") and not 0 <= value <= MAX_KNOB_SECONDS:
+                problems.append(f"{name}: must be a number of seconds from 0 to {MAX_KNOB_SECONDS}")
         if problems:
             return Response(json.dumps({"error": problems}), status=400, content_type="application/json")
         for name, value in knobs.items():

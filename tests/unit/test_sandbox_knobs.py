@@ -3,6 +3,7 @@ sets them: every knob README lists takes effect, anything else is refused whole.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -44,8 +45,32 @@ def test_every_documented_knob_takes_effect(served: tuple[Any, str]) -> None:
 
 @pytest.mark.parametrize(
     "knobs",
-    [{"bogus_knob": 0.5}, {"error_rate": "0.5"}, {"error_rate": True}, {"error_rate": -1}, [1], "x"],
-    ids=["unknown", "text", "boolean", "negative", "array", "string"],
+    [
+        {"bogus_knob": 0.5},
+        {"error_rate": "0.5"},
+        {"error_rate": True},
+        {"error_rate": -1},
+        [1],
+        "x",
+        {"latency": float("nan")},
+        {"latency": float("inf")},
+        {"latency": 1e300},
+        {"error_rate": 1.5},
+        {"rate_limit": 0},
+    ],
+    ids=[
+        "unknown",
+        "text",
+        "boolean",
+        "negative",
+        "array",
+        "string",
+        "nan",
+        "infinity",
+        "huge",
+        "probability-over-1",
+        "no-rate",
+    ],
 )
 def test_a_knob_it_does_not_have_or_a_value_that_is_no_number_is_refused_and_nothing_set(
     served: tuple[Any, str], knobs: Any
@@ -53,11 +78,15 @@ def test_a_knob_it_does_not_have_or_a_value_that_is_no_number_is_refused_and_not
     sandbox, url = served
     before = sandbox.error_rate
 
+    body = {"failed_rate": 1.0} | knobs if isinstance(knobs, dict) else knobs
+    latency = sandbox.latency
+    # (json.dumps writes NaN and Infinity as Python's json reads them, which requests' json= refuses to)
     answer = requests.post(
-        f"{url}/_sandbox/knobs", json={"failed_rate": 1.0} | knobs if isinstance(knobs, dict) else knobs, timeout=5
+        f"{url}/_sandbox/knobs", data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=5
     )
 
     assert answer.status_code == 400
+    assert sandbox.latency == latency
     assert answer.json()["error"]
     assert (sandbox.error_rate, sandbox.failed_rate) == (before, 0.0)
 
@@ -88,3 +117,13 @@ def test_a_silenced_playment_sandbox_still_works_its_jobs_and_calls_nobody() -> 
     assert status == "completed"
     assert sandbox.callbacks.sent == []
     assert sandbox.callbacks._queue == []  # nothing waiting to be sent either
+
+
+def test_knobs_sent_without_a_json_content_type_are_still_read(served: tuple[Any, str]) -> None:
+    # given the knobs as `curl -d '{"latency": 0.3}'` sends them (a form's Content-Type)
+    sandbox, url = served
+
+    answer = requests.post(f"{url}/_sandbox/knobs", data='{"latency": 0.25}', timeout=5)
+
+    assert answer.status_code == 200, answer.text
+    assert sandbox.latency == 0.25
