@@ -45,7 +45,7 @@ from werkzeug import Request, Response
 
 from local.sandboxes.base import LocalSetup, LocalVendor
 from local.sandboxes.callbacks import CallbackSender, Scheduled
-from local.sandboxes.server import Received, admin_answer, draw_creation_fault, faulted, peak_rate, stalled
+from local.sandboxes.server import ARRIVED, Received, admin_answer, draw_creation_fault, faulted, peak_rate, stalled
 
 MAX_METADATA_BYTES = 10_000
 PAGE_LIMIT = 100
@@ -200,7 +200,7 @@ class ScaleSandbox:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
-        arrived = time.monotonic()
+        arrived = float(environ.get(ARRIVED) or time.monotonic())  # when it reached this host
         received = Received(arrived, request.method, request.path)
         with self._lock:
             self.received.append(received)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import bisect
+import io
 import math
+import socket
+import struct
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +17,67 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 # How often the serving loop looks for a shutdown request: stop() waits up to this long.
 POLL_SECONDS = 0.05
+
+# The WSGI environ key holding when a request reached this host (time.monotonic()): ArrivalStamped.
+ARRIVED = "local.sandbox.arrived"
+# Linux's SO_TIMESTAMP (asm-generic; Python names none): the kernel stamps each received packet, and
+# recvmsg hands the stamp (struct timeval) over with the bytes. Elsewhere: the time of the read.
+_SO_TIMESTAMP = 29 if sys.platform.startswith("linux") else None
+_STAMP_SPACE = socket.CMSG_SPACE(16)
+
+
+def _monotonic_of(ancillary: list[tuple[int, int, bytes]]) -> float:
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMP and len(data) >= 16:
+            seconds, microseconds = struct.unpack("qq", data[:16])
+            return time.monotonic() - (time.time() - (seconds + microseconds / 1e6))
+    return time.monotonic()
+
+
+class _StampedSocketIO(socket.SocketIO):
+    """A connection's reads, each stamped with when the kernel received its bytes."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock, "rb")
+        self.latest = time.monotonic()  # the stamp of the last read
+        self.first_since_mark: float | None = None  # the first read's since mark()
+
+    def mark(self) -> None:
+        self.first_since_mark = None
+
+    def arrival(self) -> float:
+        return self.latest if self.first_since_mark is None else self.first_since_mark
+
+    def readinto(self, buffer: Any) -> int:
+        size, ancillary, _, _ = self._sock.recvmsg_into([buffer], _STAMP_SPACE)  # type: ignore[attr-defined]
+        self.latest = _monotonic_of(ancillary)
+        if self.first_since_mark is None:
+            self.first_since_mark = self.latest
+        return int(size)
+
+
+class ArrivalStamped(WSGIRequestHandler):
+    """Puts in environ[ARRIVED] when the request's first bytes reached this host, not when a thread
+    of this process got round to it. A vendor counts requests (its rate limit) as they arrive at
+    its edge, whatever its servers are doing; a sandbox shares its process, and the GIL, with the
+    local stack's API and pollers, so a stamp taken in the WSGI app would bunch requests that
+    arrived apart whenever the stack is busy (429s that the real vendor would not answer)."""
+
+    def setup(self) -> None:
+        if _SO_TIMESTAMP is not None:
+            self.request.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
+        super().setup()
+        self._stamped = _StampedSocketIO(self.connection)
+        self.rfile = io.BufferedReader(self._stamped)
+
+    def handle_one_request(self) -> None:
+        self._stamped.mark()  # the next read brings this request (unless it came with the last one)
+        super().handle_one_request()
+
+    def make_environ(self) -> Any:
+        environ = super().make_environ()
+        environ[ARRIVED] = self._stamped.arrival()
+        return environ
 
 
 class BackgroundServer:
@@ -22,7 +88,11 @@ class BackgroundServer:
         port: int = 0,
         request_handler: type[WSGIRequestHandler] | None = None,
     ) -> None:
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True, request_handler=request_handler)
+        self._server: BaseWSGIServer = make_server(
+            host, port, app, threaded=True, request_handler=request_handler or ArrivalStamped
+        )
+        if request_handler is None and _SO_TIMESTAMP is not None:  # stamps from the first packet on
+            self._server.socket.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
         self._thread = threading.Thread(target=self._serve, name=f"http-{self.port}", daemon=True)
 
     @property

@@ -127,3 +127,32 @@ def test_knobs_sent_without_a_json_content_type_are_still_read(served: tuple[Any
 
     assert answer.status_code == 200, answer.text
     assert sandbox.latency == 0.25
+
+
+def test_a_request_is_counted_when_it_reached_the_host_not_when_a_busy_sandbox_read_it() -> None:
+    # given a Playment sandbox served by a thread of this process
+    import socket
+    import sys
+
+    sandbox = PlaymentSandbox(api_key="k", project_id="p")
+    request = b"GET /v1/nothing-here HTTP/1.1\r\nHost: sandbox\r\nx-api-key: k\r\n\r\n"
+    switch = sys.getswitchinterval()
+    with BackgroundServer(sandbox) as server, socket.create_connection(("127.0.0.1", server.port)) as connection:
+        # when a request arrives while this process is too busy to read it for 0.4 s (this thread
+        # keeps the GIL: as the local stack's API and pollers can, sharing the sandbox's process)
+        sys.setswitchinterval(1.0)
+        try:
+            sent = time.monotonic()
+            connection.sendall(request)
+            while time.monotonic() < sent + 0.4:
+                pass
+        finally:
+            sys.setswitchinterval(switch)
+        deadline = time.monotonic() + 5
+        while not sandbox.received and time.monotonic() < deadline:
+            time.sleep(0.02)
+    sandbox.stop()
+
+    # then the sandbox counts it when it reached the host (as a vendor's edge would), not when its
+    # thread got to it
+    assert sandbox.received[0].at - sent < 0.2, sandbox.received[0].at - sent
