@@ -16,7 +16,21 @@ SECTIONS = (
 )
 
 
+USAGE = f"""usage: python -m bench [PART ...]
+
+Runs every part of make bench one after the other (about six minutes), or only the PARTs named:
+  {chr(10).join("  " + name for name in SECTIONS).strip()}
+Each prints its figures with their floors or anchors (README "Performance and reliability")."""
+
+
 def main() -> int:
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        print(USAGE)
+        return 0
+    unknown = [name for name in sys.argv[1:] if name not in SECTIONS]
+    if unknown:
+        print(f"bench: no part {', '.join(unknown)} (python -m bench --help lists them)", file=sys.stderr)
+        return 2
     for name in sys.argv[1:] or SECTIONS:
         started = time.monotonic()
         importlib.import_module(name).main()

@@ -69,6 +69,8 @@ def memory_sizes() -> dict[str, Any]:
     return {name: properties["MemorySize"] for name, properties in _functions().items()}
 
 
+# The targets (issue 17): no function heavier than the minimal anchor.
+TARGET_EACH, TARGET_MEDIAN = 2.2, 2.0
 ONE_VCPU_MB = 1769  # Lambda: a function gets one vCPU's worth of CPU at 1,769 MB, in proportion below
 
 
@@ -228,9 +230,12 @@ def main() -> None:
             f" {row.ratio:7.2f}{'':16} {row.cpu * 1000:6.0f}ms {row.rss_mb:6.0f} MB {size or '?':>7} MB {estimate:>18}"
         )
     ratios = [row.ratio for row in rows]
+    median, highest = statistics.median(ratios), max(ratios)
+    met = median <= TARGET_MEDIAN and highest <= TARGET_EACH
     print(
-        f"  median ratio {statistics.median(ratios):.2f}, highest {max(ratios):.2f}; the minimal Powertools anchor "
-        f"{anchor_ratio:.2f} x import boto3 (a function heavier than the anchor imports more than it needs)"
+        f"  median ratio {median:.2f}, highest {highest:.2f}; the minimal Powertools anchor "
+        f"{anchor_ratio:.2f} x import boto3 (a function heavier than the anchor imports more than it needs); "
+        f"target: each <= {TARGET_EACH}, median <= {TARGET_MEDIAN}: {'met' if met else 'MISSED'}"
     )
     print(
         "  CPU: the handler process's user + system time; peak RSS: its ru_maxrss (the import's; a request's data "
