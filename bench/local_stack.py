@@ -228,10 +228,59 @@ def largest_callback() -> str:
     )
 
 
+def mixed_bulk(playment: int = 300, scale: int = 200, latency: float = 0.3) -> str:
+    """One POST of `playment` Playment jobs followed by `scale` Scale tasks, each sandbox at its
+    documented limit (20/s, 30/s) answering after `latency` s, containers warm: elapsed until both
+    hold all. Floor: the slower vendor's own pace (the two are paced side by side); the sum of the
+    two floors is what one vendor's jobs waiting behind the other's would take."""
+    from handoff.pacing import HEADROOM
+
+    limits = {"playment": 20, "scale": 30}
+    stack = StackProcess(
+        "--log-level", "WARNING", *(a for v, n in limits.items() for a in ("--rate", f"{v}={n}")),
+        "--no-vendor-callbacks", "--reconcile-after", "960", "--warm-containers", "eager",
+    )  # fmt: skip
+    example = json.loads(json.loads((ROOT / "events/submit_job/api_post_scale_image.json").read_text())["body"])
+    jobs = [
+        {"vendor": "playment", "reference_id": f"mix-p{n:04d}", "data": {"image_url": f"https://x.example/{n}.jpg"}}
+        for n in range(playment)
+    ] + [example | {"reference_id": f"mix-s{n:04d}"} for n in range(scale)]
+    try:
+        for vendor in limits:
+            knobs = {"latency": latency}
+            requests.post(
+                f"{stack.urls[f'{vendor}_sandbox'].removesuffix('/v1')}/_sandbox/knobs", json=knobs, timeout=30
+            ).raise_for_status()
+        started = time.monotonic()
+        answer = signed_post(f"{stack.urls['api']}/jobs", {"jobs": jobs})
+        assert answer.status_code == 202, answer.text
+        held: dict[str, float] = {}
+        while len(held) < 2:
+            assert time.monotonic() < started + 600, "the local stack did not submit the jobs in time"
+            for vendor, count in (("playment", playment), ("scale", scale)):
+                rows = requests.get(
+                    f"{stack.urls[f'{vendor}_sandbox'].removesuffix('/v1')}/_sandbox/jobs", timeout=30
+                ).json()
+                if vendor not in held and sum(r["reference_id"].startswith("mix-") for r in rows) >= count:
+                    held[vendor] = time.monotonic() - started
+            time.sleep(0.25)
+    finally:
+        stack.stop()
+    floors = {"playment": playment * (1 + HEADROOM) / 20, "scale": scale * (1 + HEADROOM) / 30}
+    elapsed = max(held.values())
+    return (
+        f"  mixed bulk: {playment} Playment jobs then {scale} Scale tasks in one POST (20/s, 30/s, {latency} s "
+        f"latency, warm): all held after {elapsed:.1f} s (Playment {held['playment']:.1f} s, Scale "
+        f"{held['scale']:.1f} s) against the slower vendor's floor {max(floors.values()):.1f} s = "
+        f"{elapsed / max(floors.values()):.2f}x (one after the other: {sum(floors.values()):.1f} s)"
+    )
+
+
 def main() -> None:
     print("Local stack in its own process, driven from outside (2 cores shared)")
     for latency in (0.3, 0.8):
         print(bulk_at_limit(latency=latency), flush=True)
+    print(mixed_bulk(), flush=True)
     print(bulk_at_limit(latency=0.3, warm=False), flush=True)
     print(largest_callback(), flush=True)
     for line in callback_lines():

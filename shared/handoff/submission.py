@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from itertools import zip_longest
 from typing import Any
 
 from pydantic import ValidationError
@@ -54,6 +55,16 @@ from handoff.vendors.base import (
 RETRIES_EXHAUSTED = "retries_exhausted"
 # After a busy rate limiter (no slot within the caller's patience), look again this soon.
 BUSY_RETRY_SECONDS = 1
+
+
+def _each_vendor_in_turn(indices: list[int], vendor_of: Callable[[int], str]) -> list[int]:
+    """`indices` reordered round-robin by vendor (first come, first served within a vendor):
+    [p1, p2, p3, s1, s2] -> [p1, s1, p2, s2, p3]."""
+    queues: dict[str, list[int]] = {}
+    for index in indices:
+        queues.setdefault(vendor_of(index), []).append(index)
+    rounds = zip_longest(*queues.values())
+    return [index for turn in rounds for index in turn if index is not None]
 
 
 class _Enqueuer:
@@ -275,8 +286,12 @@ class Submitter:
             return recorded
 
         enqueue = _Enqueuer(self.queue)
+        # Written (and so enqueued) taking each vendor in turn: the worker's batches then mix the
+        # vendors, and a bulk of several is paced by each vendor's limit side by side, instead of
+        # one vendor's jobs waiting behind another's (each vendor keeps its jobs' order).
+        taken = _each_vendor_in_turn(leaders, lambda index: requests[index].vendor)
         with ThreadPoolExecutor(max_workers=8) as pool:
-            created = dict(zip(leaders, pool.map(check_and_record, leaders), strict=True))
+            created = dict(zip(taken, pool.map(check_and_record, taken), strict=True))
         unsent = enqueue.flush()
         results: list[SubmitResult | ConflictError | InvalidForVendor | BatchRefused] = []
         for index, request in enumerate(requests):

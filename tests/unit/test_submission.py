@@ -27,6 +27,7 @@ from handoff.submission import (
     NotRetryable,
     Outcome,
     Submitter,
+    _each_vendor_in_turn,
 )
 from handoff.vendors import parse_submit_request
 from local.sandboxes.playment import PlaymentSandbox
@@ -406,3 +407,14 @@ def test_a_last_receive_that_misses_rate_slot_after_rate_slot_gives_the_job_up_s
     assert stored["last_error"]["code"] == RETRIES_EXHAUSTED
     assert "missed_rate_slot" in stored["last_error"]["message"]
     assert sandbox.received == []
+
+
+def test_a_bulk_of_several_vendors_is_written_and_enqueued_taking_each_vendor_in_turn() -> None:
+    # given a bulk's entries: six Playment jobs, then three Scale tasks, then one TEXTKING document
+    vendors = ["playment"] * 6 + ["scale"] * 3 + ["textking"]
+
+    # when the bulk orders them for writing (8 writers at a time, each job enqueued once written)
+    order = _each_vendor_in_turn(list(range(len(vendors))), vendors.__getitem__)
+
+    # then the vendors take turns while each has jobs, each vendor's jobs in the order sent
+    assert [vendors[i][0] + str(i) for i in order] == ["p0", "s6", "t9", "p1", "s7", "p2", "s8", "p3", "p4", "p5"]
