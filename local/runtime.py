@@ -66,8 +66,14 @@ class InvocationError(RuntimeError):
 
 # What a container keeps of the invoker's environment when it is not to inherit it whole (the local
 # stack's functions: each sees the template's variables for it and these, as a Lambda sees its own
-# and the runtime's basics; never the host's AWS_*, POWERTOOLS_* or another function's).
-HOST_BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
+# and the runtime's basics; never the host's AWS_*, POWERTOOLS_* or another function's). The proxy
+# and CA-bundle variables are the host's network: a function reaching a real vendor from behind a
+# company proxy needs them, as every other process on that host does.
+HOST_BASICS = frozenset(
+    {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT"}
+    | {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}
+    | {"REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE"}
+)
 
 
 def _error_of(exc: BaseException) -> tuple[dict[str, Any], str]:
