@@ -32,6 +32,9 @@ LATENESS_ALLOWANCE = 0.02  # seconds a request may start after its slot; the res
 
 
 class Unlimited:
+    def rate(self, vendor: str) -> float | None:
+        return None
+
     def reserve(self, vendor: str, max_wait: float) -> float | None:
         return 0.0
 
@@ -51,6 +54,9 @@ class SharedRateLimiter:
         # Which write to try first, from what this process saw last: a lone submission usually
         # finds the schedule idle, a bulk run finds it running. A wrong guess costs one failed write.
         self._running: dict[str, bool] = {}
+
+    def rate(self, vendor: str) -> float | None:
+        return self.rates.get(vendor) or None
 
     def interval(self, vendor: str) -> float | None:
         rate = self.rates.get(vendor)

@@ -165,6 +165,10 @@ class RetryQueue(Protocol):
 
 
 class RateLimiter(Protocol):
+    def rate(self, vendor: str) -> float | None:
+        """The requests per second `vendor` is paced at (None: not limited)."""
+        ...
+
     def reserve(self, vendor: str, max_wait: float) -> float | None:
         """Seconds to wait before sending to `vendor` (negative: the slot taken is already that far
         in the past, e.g. the reservation's own write was slow), or None when no slot is free

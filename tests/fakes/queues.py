@@ -55,9 +55,13 @@ class FakeRateLimiter:
     """A limiter whose answers a test scripts: each reserve() takes the next of `waits` (seconds to
     wait, or None: no slot within the caller's patience); when they run out, a slot at once."""
 
-    def __init__(self, waits: Iterable[float | None] = ()) -> None:
+    def __init__(self, waits: Iterable[float | None] = (), rates: dict[str, float] | None = None) -> None:
         self.waits = list(waits)
+        self.rates = rates or {}  # vendor -> requests per second (rate(): the pace a bulk is ordered by)
         self.asked: list[tuple[str, float]] = []  # (vendor, max_wait)
+
+    def rate(self, vendor: str) -> float | None:
+        return self.rates.get(vendor)
 
     def reserve(self, vendor: str, max_wait: float) -> float | None:
         self.asked.append((vendor, max_wait))

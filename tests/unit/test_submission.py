@@ -27,7 +27,7 @@ from handoff.submission import (
     NotRetryable,
     Outcome,
     Submitter,
-    _each_vendor_in_turn,
+    _in_pace_order,
 )
 from handoff.vendors import parse_submit_request
 from local.sandboxes.playment import PlaymentSandbox
@@ -409,12 +409,27 @@ def test_a_last_receive_that_misses_rate_slot_after_rate_slot_gives_the_job_up_s
     assert sandbox.received == []
 
 
-def test_a_bulk_of_several_vendors_is_written_and_enqueued_taking_each_vendor_in_turn() -> None:
-    # given a bulk's entries: six Playment jobs, then three Scale tasks, then one TEXTKING document
-    vendors = ["playment"] * 6 + ["scale"] * 3 + ["textking"]
+def test_a_bulk_of_several_vendors_is_written_and_enqueued_in_the_order_their_limits_let_them_out() -> None:
+    # given a bulk's entries: two TEXTKING documents (2/s), then six Playment jobs (here at 4/s),
+    # then three Scale tasks (an unlimited vendor)
+    vendors = ["textking"] * 2 + ["playment"] * 6 + ["scale"] * 3
+    rates = {"textking": 2.0, "playment": 4.0}
 
     # when the bulk orders them for writing (8 writers at a time, each job enqueued once written)
-    order = _each_vendor_in_turn(list(range(len(vendors))), vendors.__getitem__)
+    order = _in_pace_order(list(range(len(vendors))), vendors.__getitem__, rates.get)
 
-    # then the vendors take turns while each has jobs, each vendor's jobs in the order sent
-    assert [vendors[i][0] + str(i) for i in order] == ["p0", "s6", "t9", "p1", "s7", "p2", "s8", "p3", "p4", "p5"]
+    # then each goes when its vendor's pace would let it out (t0 at 0 s, t1 at 0.5 s; p2..p7 every
+    # 0.25 s; the unlimited vendor's at once), each vendor's jobs in the order sent
+    assert [vendors[i][0] + str(i) for i in order] == [
+        "t0",
+        "p2",
+        "s8",
+        "s9",
+        "s10",
+        "p3",
+        "t1",
+        "p4",
+        "p5",
+        "p6",
+        "p7",
+    ]
