@@ -53,6 +53,10 @@ def function_arn(name: str) -> str:
     return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
 
 
+class QualifierMismatch(ValueError):
+    """The function name's qualifier and the Qualifier parameter differ (Lambda: 400)."""
+
+
 class LambdaInvokeApi:
     def __init__(
         self, functions: Mapping[str, Callable[[dict[str, Any]], Any]], aliases: frozenset[str] = frozenset()
@@ -78,9 +82,13 @@ class LambdaInvokeApi:
             return None
         named = found.group("q")
         if named is not None and qualifier is not None and named != qualifier:
-            return None  # Lambda: the qualifier in the name and the parameter must agree
-        if (named or qualifier) not in (None, *self.qualifiers) or found.group("region") not in (None, REGION):
+            raise QualifierMismatch(  # as Lambda words it
+                "The derived qualifier from the function name does not match the specified qualifier."
+            )
+        if (named or qualifier) not in (None, *self.qualifiers):
             return None
+        if found.group("region") not in (None, REGION) or found.group("account") not in (None, ACCOUNT_ID):
+            return None  # another region's or account's function: none of this stack's
         return found.group("fn")
 
     def serve(self, request: Request) -> Response:
@@ -89,7 +97,10 @@ class LambdaInvokeApi:
         if request.method != "POST" or route is None:
             return self._refusal(404, "UnknownOperationException", f"no operation {request.method} {request.path}")
         name = route.group("name")
-        logical = self.resolve(name, request.args.get("Qualifier"))
+        try:
+            logical = self.resolve(name, request.args.get("Qualifier"))
+        except QualifierMismatch as exc:
+            return self._refusal(400, "InvalidParameterValueException", str(exc))
         if logical is None:
             return self._refusal(
                 404, "ResourceNotFoundException", f"Function not found: {function_arn(name.rsplit(':', 1)[-1])}"

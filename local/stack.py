@@ -464,16 +464,22 @@ def _all_at_once(stops: list[Callable[[], None]]) -> None:
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-def at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= `minimum` (refused at start, not by every function later)."""
+# The longest a number of seconds may be here: a year. Datetime arithmetic with more (a secret's
+# cache expiry, the reconciler's cut-off) overflows in every function, every time.
+MAX_SECONDS = 365 * 24 * 3600
+
+
+def at_least(minimum: int, maximum: int = MAX_SECONDS) -> Callable[[str], int]:
+    """An argparse type: a whole number from `minimum` to `maximum` (refused at start, not by
+    every function later)."""
 
     def whole_number(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text!r}: must be {minimum} or more")
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be from {minimum} to {maximum}")
         return value
 
     return whole_number
@@ -537,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--workers",
-        type=at_least(1),
+        type=at_least(1, 1000),  # the template's WorkerMaxConcurrency MaxValue
         default=None,
         help="concurrent SubmissionWorker invocations (default: the template's WorkerMaxConcurrency)",
     )
@@ -634,6 +640,9 @@ def main(argv: list[str] | None = None) -> int:
         vendor_options.setdefault(vendor, {})[name] = value
     # SIGTERM (`kill <pid>`) stops the stack as Ctrl-C does: everything it started goes with it.
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C too, even when started in the background by a shell (which hands SIGINT over ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _local_network_and_no_profile()
     stack: LocalStack | None = None
     state_file = args.state_file or (None if args.ready_json else STATE_FILE)
     try:
@@ -676,6 +685,18 @@ def main(argv: list[str] | None = None) -> int:
         if stack is not None:
             stack.stop()
     return 0
+
+
+def _local_network_and_no_profile() -> None:
+    """The stack's AWS is its own moto server, with fixed keys: a shell's AWS_PROFILE (one that
+    does not exist here, say) must not reach the SAM translator's session. And everything local is
+    at 127.0.0.1: never through the shell's proxy, for the stack and for the functions, which keep
+    the proxy variables (local/runtime.py HOST_BASICS) to reach a real vendor."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        os.environ.pop(name, None)
+    for name in ("NO_PROXY", "no_proxy"):
+        kept = [host for host in os.environ.get(name, "").split(",") if host.strip()]
+        os.environ[name] = ",".join(dict.fromkeys([*kept, "127.0.0.1", "localhost"]))
 
 
 def _roles_template_problem(path: Path) -> str:

@@ -109,8 +109,10 @@ def test_refusals_are_lambdas(stack: Stack) -> None:
         client.invoke(FunctionName="SubmitJobFunction:7", Payload=b"{}")  # no version is published here
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.invoke(FunctionName="GetJobFunction", Qualifier="nope", Payload=b"{}")
-    with pytest.raises(client.exceptions.ResourceNotFoundException):  # the name's and the parameter's disagree
+    with pytest.raises(client.exceptions.InvalidParameterValueException, match="does not match"):
         client.invoke(FunctionName="GetJobFunction:live", Qualifier="$LATEST", Payload=b"{}")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):  # another account's function
+        client.invoke(FunctionName="arn:aws:lambda:us-east-1:999999999999:function:GetJobFunction", Payload=b"{}")
     with pytest.raises(client.exceptions.InvalidRequestContentException):
         client.invoke(FunctionName="GetJobFunction", Payload=b"{not json")
     assert client.invoke(FunctionName="GetJobFunction", InvocationType="DryRun")["StatusCode"] == 204

@@ -478,5 +478,7 @@ def test_snapstart_is_a_parameter_off_by_default_and_every_trigger_invokes_the_p
     integrations = re.findall(r"functions/\$\{(\w+)", json.dumps(resources["HandoffApi"]["Properties"]["Body"]))
     assert integrations
     assert all(i.endswith("Aliaslive") for i in integrations), integrations
-    # and a direct caller is given the alias too
-    assert sam["Outputs"]["SubmitJobFunctionArn"]["Value"] == {"!Ref": "SubmitJobFunctionAliaslive"}
+    # and a direct caller is given the alias too, of every function the outputs name
+    arns = {name: output["Value"] for name, output in sam["Outputs"].items() if name.endswith("FunctionArn")}
+    assert "SubmitJobFunctionArn" in arns
+    assert arns == {name: {"!Ref": f"{name.removesuffix('Arn')}Aliaslive"} for name in arns}
