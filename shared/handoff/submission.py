@@ -61,8 +61,8 @@ def _in_pace_order(
 ) -> list[int]:
     """`indices` ordered by when each could go out at its vendor's pace: the n-th job of a vendor
     paced at r requests/s at n / r seconds (an unlimited vendor's at once), ties in the order given;
-    each vendor's jobs keep their order. Playment at 20/s and TEXTKING at 2/s: ten Playment jobs,
-    then one TEXTKING document, and so on."""
+    each vendor's jobs keep their order. A vendor at 20/s beside one at 2/s: ten jobs of the
+    first, then one of the second, and so on."""
     seen: dict[str, int] = {}
     due: dict[int, float] = {}
     for index in indices:
