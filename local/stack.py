@@ -216,11 +216,7 @@ class LocalStack:
                 with ThreadPoolExecutor(max_workers=len(self.functions)) as pool:
                     list(pool.map(lambda item: item[1].warm(_eager_containers(*item)), self.functions.items()))
             except InvocationError:
-                # nothing of a stack that does not start stays behind (the pollers and API are not up yet)
-                _all_at_once([runtime.stop for runtime in self.functions.values()])
-                for vendor in self.vendors.values():
-                    vendor.stop()
-                self.aws.stop()
+                self.stop()  # nothing of a stack that does not start stays behind
                 raise
         self.api = LocalApi(
             stage, binary_media_types, routes, self.functions, gateway_responses_from_template(), base_path=base
@@ -390,23 +386,30 @@ class LocalStack:
         return found
 
     def stop(self) -> None:
-        self._stop.set()
+        for stopping in self._started("_stop"):  # the reconciler's schedule, once started
+            stopping.set()
         # The functions first: an invocation in flight ends now (as Lambda drops a sandbox), so the
         # pollers waiting on one are free at once and no poller starts another container. Each
         # group is stopped side by side: Ctrl-C stops the stack in about a second.
         _all_at_once([runtime.stop for runtime in self.functions.values()])
         # The SQS pollers are not waited for: each is in a long poll of up to a second, after which
         # it sees the stop and ends (its functions are stopped: it can invoke nothing).
-        self.worker.stop(wait=False)
-        self.callback_retry.stop(wait=False)
-        self.stream.stop()
+        for poller in self._started("worker", "callback_retry"):
+            poller.stop(wait=False)
+        for part in self._started("stream"):
+            part.stop()
         for vendor in self.vendors.values():
             vendor.stop()
         for forwarder in getattr(self, "forwarders", []):
             forwarder.stop()
-        self.api_server.stop()
-        self.lambda_server.stop()
+        for part in self._started("api_server", "lambda_server"):
+            part.stop()
         self.aws.stop()
+
+    def _started(self, *names: str) -> list[Any]:
+        """Those of the stack's parts `names` that exist: a stack whose start failed part way (an
+        eager warm-up refused) is stopped as far as it got."""
+        return [getattr(self, name) for name in names if hasattr(self, name)]
 
     def describe(self) -> dict[str, Any]:
         urls: dict[str, Any] = {"api": self.api_url}
@@ -460,8 +463,11 @@ def _all_at_once(stops: list[Callable[[], None]]) -> None:
         thread.join()
 
 
-# The template's LogLevel parameter's AllowedValues: what a function's Logger takes.
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+def log_levels(template: Path = ROOT / "template.yaml") -> list[str]:
+    """The template's LogLevel AllowedValues: what a function's Logger is given."""
+    from local.cfn_yaml import yaml_parse
+
+    return list(yaml_parse(template.read_text())["Parameters"]["LogLevel"]["AllowedValues"])
 
 
 # The longest a number of seconds may be here: a year. Datetime arithmetic with more (a secret's
@@ -523,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-json", action="store_true", help="print one JSON line when ready (for tests)")
     parser.add_argument("--until-stdin-closes", action="store_true")
     parser.add_argument(
-        "--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="the functions' POWERTOOLS_LOG_LEVEL"
+        "--log-level", default="INFO", type=str.upper, choices=log_levels(), help="the functions' POWERTOOLS_LOG_LEVEL"
     )
     parser.add_argument(
         "--rate",

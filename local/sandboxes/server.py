@@ -67,6 +67,7 @@ class ArrivalStamped(WSGIRequestHandler):
         if _SO_TIMESTAMP is not None:
             self.request.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
         super().setup()
+        self.rfile.close()  # the plain reader setup() made: ours reads the same socket, stamped
         self._stamped = _StampedSocketIO(self.connection)
         self.rfile = io.BufferedReader(self._stamped)
 

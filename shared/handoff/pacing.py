@@ -59,7 +59,7 @@ class SharedRateLimiter:
         return self.rates.get(vendor) or None
 
     def interval(self, vendor: str) -> float | None:
-        rate = self.rates.get(vendor)
+        rate = self.rate(vendor)
         return (1.0 + HEADROOM) / rate if rate else None
 
     def reserve(self, vendor: str, max_wait: float) -> float | None:

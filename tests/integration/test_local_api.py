@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -454,3 +455,30 @@ def test_a_function_whose_init_raises_is_refused_when_warmed_with_its_own_line()
         assert invoked.value.error["errorType"] == "RuntimeError"
     finally:
         runtime.stop()
+
+
+def test_a_stack_whose_eager_warm_up_is_refused_does_not_start_and_leaves_nothing_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a stack to be warmed eagerly, one of whose functions' init raises
+    from local.stack import LocalStack
+
+    warm = FunctionRuntime.warm
+
+    def refused(runtime: FunctionRuntime, count: int, timeout: float = 120.0) -> int:
+        if runtime.name == "GetJobFunction":
+            raise InvocationError("GetJobFunction: its init raised:\nRuntimeError: on purpose")
+        return warm(runtime, count, timeout)
+
+    monkeypatch.setattr(FunctionRuntime, "warm", refused)
+    stack = LocalStack(warm_containers="eager")
+
+    # when it starts
+    with pytest.raises(InvocationError, match="GetJobFunction: its init raised"):
+        stack.start()
+
+    # then what it had started is stopped: its moto server, its sandboxes, every function's containers
+    for url in [stack.aws.endpoint, *(vendor.url for vendor in stack.vendors.values())]:
+        with pytest.raises(requests.ConnectionError):
+            requests.get(url, timeout=2)
+    assert all(not runtime._all for runtime in stack.functions.values())

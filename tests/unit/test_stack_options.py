@@ -35,10 +35,3 @@ def test_a_value_the_stack_cannot_run_with_is_refused_at_start(
         main(argv)
     assert exited.value.code == 2
     assert said in capsys.readouterr().err
-
-
-def test_the_log_levels_taken_are_the_templates() -> None:
-    from local.stack import LOG_LEVELS
-    from tests.conftest import load_template
-
-    assert list(LOG_LEVELS) == load_template()["Parameters"]["LogLevel"]["AllowedValues"]
