@@ -473,9 +473,14 @@ def test_a_stack_whose_eager_warm_up_is_refused_does_not_start_and_leaves_nothin
     monkeypatch.setattr(FunctionRuntime, "warm", refused)
     stack = LocalStack(warm_containers="eager")
 
-    # when it starts
-    with pytest.raises(InvocationError, match="GetJobFunction: its init raised"):
-        stack.start()
+    # when it starts (in this process, which it gives the stack's variables: they go with the test)
+    saved = dict(os.environ)
+    try:
+        with pytest.raises(InvocationError, match="GetJobFunction: its init raised"):
+            stack.start()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
     # then what it had started is stopped: its moto server, its sandboxes, every function's containers
     for url in [stack.aws.endpoint, *(vendor.url for vendor in stack.vendors.values())]:
