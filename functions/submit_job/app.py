@@ -158,7 +158,9 @@ def post_job(body: Annotated[SubmitBody, Body()]) -> Response[str]:
     if too_large:
         return api.error_response(413, "request_too_large", too_large)
     try:
-        result = submitter().submit(body)
+        # its claim on the job lasts as long as this invocation can (a Lambda timeout ends it)
+        lives_for = app.lambda_context.get_remaining_time_in_millis() / 1000
+        result = submitter().submit(body, lives_for=lives_for)
     except InvalidForVendor as exc:
         return api.error_response(422, "invalid_request", str(exc), exc.details)
     except BatchRefused as exc:

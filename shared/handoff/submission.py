@@ -175,10 +175,19 @@ class Resumption:
     delay: int = 0
 
 
-# SubmitJob's own claim on the job it has just written: its function's Timeout (29 s, API
-# Gateway's limit; template.yaml, checked by a template test) and a second. Past it, the process
-# that took it is gone whatever happened to it.
+# SubmitJob's own claim on the job it has just written: what its invocation has left and a second
+# (`Submitter.submit`'s `lives_for`), at most its function's Timeout (29 s, API Gateway's limit;
+# template.yaml, checked by a template test) and a second. Past it, the process that took it is gone
+# whatever happened to it, and the worker may attempt the job.
 INLINE_LEASE_SECONDS = 30
+
+
+def inline_lease(lives_for: float | None) -> int:
+    """Seconds SubmitJob's claim on a job it writes holds: `lives_for` (seconds its invocation has
+    left, None when unknown) rounded up, and a second; never more than INLINE_LEASE_SECONDS."""
+    if lives_for is None or not math.isfinite(lives_for):
+        return INLINE_LEASE_SECONDS
+    return max(1, min(INLINE_LEASE_SECONDS, math.ceil(max(0.0, lives_for)) + 1))
 
 
 class Submitter:
@@ -228,14 +237,16 @@ class Submitter:
 
     # -- SubmitJob ----------------------------------------------------------------------------------
 
-    def submit(self, request: SubmitRequest) -> SubmitResult:
-        """Raises InvalidForVendor, BatchRefused (nothing written) and ConflictError."""
+    def submit(self, request: SubmitRequest, *, lives_for: float | None = None) -> SubmitResult:
+        """One job, attempted at once. `lives_for`: seconds the calling invocation has left (the Lambda
+        context's remaining time), which bounds its claim on the job (`inline_lease`). Raises
+        InvalidForVendor, BatchRefused (nothing written) and ConflictError."""
         request = self.into_batch(request, {})
         self._check(request)
         # Written claimed: until this attempt's verdict, no worker attempts it and no cancel marks
-        # it CANCELED while the vendor job may be being created. For no longer than SubmitJob can
-        # live: a SubmitJob that died after the write leaves the job to the worker at once after.
-        created = self._record(request, lease_seconds=INLINE_LEASE_SECONDS)
+        # it CANCELED while the vendor job may be being created. For no longer than this invocation
+        # can live: a SubmitJob that died after the write leaves the job to the worker at once after.
+        created = self._record(request, lease_seconds=inline_lease(lives_for))
         if not created.created:
             return _replay(created.job, request)
         result = self.attempt(created.job, request, max_wait=self.inline_max_wait)

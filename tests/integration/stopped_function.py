@@ -1,7 +1,9 @@
 """Run one function on one event in this process, and end the process right after a given state
 write, before the handler returns: what a Lambda timeout or an out-of-memory kill does.
 
-    python -m tests.integration.stopped_function MODULE create|transition STATUS < event.json
+    python -m tests.integration.stopped_function MODULE create|transition STATUS [SECONDS_LEFT] < event.json
+
+SECONDS_LEFT: what the invocation's context says it has left (default 120).
 
 The environment must be the function's (the local stack's `function_environment`). The process
 exits with STOPPED when it was stopped, or prints the handler's answer as JSON and exits 0.
@@ -38,7 +40,7 @@ def stop_after(method: str, status: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    module, method, status = argv
+    module, method, status, *left = argv
     for entry in (str(ROOT / "shared"), str(ROOT)):
         if entry not in sys.path:
             sys.path.insert(0, entry)
@@ -46,7 +48,8 @@ def main(argv: list[str]) -> int:
 
     stop_after(method, status)
     handler = importlib.import_module(module).lambda_handler
-    answer = handler(json.load(sys.stdin), LocalContext(module))
+    context = LocalContext(module, timeout_seconds=float(left[0])) if left else LocalContext(module)
+    answer = handler(json.load(sys.stdin), context)
     print(json.dumps(answer))
     return 0
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import requests
 
+from handoff.submission import INLINE_LEASE_SECONDS
 from local.process import StackProcess
 from local.subscriber import EventSubscriber
 from tests.conftest import load_event
@@ -45,15 +46,19 @@ def watched() -> Iterator[Watched]:
     process.stop()
 
 
-def run_stopped(stack: Stack, module: str, event: dict[str, Any], method: str, status: str) -> int:
-    """Run the function on `event` in a process that ends right after it writes the job in `status`."""
+def run_stopped(
+    stack: Stack, module: str, event: dict[str, Any], method: str, status: str, seconds_left: float | None = None
+) -> int:
+    """Run the function on `event` in a process that ends right after it writes the job in `status`;
+    `seconds_left`: what its invocation's context says it has left."""
     # the function's own environment, as the stack gives it (a dict in the ready JSON)
     functions: Any = stack.urls["function_environments"]
     # functions.submit_job.app -> SubmitJobFunction
     logical = "".join(part.title() for part in module.split(".")[1].split("_")) + "Function"
     environment = {"PATH": os.environ.get("PATH", ""), **functions[logical]}  # what Lambda would give it
     done = subprocess.run(
-        [sys.executable, "-m", "tests.integration.stopped_function", module, method, status],
+        [sys.executable, "-m", "tests.integration.stopped_function", module, method, status]
+        + ([] if seconds_left is None else [str(seconds_left)]),
         input=json.dumps(event),
         env=environment,
         cwd=ROOT,
@@ -125,18 +130,24 @@ def events_equal_history(stack: Watched, reference_id: str, seconds: float = 30)
 
 
 def test_submit_stopped_after_writing_the_job_is_taken_up_without_the_caller(watched: Watched) -> None:
-    # given SubmitJob's process ends right after it has written the QUEUED job, before the vendor call
-    exit_status = run_stopped(watched, "functions.submit_job.app", submit_event("crash-queued"), "create", "QUEUED")
+    # given SubmitJob's process, with 3 s of its invocation left, ends right after it has written the
+    # QUEUED job, before the vendor call (what a timeout does to it)
+    exit_status = run_stopped(
+        watched, "functions.submit_job.app", submit_event("crash-queued"), "create", "QUEUED", seconds_left=3
+    )
+    written = time.monotonic()
     assert exit_status == STOPPED
     assert stored(watched, "crash-queued")["status"] == "QUEUED"
 
     # when the caller, who got no answer, sends the same request again
     again = watched.call("POST", "/jobs", json.loads(submit_event("crash-queued")["body"]))
 
-    # then it is told the job exists, and the reconciler hands the silent job to the worker
+    # then it is told the job exists, and the reconciler hands the silent job to the worker once
+    # the dead invocation's claim has run out (its 3 s and a second), not SubmitJob's whole 30 s
     assert again.status_code == 200, again.text
     assert again.json()["reference_id"] == "crash-queued"
     job = wait_for_status(watched, "crash-queued", "SUBMITTED")
+    assert time.monotonic() - written < INLINE_LEASE_SECONDS - 5
     assert created_at_sandbox(watched, "crash-queued") == [job["vendor_job_id"]]
     assert events_equal_history(watched, "crash-queued")[:2] == ["QUEUED", "SUBMITTED"]
 

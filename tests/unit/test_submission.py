@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import random
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from handoff.models import JobStatus
 from handoff.queue import Disposition
 from handoff.submission import (
     BUSY_RETRY_SECONDS,
+    INLINE_LEASE_SECONDS,
     RETRIES_EXHAUSTED,
     Action,
     ConflictError,
@@ -143,6 +145,35 @@ def test_an_unsettled_attempt_stays_queued_with_its_error_and_is_enqueued_after_
     assert result.retry_in is not None
     assert 0 <= result.retry_in <= 1
     assert world.queue.sent == [(REF, result.retry_in)]
+
+
+@pytest.mark.parametrize(
+    ("lives_for", "claimed_for"),
+    [(2.5, 4), (0.0, 1), (28.7, 30), (900.0, INLINE_LEASE_SECONDS), (None, INLINE_LEASE_SECONDS)],
+)
+def test_submitjobs_claim_on_the_job_it_writes_lasts_as_long_as_its_invocation_can(
+    sandbox: PlaymentSandbox, world: World, lives_for: float | None, claimed_for: int
+) -> None:
+    # given SubmitJob's invocation has `lives_for` seconds left (None: unknown), and the store
+    # shows the job as it was written, before the vendor is called
+    written: list[dict[str, Any]] = []
+    create = world.store.create
+
+    def create_and_look(job: Any, **kwargs: Any) -> Any:
+        outcome = create(job, **kwargs)
+        written.append(world.store.item(job.reference_id) or {})
+        return outcome
+
+    world.store.create = create_and_look  # type: ignore[method-assign]
+
+    # when it submits a job
+    before = time.time()
+    world.submitter.submit(request(), lives_for=lives_for)
+
+    # then the job was written claimed until that invocation's end and a second, never past
+    # SubmitJob's Timeout and a second: a process killed meanwhile leaves it to the worker then
+    lease_until = float(written[0]["lease_until"]["N"])
+    assert before + claimed_for - 0.01 <= lease_until <= time.time() + claimed_for + 0.01
 
 
 # --- SubmissionWorker: one message -------------------------------------------------------------------
