@@ -54,7 +54,8 @@ def test_submit_job_by_direct_invoke_with_boto3(stack: Stack) -> None:
     answer = json.loads(response["Payload"].read())
     assert (response["StatusCode"], response.get("FunctionError")) == (200, None)
     assert answer["reference_id"] == reference_id
-    assert answer["status"] in {"SUBMITTED", "QUEUED"}
+    # (the sandbox's callback may overtake SubmitJob's own verdict write: the job as it then stands)
+    assert answer["status"] in {"QUEUED", "SUBMITTED", "IN_PROGRESS", "DELIVERED", "COMPLETED"}
     assert stack.call("GET", f"/jobs/{reference_id}").json()["reference_id"] == reference_id
 
 
