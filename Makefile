@@ -54,10 +54,10 @@ $(VENV)/.installed: requirements.txt
 $(BIN)/handoff: $(VENV)/.installed ops/launcher.py
 	@$(PY) -m ops.launcher $@
 
-# Test files run side by side (pytest-xdist): each file a group of its own (its stack started once),
-# the heaviest files one group run one after another (tests/conftest.py HEAVY_FILES).
+# Test files run side by side (pytest-xdist): each file whole on one worker (its stack started once),
+# the longest first (tests/conftest.py LONGEST_FIRST), so that the workers end together.
 WORKERS ?= 2
-PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadgroup
+PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: lint
 	$(PYTEST)

@@ -18,6 +18,7 @@ from typing import Any
 from local.context import LocalContext
 
 Handler = Callable[[dict[str, Any], Any], Any]
+EMPTY_SHORT_POLL_PAUSE = 0.02  # seconds between short polls that found nothing
 
 
 class SqsPoller:
@@ -102,9 +103,15 @@ class SqsPoller:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.poll_once()
+                received = self.poll_once()
             except Exception:  # a poller outlives a failed receive, as Lambda's does
                 self._stop.wait(0.5)
+                continue
+            if not received and self.wait_seconds == 0:
+                # Short polling (tests against moto in-process, where a long poll would hold the
+                # serialised moto for its whole wait): an empty queue is looked at again shortly,
+                # never in a busy loop that starves the handler's and the vendor's threads.
+                self._stop.wait(EMPTY_SHORT_POLL_PAUSE)
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
         return {
