@@ -9,7 +9,6 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,7 +18,7 @@ from functions.playment_callback import app as playment_app
 from functions.submit_job import app as submit_app
 from functions.textking_callback import app as textking_app
 from local import seed
-from tests.conftest import PLAYMENT_CALLBACK_KEY, LambdaContext, load_event
+from tests.conftest import PLAYMENT_CALLBACK_KEY, LambdaContext, aws_client, load_event
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -62,8 +61,8 @@ def bodies(sample: dict[str, Any]) -> st.SearchStrategy[str]:
 
 def written() -> tuple[list[dict[str, Any]], int]:
     """What a request could have written: every job item, and how many objects the archive holds."""
-    items = boto3.client("dynamodb").scan(TableName="handoff-jobs", ConsistentRead=True)["Items"]
-    listing = boto3.client("s3").list_objects_v2(Bucket="handoff-results")
+    items = aws_client("dynamodb").scan(TableName="handoff-jobs", ConsistentRead=True)["Items"]
+    listing = aws_client("s3").list_objects_v2(Bucket="handoff-results")
     return sorted(items, key=lambda item: item["reference_id"]["S"]), int(listing["KeyCount"])
 
 
@@ -80,11 +79,11 @@ def check(answer: dict[str, Any], before: tuple[list[dict[str, Any]], int]) -> N
 
 def a_submitted_playment_job() -> dict[str, str]:
     """A SUBMITTED job for the callbacks to aim at (once per test: hypothesis reuses the table)."""
-    existing = boto3.client("dynamodb").get_item(TableName="handoff-jobs", Key={"reference_id": {"S": "fuzz-0000"}})
+    existing = aws_client("dynamodb").get_item(TableName="handoff-jobs", Key={"reference_id": {"S": "fuzz-0000"}})
     if "Item" not in existing:
         seed.submitted_jobs(
             "handoff-jobs",
-            boto3.client("dynamodb"),
+            aws_client("dynamodb"),
             "playment",
             "fuzz",
             1,
