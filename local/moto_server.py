@@ -1,8 +1,8 @@
 """moto's server for the local stack, in a process of its own: `python -m local.moto_server PORT`.
 
-It is moto's own server (what `python -m moto.server` runs) with six changes. Four are about how
+It is moto's own server (what `python -m moto.server` runs) with seven changes. Five are about how
 moto's implementation differs from AWS (its threading, its speed), not about what the services
-do; the fifth makes DynamoDB's item-size limit hold as DynamoDB holds it, and the sixth makes S3
+do; the sixth makes DynamoDB's item-size limit hold as DynamoDB holds it, and the seventh makes S3
 keep a PutObject body whatever its Content-Type (local/moto_s3.py). They touch moto's
 internals, written against the pinned moto (requirements.txt):
 
@@ -24,6 +24,10 @@ internals, written against the pinned moto (requirements.txt):
   period directly (the same attribute); which messages are visible, delayed or kept is unchanged.
 - Each request is routed after listing moto's package folder (an isdir per service, ~150) once or
   twice; the list is read once. Werkzeug's line per request is not written (nobody reads it).
+- DynamoDB answers: moto's serializer walked every attribute value of every item through the
+  service model; a plain one (strings, numbers, booleans, null, their sets, maps and lists of
+  them) is written as moto's backend gives it, which is what that walk produced
+  (dynamodb_attribute_values_as_given; tests/unit/test_moto_serializer.py compares the two).
 - DynamoDB refuses a write whose resulting item is over 400 KB (409,600 bytes, names and values
   as it counts them: handoff.itemsize) with a ValidationException, and changes nothing. moto
   checked size in LimitedSizeDict.__setitem__, one attribute at a time as it built or updated an
@@ -127,6 +131,56 @@ class _SavedItem:
             items[self.hash_key].pop(self.range_key, None)
         if self.table.stream_shard is not None:
             del self.table.stream_shard.items[self.records :]
+
+
+# DynamoDB attribute values whose JSON moto's serializer writes exactly as moto's backend gives them:
+# strings, numbers (as their text), booleans, null, string and number sets, maps and lists of these.
+_PLAIN_ATTRIBUTE_VALUES: dict[str, Callable[[Any], bool]] = {
+    "S": lambda inner: isinstance(inner, str),
+    "N": lambda inner: isinstance(inner, str),
+    "BOOL": lambda inner: isinstance(inner, bool),
+    "NULL": lambda inner: isinstance(inner, bool),
+    "SS": lambda inner: isinstance(inner, list) and all(isinstance(v, str) for v in inner),
+    "NS": lambda inner: isinstance(inner, list) and all(isinstance(v, str) for v in inner),
+    # a map with an empty name in it is not plain: moto's walk writes that value's members into the
+    # map itself (DynamoDB refuses such a name anyway)
+    "M": lambda inner: (
+        isinstance(inner, dict) and all(isinstance(k, str) and k and plain_attribute_value(v) for k, v in inner.items())
+    ),
+    "L": lambda inner: isinstance(inner, list) and all(plain_attribute_value(v) for v in inner),
+}
+
+
+def plain_attribute_value(value: Any) -> bool:
+    """Whether `value` is one DynamoDB attribute value ({"S": ...}) of the plain kinds, all the way down."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    ((kind, inner),) = value.items()
+    check = _PLAIN_ATTRIBUTE_VALUES.get(kind)
+    return check is not None and check(inner)
+
+
+def dynamodb_attribute_values_as_given() -> None:
+    """moto's response serializer walks every attribute value of every item it answers with through
+    the service model, member by member (moto/core/serialize.py): the largest part of moto's CPU under
+    a callback storm and behind every Scan. A plain attribute value (plain_attribute_value) comes out
+    of that walk exactly as it went in, so it is written as it is; anything else (binaries, sets of
+    them, a shape moto would reject) still takes moto's own path. tests/unit/test_moto_serializer.py
+    checks the two give the same answer. Speed only: nothing a client receives changes."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    walk = MOTO_SERIALIZE_STRUCTURE.setdefault("json", BaseJSONSerializer._serialize_type_structure)
+
+    def serialize_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if key and shape.name == "AttributeValue" and plain_attribute_value(value):
+            self._default_serialize(serialized, value, shape, key)
+            return
+        walk(self, serialized, value, shape, key)
+
+    BaseJSONSerializer._serialize_type_structure = serialize_structure  # type: ignore[method-assign]
+
+
+MOTO_SERIALIZE_STRUCTURE: dict[str, Any] = {}  # moto's own, before dynamodb_attribute_values_as_given
 
 
 def dynamodb_item_size_as_dynamodb() -> None:
@@ -428,6 +482,7 @@ def main() -> None:
     sqs_without_quadratic_scans()
     keep_put_object_bodies()  # local/moto_s3.py: S3 keeps bodies sent with a form Content-Type
     dynamodb_item_size_as_dynamodb()
+    dynamodb_attribute_values_as_given()
     iam_enforced()
     services = tuple(backends.list_of_moto_modules())  # moto's folders: fixed while it runs
     backends.list_of_moto_modules = lambda: services

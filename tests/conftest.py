@@ -60,10 +60,11 @@ from pytest_httpserver import HTTPServer  # noqa: E402
 
 from handoff import settings, vendors  # noqa: E402
 from local.moto_s3 import keep_put_object_bodies  # noqa: E402
-from local.moto_server import sqs_without_quadratic_scans  # noqa: E402
+from local.moto_server import dynamodb_attribute_values_as_given, sqs_without_quadratic_scans  # noqa: E402
 
 keep_put_object_bodies()  # S3 keeps form-typed bodies (local/moto_s3.py), here as on the local stack
 sqs_without_quadratic_scans()  # moto's SQS reads the clock cheaply (local/moto_server.py): speed only
+dynamodb_attribute_values_as_given()  # moto writes plain attribute values as they are: speed only
 
 
 def _one_request_at_a_time() -> None:
