@@ -416,17 +416,19 @@ def table_items() -> list[dict[str, Any]]:
 LONGEST_FIRST = (
     "test_schemathesis.py",
     "test_scale_reliability.py",
-    "test_local_stack.py",
     "test_callback_storm.py",
+    "test_local_stack.py",
     "test_submission_worker.py",
-    "test_bad_input.py",
-    "test_least_privilege.py",
     "test_cli.py",
-    "test_crash_safety.py",
     "test_vendor_faults.py",
+    "test_least_privilege.py",
+    "test_crash_safety.py",
+    "test_bad_input.py",
     "test_sam_local.py",
-    "test_scale.py",
     "test_cancel_order_local.py",
+    "test_playment_generations.py",
+    "test_scale.py",
+    "test_edges.py",
 )
 
 
