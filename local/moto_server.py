@@ -1,9 +1,10 @@
 """moto's server for the local stack, in a process of its own: `python -m local.moto_server PORT`.
 
-It is moto's own server (what `python -m moto.server` runs) with seven changes. Five are about how
+It is moto's own server (what `python -m moto.server` runs) with eight changes. Five are about how
 moto's implementation differs from AWS (its threading, its speed), not about what the services
 do; the sixth makes DynamoDB's item-size limit hold as DynamoDB holds it, and the seventh makes S3
-keep a PutObject body whatever its Content-Type (local/moto_s3.py). They touch moto's
+keep a PutObject body whatever its Content-Type (local/moto_s3.py); the eighth answers an action
+moto does not implement with 501 (unimplemented_as_not_implemented). They touch moto's
 internals, written against the pinned moto (requirements.txt):
 
 - DynamoDB requests are applied one at a time. AWS applies each request atomically; moto's
@@ -172,8 +173,13 @@ def dynamodb_attribute_values_as_given() -> None:
     walk = MOTO_SERIALIZE_STRUCTURE.setdefault("json", BaseJSONSerializer._serialize_type_structure)
 
     def serialize_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
-        if key and shape.name == "AttributeValue" and plain_attribute_value(value):
-            self._default_serialize(serialized, value, shape, key)
+        if (
+            key
+            and shape.name == "AttributeValue"
+            and self.operation_model.service_model.service_name in ("dynamodb", "dynamodbstreams")
+            and plain_attribute_value(value)
+        ):
+            _default_serialized(self, value, serialized, shape, key)
             return
         walk(self, serialized, value, shape, key)
 
@@ -181,6 +187,11 @@ def dynamodb_attribute_values_as_given() -> None:
 
 
 MOTO_SERIALIZE_STRUCTURE: dict[str, Any] = {}  # moto's own, before dynamodb_attribute_values_as_given
+
+
+def _default_serialized(serializer: Any, value: Any, serialized: Any, shape: Any, key: str) -> None:
+    """A plain attribute value written as it is (a test watches that the shortcut is taken)."""
+    serializer._default_serialize(serialized, value, shape, key)
 
 
 def dynamodb_item_size_as_dynamodb() -> None:

@@ -52,6 +52,10 @@ PRELOADED = (
     "local.context",
     "local.iam",
 )
+# An invocation is ended this long after its context's deadline (the pipe between the stack and the
+# container is all it allows for), and a cold container's init gets this long on top of the timeout.
+KILL_MARGIN_SECONDS = 0.5
+COLD_INIT_ALLOWANCE_SECONDS = 5.0
 STOP_GRACE_SECONDS = 0.5  # how long stop() lets containers end by themselves before it ends them
 
 
@@ -220,11 +224,15 @@ class FunctionRuntime:
         self._closed = False  # stopped: no container starts any more
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        container = self._take()
+        container, cold = self._take()
         _, connection = container
         try:
             connection.send(("invoke", event))  # an event may be anything JSON, null included
-            deadline = time.monotonic() + self.timeout + 5
+            # The container's context counts the timeout from when it takes the event, after its
+            # init: a warm one at once, a cold one once it says it is ready (below). It is ended
+            # KILL_MARGIN_SECONDS after that deadline, as Lambda ends an invocation at its deadline
+            # (SubmitJob's claim on a job it wrote outlasts that deadline by a second: submission.py).
+            deadline = time.monotonic() + self.timeout + (COLD_INIT_ALLOWANCE_SECONDS if cold else KILL_MARGIN_SECONDS)
             outcome: str = "ready"
             value: Any = None
             while outcome == "ready":  # a container not warmed says so once, when its init is over
@@ -239,6 +247,8 @@ class FunctionRuntime:
                         f"{self.name}: {message}", {"errorMessage": message, "errorType": "Sandbox.Timedout"}
                     )
                 outcome, value = connection.recv()
+                if outcome == "ready":  # its init is over: its context's time runs from now
+                    deadline = time.monotonic() + self.timeout + KILL_MARGIN_SECONDS
         except (EOFError, OSError) as exc:
             self._discard(container)
             message = f"{self.name}: the container died"
@@ -310,17 +320,18 @@ class FunctionRuntime:
             self._idle.put(container)
         return len(self._all)
 
-    def _take(self) -> tuple[Any, Connection]:
+    def _take(self) -> tuple[tuple[Any, Connection], bool]:
+        """A container for one invocation, and whether it is cold (new: its init still to run)."""
         try:
-            return self._idle.get_nowait()
+            return self._idle.get_nowait(), False
         except queue.Empty:
             pass
         with self._lock:
             if self._closed:
                 raise InvocationError(f"{self.name}: stopped", {"errorMessage": "stopped", "errorType": "Stopped"})
             if len(self._all) < self.concurrency:
-                return self._start()
-        return self._idle.get()
+                return self._start(), True
+        return self._idle.get(), False
 
     def _start(self) -> tuple[Any, Connection]:
         """A new container (a cold start), counted in `_all`; the caller holds the lock."""

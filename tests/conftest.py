@@ -410,31 +410,38 @@ def table_items() -> list[dict[str, Any]]:
 # --- running side by side (make test: pytest-xdist, --dist loadfile --no-loadscope-reorder) ------------
 
 # Each file runs whole on one worker (its module-scoped stack started once), and the workers take the
-# files in collection order. The files that take longest start first, so that the two workers finish
-# together instead of one running a long file alone at the end (longest-first scheduling). Measured
-# wall time alone, longest first; every other file follows in its usual order.
+# files in collection order, two at a time (xdist keeps a second file queued on each worker). The
+# files that take longest start first, so that the workers finish together instead of one running a
+# long file alone at the end (longest-first scheduling); a file that mostly waits (local_stack: leases,
+# reconciles) is third, so that the first three are not all storms. Paths from tests/, by measured wall
+# time alone; every other file follows in its usual order.
 LONGEST_FIRST = (
-    "test_schemathesis.py",
-    "test_scale_reliability.py",
-    "test_callback_storm.py",
-    "test_local_stack.py",
-    "test_submission_worker.py",
-    "test_cli.py",
-    "test_vendor_faults.py",
-    "test_least_privilege.py",
-    "test_crash_safety.py",
-    "test_bad_input.py",
-    "test_sam_local.py",
-    "test_cancel_order_local.py",
-    "test_playment_generations.py",
-    "test_scale.py",
-    "test_edges.py",
+    "integration/test_schemathesis.py",
+    "integration/test_scale_reliability.py",
+    "integration/test_local_stack.py",
+    "integration/test_callback_storm.py",
+    "unit/test_submission_worker.py",
+    "integration/test_cli.py",
+    "integration/test_vendor_faults.py",
+    "integration/test_least_privilege.py",
+    "integration/test_crash_safety.py",
+    "integration/test_bad_input.py",
+    "integration/test_sam_local.py",
+    "integration/test_cancel_order_local.py",
+    "integration/test_playment_generations.py",
+    "unit/test_scale.py",
+    "unit/test_edges.py",
 )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
+    tests = ROOT / "tests"
+
+    def place(item: pytest.Item) -> int:
+        return rank.get(item.path.relative_to(tests).as_posix(), len(rank))
+
+    items.sort(key=place)  # stable: each file keeps its own order
 
 
 def emitted_metrics(capfd: Any) -> list[str]:

@@ -46,6 +46,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -159,7 +160,8 @@ def post_job(body: Annotated[SubmitBody, Body()]) -> Response[str]:
         return api.error_response(413, "request_too_large", too_large)
     try:
         # its claim on the job lasts as long as this invocation can (a Lambda timeout ends it)
-        lives_for = app.lambda_context.get_remaining_time_in_millis() / 1000
+        invocation = _invocation.get(None)
+        lives_for = invocation.get_remaining_time_in_millis() / 1000 if invocation is not None else None
         result = submitter().submit(body, lives_for=lives_for)
     except InvalidForVendor as exc:
         return api.error_response(422, "invalid_request", str(exc), exc.details)
@@ -478,9 +480,15 @@ def _direct_id(event: dict[str, Any], name: str) -> str:
     return value if isinstance(value, str) and vendor_json.holds_only_unicode(value) else ""
 
 
+# This invocation's context. Not the resolver's `app.lambda_context`, which is one for the class:
+# invocations run side by side in one process (in-process tests) would read each other's.
+_invocation: ContextVar[LambdaContext] = ContextVar("invocation")
+
+
 def lambda_handler(event: Any, context: LambdaContext) -> Any:
     # A direct invoke's payload may be any JSON: null is no request at all (422, as {}), never a
     # crash in the decorators below, which read the event as an object.
+    _invocation.set(context)
     return _handle({} if event is None else event, context)
 
 

@@ -175,10 +175,11 @@ class Resumption:
     delay: int = 0
 
 
-# SubmitJob's own claim on the job it has just written: what its invocation has left and a second
-# (`Submitter.submit`'s `lives_for`), at most its function's Timeout (29 s, API Gateway's limit;
-# template.yaml, checked by a template test) and a second. Past it, the process that took it is gone
-# whatever happened to it, and the worker may attempt the job.
+# SubmitJob's own claim on the job it has just written: until its invocation's deadline and a second
+# (`Submitter.submit`'s `lives_for`: what the Lambda context says is left), at most its function's
+# Timeout (29 s, API Gateway's limit; template.yaml, checked by a template test) and a second. Lambda
+# ends an invocation at its deadline (so does the local stack, local/runtime.py), so past the claim
+# the process that took it is gone whatever happened to it, and the worker may attempt the job.
 INLINE_LEASE_SECONDS = 30
 
 

@@ -355,6 +355,30 @@ def test_after_a_504_the_container_finishes_and_returns_to_its_pool(slow_runtime
     assert json.loads(answered.get_data())["invocations"] == 3  # the same container ran all three
 
 
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
+def test_an_invocation_past_its_timeout_is_ended_at_its_deadline_as_lambda_ends_it(warm: bool) -> None:
+    # given a function with a 1 s timeout, its one container warm or not yet started
+    runtime = FunctionRuntime("Slow", "tests.integration.slow_function", "handler", {}, timeout=1, concurrency=1)
+    try:
+        if warm:
+            runtime.warm(1)
+
+        # when an invocation would take 3 s
+        started = time.monotonic()
+        with pytest.raises(InvocationError) as timed_out:
+            runtime.invoke({"queryStringParameters": {"sleep": "3"}})
+
+        # then it is ended soon after its context's 1 s (not let run to its end), and its container goes
+        assert time.monotonic() - started < 2.8
+        assert timed_out.value.error == {
+            "errorMessage": "Task timed out after 1.00 seconds",
+            "errorType": "Sandbox.Timedout",
+        }
+        assert runtime._all == []
+    finally:
+        runtime.stop()
+
+
 def test_eager_containers_finish_their_init_before_the_first_invocation() -> None:
     # given a function whose init (its module import) takes a noticeable time, warmed eagerly
     runtime = FunctionRuntime("Slow", "tests.integration.slow_function", "handler", {}, timeout=10, concurrency=3)
