@@ -47,8 +47,13 @@ def aws(urls: dict[str, Any], service: str) -> Any:
     return endpoint_client(urls["aws_endpoint"], service)
 
 
-def sandbox_jobs(urls: dict[str, Any]) -> list[dict[str, Any]]:
-    jobs: list[dict[str, Any]] = requests.get(f"{urls['playment_sandbox']}/_sandbox/jobs", timeout=30).json()
+def sandbox_admin(urls: dict[str, Any], vendor: str) -> str:
+    """Where `vendor`'s sandbox takes its /_sandbox/ controls (its API URL without the API's /v1)."""
+    return str(urls[f"{vendor}_sandbox"]).removesuffix("/v1")
+
+
+def sandbox_jobs(urls: dict[str, Any], vendor: str = "playment") -> list[dict[str, Any]]:
+    jobs: list[dict[str, Any]] = requests.get(f"{sandbox_admin(urls, vendor)}/_sandbox/jobs", timeout=30).json()
     return jobs
 
 
@@ -249,7 +254,7 @@ def mixed_bulk(playment: int = 300, scale: int = 200, latency: float = 0.3) -> s
         for vendor in limits:
             knobs = {"latency": latency}
             requests.post(
-                f"{stack.urls[f'{vendor}_sandbox'].removesuffix('/v1')}/_sandbox/knobs", json=knobs, timeout=30
+                f"{sandbox_admin(stack.urls, vendor)}/_sandbox/knobs", json=knobs, timeout=30
             ).raise_for_status()
         started = time.monotonic()
         answer = signed_post(f"{stack.urls['api']}/jobs", {"jobs": jobs})
@@ -258,9 +263,7 @@ def mixed_bulk(playment: int = 300, scale: int = 200, latency: float = 0.3) -> s
         while len(held) < 2:
             assert time.monotonic() < started + 600, "the local stack did not submit the jobs in time"
             for vendor, count in (("playment", playment), ("scale", scale)):
-                rows = requests.get(
-                    f"{stack.urls[f'{vendor}_sandbox'].removesuffix('/v1')}/_sandbox/jobs", timeout=30
-                ).json()
+                rows = sandbox_jobs(stack.urls, vendor)
                 if vendor not in held and sum(r["reference_id"].startswith("mix-") for r in rows) >= count:
                     held[vendor] = time.monotonic() - started
             time.sleep(0.25)

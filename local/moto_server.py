@@ -170,8 +170,10 @@ def dynamodb_attribute_values_as_given() -> None:
     checks the two give the same answer. Speed only: nothing a client receives changes."""
     from moto.core.serialize import BaseJSONSerializer
 
-    walk = MOTO_SERIALIZE_STRUCTURE.setdefault("json", BaseJSONSerializer._serialize_type_structure)
+    current = BaseJSONSerializer._serialize_type_structure
+    walk = getattr(current, "__wrapped__", current)  # moto's own, also when this ran before
 
+    @functools.wraps(walk)
     def serialize_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
         if (
             key
@@ -179,19 +181,11 @@ def dynamodb_attribute_values_as_given() -> None:
             and self.operation_model.service_model.service_name in ("dynamodb", "dynamodbstreams")
             and plain_attribute_value(value)
         ):
-            _default_serialized(self, value, serialized, shape, key)
+            self._default_serialize(serialized, value, shape, key)
             return
         walk(self, serialized, value, shape, key)
 
     BaseJSONSerializer._serialize_type_structure = serialize_structure  # type: ignore[method-assign]
-
-
-MOTO_SERIALIZE_STRUCTURE: dict[str, Any] = {}  # moto's own, before dynamodb_attribute_values_as_given
-
-
-def _default_serialized(serializer: Any, value: Any, serialized: Any, shape: Any, key: str) -> None:
-    """A plain attribute value written as it is (a test watches that the shortcut is taken)."""
-    serializer._default_serialize(serialized, value, shape, key)
 
 
 def dynamodb_item_size_as_dynamodb() -> None:

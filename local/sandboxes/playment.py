@@ -67,7 +67,15 @@ from werkzeug import Request, Response
 
 from local.sandboxes.base import LocalSetup, LocalVendor
 from local.sandboxes.callbacks import CallbackSender
-from local.sandboxes.server import ARRIVED, Received, admin_answer, draw_creation_fault, faulted, peak_rate, stalled
+from local.sandboxes.server import (
+    Received,
+    admin_answer,
+    answer_recorded,
+    draw_creation_fault,
+    faulted,
+    peak_rate,
+    stalled,
+)
 
 PAGE_SIZE = 100
 DEFAULT_BATCH_NAME = "Default batch"
@@ -294,17 +302,7 @@ class PlaymentSandbox:
     # -- WSGI ------------------------------------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        arrived = float(environ.get(ARRIVED) or time.monotonic())  # when it reached this host
-        received = Received(arrived, request.method, request.path)
-        with self._lock:
-            self.received.append(received)
-        response = self._dispatch(request, arrived)
-        received.status = response.status_code
-        received.fault = getattr(response, "fault", None)
-        if not request.path.startswith("/_sandbox/"):  # the vendor's latency, not the harness's controls
-            time.sleep(self.latency + getattr(response, "stall", 0.0))
-        return response(environ, start_response)
+        return answer_recorded(self, environ, start_response)
 
     def _dispatch(self, request: Request, arrived: float) -> Response:
         if request.path.startswith("/_sandbox/"):

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from werkzeug import Request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 # How often the serving loop looks for a shutdown request: stop() waits up to this long.
@@ -130,6 +131,24 @@ class Received:
     path: str
     status: int | None = None  # None while the answer is still on its way (a stalled answer)
     fault: str | None = None  # the fault drawn: "error", "timeout", "lost", "created_then_503" (None: none)
+
+
+def answer_recorded(sandbox: Any, environ: dict[str, Any], start_response: Any) -> Any:
+    """A request to a vendor sandbox (Playment's, Scale's): recorded in `sandbox.received` as it
+    arrived at this host (ArrivalStamped), answered by `sandbox._dispatch(request, arrived)`, its
+    status and drawn fault recorded, after the vendor's `latency` and the answer's own stall (the
+    sandbox's /_sandbox/ controls answer at once)."""
+    request = Request(environ)
+    arrived = float(environ.get(ARRIVED) or time.monotonic())
+    received = Received(arrived, request.method, request.path)
+    with sandbox._lock:
+        sandbox.received.append(received)
+    response = sandbox._dispatch(request, arrived)
+    received.status = response.status_code
+    received.fault = getattr(response, "fault", None)
+    if not request.path.startswith("/_sandbox/"):
+        time.sleep(sandbox.latency + getattr(response, "stall", 0.0))
+    return response(environ, start_response)
 
 
 def peak_rate(arrivals: list[float], window: float = 1.0) -> int:

@@ -188,7 +188,7 @@ def inline_lease(lives_for: float | None) -> int:
     left, None when unknown) rounded up, and a second; never more than INLINE_LEASE_SECONDS."""
     if lives_for is None or not math.isfinite(lives_for):
         return INLINE_LEASE_SECONDS
-    return max(1, min(INLINE_LEASE_SECONDS, math.ceil(max(0.0, lives_for)) + 1))
+    return min(INLINE_LEASE_SECONDS, math.ceil(max(0.0, lives_for)) + 1)
 
 
 class Submitter:
@@ -246,7 +246,7 @@ class Submitter:
         self._check(request)
         # Written claimed: until this attempt's verdict, no worker attempts it and no cancel marks
         # it CANCELED while the vendor job may be being created. For no longer than this invocation
-        # can live: a SubmitJob that died after the write leaves the job to the worker at once after.
+        # can live: a SubmitJob that died after the write leaves the job free from its deadline on.
         created = self._record(request, lease_seconds=inline_lease(lives_for))
         if not created.created:
             return _replay(created.job, request)

@@ -14,12 +14,13 @@ from unittest import mock
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from moto.core.serialize import BaseJSONSerializer, XFormedAttributePicker, get_serializer_class
+from moto.core.serialize import BaseJSONSerializer, ResponseSerializer, XFormedAttributePicker, get_serializer_class
 from moto.core.utils import get_service_model
 
-from local.moto_server import MOTO_SERIALIZE_STRUCTURE, dynamodb_attribute_values_as_given, plain_attribute_value
+from local.moto_server import dynamodb_attribute_values_as_given, plain_attribute_value
 
 dynamodb_attribute_values_as_given()  # tests/conftest.py has applied it too: applying it again changes nothing
+MOTO_OWN = BaseJSONSerializer._serialize_type_structure.__wrapped__  # type: ignore[attr-defined]
 
 names = st.text(max_size=8)
 numbers = st.one_of(st.integers().map(str), st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str))
@@ -53,7 +54,7 @@ def answer(service: str, operation: str, result: dict[str, Any], *, moto_own: bo
         operation_model=operation_model, pretty_print=False, value_picker=XFormedAttributePicker()
     )
     if moto_own:
-        with mock.patch.object(BaseJSONSerializer, "_serialize_type_structure", MOTO_SERIALIZE_STRUCTURE["json"]):
+        with mock.patch.object(BaseJSONSerializer, "_serialize_type_structure", MOTO_OWN):
             return str(serializer.serialize(result)["body"])
     return str(serializer.serialize(result)["body"])
 
@@ -75,14 +76,25 @@ def test_every_item_is_answered_as_moto_answers_it(item: dict[str, Any], others:
     same_answer("dynamodbstreams", "GetRecords", {"Records": [record]})
 
 
-def test_a_plain_item_takes_the_shortcut() -> None:
-    # given the shortcut is watched
+def walked(moto_own: bool) -> list[str]:
+    """The structures moto's member-by-member walk went through to answer a GetItem of a plain item."""
     item = {"a": {"M": {"b": {"L": [{"S": "x"}, {"NULL": False}]}}}, "n": {"N": "1"}}
-    taken: list[Any] = []
-    with mock.patch("local.moto_server._default_serialized", side_effect=lambda *a: taken.append(a[1])):
-        answer("dynamodb", "GetItem", {"Item": item}, moto_own=False)
-    # then each top-level value went through it whole, none through moto's walk
-    assert taken == [item["a"], item["n"]]
+    names: list[str] = []
+    walk = ResponseSerializer._serialize_type_structure
+
+    def watched(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        names.append(shape.name)
+        walk(self, serialized, value, shape, key)
+
+    with mock.patch.object(ResponseSerializer, "_serialize_type_structure", watched):
+        answer("dynamodb", "GetItem", {"Item": item}, moto_own=moto_own)
+    return names
+
+
+def test_a_plain_item_takes_the_shortcut() -> None:
+    # moto's own path walks each attribute value; the shortcut writes the item's values as they are
+    assert walked(moto_own=True).count("AttributeValue") == 5  # a, b, its two items, n
+    assert "AttributeValue" not in walked(moto_own=False)
 
 
 def test_only_plain_values_take_the_shortcut() -> None:
