@@ -53,6 +53,15 @@ def function_arn(name: str) -> str:
     return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
 
 
+def _asked_for(name: str, qualifier: str | None) -> str:
+    """The ARN a caller asked for, qualifier included, as Lambda names it in a 404."""
+    from urllib.parse import unquote
+
+    name = unquote(name)
+    arn = name if name.startswith("arn:") else function_arn(name.split(":function:")[-1])
+    return f"{arn}:{qualifier}" if qualifier and not arn.endswith(f":{qualifier}") else arn
+
+
 class QualifierMismatch(ValueError):
     """The function name's qualifier and the Qualifier parameter differ (Lambda: 400)."""
 
@@ -103,7 +112,9 @@ class LambdaInvokeApi:
             return self._refusal(400, "InvalidParameterValueException", str(exc))
         if logical is None:
             return self._refusal(
-                404, "ResourceNotFoundException", f"Function not found: {function_arn(name.rsplit(':', 1)[-1])}"
+                404,
+                "ResourceNotFoundException",
+                f"Function not found: {_asked_for(name, request.args.get('Qualifier'))}",
             )
         kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if kind not in ("RequestResponse", "Event", "DryRun"):

@@ -107,9 +107,10 @@ def test_refusals_are_lambdas(stack: Stack) -> None:
     client = lambda_client(stack)
     with pytest.raises(client.exceptions.ResourceNotFoundException, match="Function not found"):
         client.invoke(FunctionName="NoSuchFunction", Payload=b"{}")
-    with pytest.raises(client.exceptions.ResourceNotFoundException):
+    arn = "arn:aws:lambda:us-east-1:123456789012:function"
+    with pytest.raises(client.exceptions.ResourceNotFoundException, match=f"{arn}:SubmitJobFunction:7$"):
         client.invoke(FunctionName="SubmitJobFunction:7", Payload=b"{}")  # no version is published here
-    with pytest.raises(client.exceptions.ResourceNotFoundException):
+    with pytest.raises(client.exceptions.ResourceNotFoundException, match=f"{arn}:GetJobFunction:nope$"):
         client.invoke(FunctionName="GetJobFunction", Qualifier="nope", Payload=b"{}")
     with pytest.raises(client.exceptions.InvalidParameterValueException, match="does not match"):
         client.invoke(FunctionName="GetJobFunction:live", Qualifier="$LATEST", Payload=b"{}")
