@@ -134,7 +134,7 @@ class Received:
 
 
 def answer_recorded(sandbox: Any, environ: dict[str, Any], start_response: Any) -> Any:
-    """A request to a vendor sandbox (Playment's, Scale's): recorded in `sandbox.received` as it
+    """A request to a vendor sandbox that records what it receives: recorded in `sandbox.received` as it
     arrived at this host (ArrivalStamped), answered by `sandbox._dispatch(request, arrived)`, its
     status and drawn fault recorded, after the vendor's `latency` and the answer's own stall (the
     sandbox's /_sandbox/ controls answer at once)."""
